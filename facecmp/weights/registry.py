@@ -80,7 +80,7 @@ REGISTRY: dict[str, WeightSpec] = {
                 member_sha256="6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af",
             ),
             converter="keras-h5",
-            state_dict_sha256="",
+            state_dict_sha256="5e9a1746272327cb09d4adaba7470eb50b12ab2259b776412b4b82932737ea29",
             embedding_size=128,
             normalization="prewhiten",
             lfw_accuracy_published=0.992,

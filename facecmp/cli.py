@@ -1,0 +1,144 @@
+"""``facecmp`` command line: compare, weights, liveness, serve.
+
+Exit status: 0 on success (whatever the match decision), 2 on a usage error, 1 on a
+pipeline error (printed as the API's ``{"code", "message"}``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from facecmp.errors import FacecmpError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except FacecmpError as exc:
+        print(json.dumps(exc.to_dict()) if getattr(args, "json", False) else f"error {exc.code}: {exc.message}",
+              file=sys.stdout if getattr(args, "json", False) else sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facecmp", description="1:1 face compare with calibrated scores")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    compare = commands.add_parser("compare", help="compare the faces of two images")
+    compare.add_argument("image_a", help="probe image path, or - for base64 on stdin")
+    compare.add_argument("image_b", help="reference image path, or - for base64 on stdin (one line each)")
+    compare.add_argument("--min-score", type=float, default=0.7, help="match cutoff on the calibrated score")
+    compare.add_argument("--mode", choices=["fast", "accurate"], help="pipeline mode (default $FACECMP_MODE or accurate)")
+    compare.add_argument("--check-liveness", action="store_true", help="also require the probe to be live")
+    compare.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    compare.set_defaults(handler=_compare)
+
+    weights = commands.add_parser("weights", help="list or fetch pretrained weights")
+    weights_commands = weights.add_subparsers(dest="weights_command", required=True)
+    weights_commands.add_parser("list", help="the model zoo and what is installed").set_defaults(handler=_weights_list)
+    fetch = weights_commands.add_parser("fetch", help="download, verify, convert and cache weights")
+    fetch.add_argument("names", nargs="+", help="registry names, 'minifasnet', or 'default' (what the modes need)")
+    fetch.add_argument("--from", dest="source", help="local copy of the source file/folder (offline machines)")
+    fetch.set_defaults(handler=_weights_fetch)
+
+    liveness = commands.add_parser("liveness", help="liveness (presentation attack) check of one image")
+    liveness.add_argument("image")
+    liveness.add_argument("--json", action="store_true")
+    liveness.set_defaults(handler=_liveness)
+
+    serve = commands.add_parser("serve", help="run the REST service (uvicorn)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def _read_sources(paths: list[str]) -> list[str]:
+    """Replace each ``-`` by the next non-empty line of stdin (base64, data URL allowed)."""
+    lines = iter([line for line in sys.stdin.read().splitlines() if line.strip()]) if "-" in paths else iter(())
+    sources = []
+    for path in paths:
+        if path != "-":
+            sources.append(path)
+            continue
+        line = next(lines, None)
+        if line is None:
+            raise SystemExit("facecmp: expected one base64 image per line on stdin for each '-'")
+        sources.append(line.strip())
+    return sources
+
+
+def _compare(args) -> int:
+    from facecmp.pipeline import FaceComparer
+
+    image_a, image_b = _read_sources([args.image_a, args.image_b])
+    result = FaceComparer(args.mode).compare(image_a, image_b, min_similarity_score=args.min_score,
+                                             check_liveness=args.check_liveness)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    verdict = "MATCH" if result.is_match else "NO MATCH"
+    print(f"{verdict}  score {result.score:.4f} (cutoff {result.min_similarity_score})  cosine {result.cosine:.4f}"
+          f"  mode {result.mode}")
+    for role, report in zip(("probe", "reference"), result.faces):
+        box = ", ".join(f"{v:.0f}" for v in report.face.box)
+        print(f"  {role:9s} face box [{box}] p={report.face.probability:.3f}  faces in image: {report.face_count}")
+    if result.liveness is not None:
+        print(f"  liveness  score {result.liveness.score:.3f} live={result.liveness.live}")
+    print("  timings ms: " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items()))
+    return 0
+
+
+def _weights_list(args) -> int:
+    from facecmp.weights.registry import REGISTRY
+    from facecmp.weights.store import installed, weights_path
+
+    for spec in REGISTRY.values():
+        state = f"installed at {weights_path(spec.name)}" if installed(spec.name) else "not installed"
+        print(f"{spec.name:14s} {spec.embedding_size:4d}-d  LFW {spec.lfw_accuracy_published:.2%} (published)"
+              f"  {spec.training_data:14s} {state}")
+    from facecmp.liveness import minifasnet_installed
+
+    print(f"{'minifasnet':14s} liveness  {'installed' if minifasnet_installed() else 'not installed'}")
+    return 0
+
+
+def _weights_fetch(args) -> int:
+    from facecmp.modes import MODES
+    from facecmp.weights.store import fetch, installed
+
+    names = []
+    for name in args.names:
+        names.extend(sorted({w for m in MODES.values() for w in m.weights}) if name == "default" else [name])
+    for name in names:
+        if name == "minifasnet":
+            from facecmp.liveness import fetch_minifasnet
+
+            print(f"minifasnet: {fetch_minifasnet(args.source)}")
+        elif installed(name) and args.source is None:
+            print(f"{name}: already installed")
+        else:
+            print(f"{name}: {fetch(name, args.source)}")
+    return 0
+
+
+def _liveness(args) -> int:
+    from facecmp.liveness import format_liveness_report
+    from facecmp.pipeline import FaceComparer
+
+    result = FaceComparer().check_liveness(args.image)
+    print(json.dumps(result.to_dict()) if args.json else format_liveness_report(result))
+    return 0
+
+
+def _serve(args) -> int:
+    import serve
+
+    serve.main(args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

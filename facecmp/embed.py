@@ -1,0 +1,53 @@
+"""Face embeddings with InceptionResnetV1 and registry weights.
+
+``Embedder(name)`` takes face crops, an (N, S, S, 3) uint8 RGB array (S = 160), and
+returns (N, D) float32 L2-normalised embeddings (D from the registry: 512 or 128).
+With ``flip=True`` each crop and its mirror image run in the same forward pass and their
+embeddings are summed before normalising (test-time augmentation).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facecmp.weights.inception import build_inception_resnet_v1
+from facecmp.weights.normalization import fixed_image_standardization, prewhiten
+from facecmp.weights.registry import get_spec
+from facecmp.weights.store import load_state_dict
+
+_NORMALIZE = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
+
+
+class Embedder:
+    """One pretrained InceptionResnetV1, in eval mode, on ``device``."""
+
+    def __init__(self, weights: str, *, device: str = "cpu"):
+        self.spec = get_spec(weights)
+        self.device = torch.device(device)
+        model = build_inception_resnet_v1(self.spec.embedding_size)
+        model.load_state_dict(load_state_dict(weights), strict=True)
+        self.model = model.eval().to(self.device)
+        self._normalize = _NORMALIZE[self.spec.normalization]
+
+    @property
+    def embedding_size(self) -> int:
+        return self.spec.embedding_size
+
+    def embed(self, crops: np.ndarray, *, flip: bool = False, batch_size: int = 64) -> np.ndarray:
+        """(N, S, S, 3) uint8 -> (N, D) float32, unit L2 norm."""
+        if len(crops) == 0:
+            return np.zeros((0, self.embedding_size), np.float32)
+        outputs = [self._embed_chunk(crops[i:i + batch_size], flip) for i in range(0, len(crops), batch_size)]
+        return np.concatenate(outputs)
+
+    def _embed_chunk(self, crops: np.ndarray, flip: bool) -> np.ndarray:
+        batch = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        if flip:
+            batch = torch.cat([batch, batch.flip(3)])
+        with torch.inference_mode():
+            features = self.model(self._normalize(batch))
+        if flip:
+            count = len(crops)
+            features = F.normalize(features[:count], dim=1) + F.normalize(features[count:], dim=1)
+        return F.normalize(features, dim=1).cpu().numpy().astype(np.float32)

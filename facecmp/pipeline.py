@@ -1,0 +1,260 @@
+"""``FaceComparer``: the one pipeline shared by the library, CLI, eval suite, notebooks and service.
+
+decode -> detect (MTCNN, most prominent face) -> crop -> embed (InceptionResnetV1, per mode)
+-> cosine -> calibrated score in [0, 1] -> ``is_match = score >= min_similarity_score``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from facecmp import __version__
+from facecmp.align import crop_face
+from facecmp.calibration import Calibration, load_calibration
+from facecmp.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, load_image
+from facecmp.detect import FaceDetector
+from facecmp.embed import Embedder
+from facecmp.errors import FacecmpError, FaceNotDetectedError
+from facecmp.faces import Face
+from facecmp.modes import MODES, PipelineConfig, get_mode
+from facecmp.weights.registry import get_spec
+
+DEFAULT_MIN_SIMILARITY = 0.7
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    """The face a comparison used, how many faces the image held, and the image size (w, h)."""
+
+    face: Face
+    face_count: int
+    image_size: tuple[int, int]
+
+    def to_dict(self) -> dict:
+        return {**self.face.to_dict(), "face_count": self.face_count, "image_size": list(self.image_size)}
+
+
+@dataclass(frozen=True)
+class FaceRepresentation(FaceReport):
+    """A face and its (D,) float32 unit-norm embedding."""
+
+    embedding: np.ndarray = field(repr=False, default=None)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    is_match: bool
+    score: float              # calibrated, [0, 1]
+    cosine: float             # raw cosine similarity, [-1, 1]
+    min_similarity_score: float
+    mode: str
+    faces: tuple[FaceReport, FaceReport]
+    weights: dict[str, str]
+    calibration: str
+    timings_ms: dict[str, float]
+    liveness: object | None = None   # facecmp.liveness.LivenessResult when checked
+
+    def to_dict(self) -> dict:
+        return {
+            "is_match": self.is_match, "score": round(self.score, 6), "cosine": round(self.cosine, 6),
+            "min_similarity_score": self.min_similarity_score, "mode": self.mode,
+            "faces": [f.to_dict() for f in self.faces], "weights": self.weights,
+            "calibration": self.calibration,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "liveness": self.liveness.to_dict() if self.liveness is not None else None,
+        }
+
+
+class FaceComparer:
+    """Load once, compare many. Thread-safe for concurrent ``compare`` calls.
+
+    Parameters
+    ----------
+    mode : "fast" | "accurate" | None
+        Default pipeline mode (``None``: ``$FACECMP_MODE`` or ``accurate``); every call may
+        override it. The weights of the default mode load now; others on first use.
+    device : str
+        torch device of the embedders and detector.
+    decode_limits : DecodeLimits
+        Byte and pixel limits for untrusted images.
+    liveness_settings : facecmp.liveness.LivenessSettings | None
+        Limits and weights of the liveness check (default settings when ``None``).
+    """
+
+    def __init__(self, mode: str | None = None, *, device: str = "cpu", detector: FaceDetector | None = None,
+                 decode_limits: DecodeLimits = DEFAULT_LIMITS, liveness_settings=None):
+        self.mode = get_mode(mode).mode
+        self.device = device
+        self.decode_limits = decode_limits
+        self.detector = detector or FaceDetector(device=device)
+        self._liveness_settings = liveness_settings
+        self._liveness = None
+        self._embedders: dict[str, Embedder] = {}
+        self._calibrations: dict[str, Calibration] = {}
+        self._lock = threading.Lock()
+        self._prepare(self.mode)
+
+    # -- public API -------------------------------------------------------------------------
+
+    def load_image(self, source: ImageSource) -> np.ndarray:
+        return load_image(source, self.decode_limits)
+
+    def compare(self, image_a: ImageSource, image_b: ImageSource, *,
+                min_similarity_score: float = DEFAULT_MIN_SIMILARITY, check_liveness: bool = False,
+                mode: str | None = None) -> CompareResult:
+        """Compare the most prominent face of ``image_a`` (the probe) with that of ``image_b``.
+
+        Raises ImageDecodeError, FaceNotDetectedError (metadata ``image``: "probe" or
+        "reference"), and with ``check_liveness`` LivenessError for the probe.
+        """
+        config = self._prepare(mode)
+        timings: dict[str, float] = {}
+        with _timed(timings, "decode"):
+            images = [self.load_image(image_a), self.load_image(image_b)]
+        with _timed(timings, "detect"):
+            detections = self.detector.detect_batch(images)
+        for role, faces in zip(("probe", "reference"), detections):
+            if not faces:
+                raise FaceNotDetectedError(metadata={"image": role})
+        liveness = None
+        if check_liveness:
+            with _timed(timings, "liveness"):
+                liveness = self._liveness_checker().check(images[0], detections[0])
+            liveness.raise_for_failure()
+        chosen = [faces[0] for faces in detections]
+        embeddings = self._embed(config, images, chosen, timings)
+        with _timed(timings, "score"):
+            cosine = float(np.clip(embeddings[0] @ embeddings[1], -1.0, 1.0))
+            score = float(self.calibration(config.mode).score(cosine))
+        timings["total"] = sum(timings.values())
+        reports = tuple(FaceReport(face, len(faces), (img.shape[1], img.shape[0]))
+                        for face, faces, img in zip(chosen, detections, images))
+        return CompareResult(
+            is_match=score >= min_similarity_score, score=score, cosine=cosine,
+            min_similarity_score=min_similarity_score, mode=config.mode, faces=reports,
+            weights=self.weights_versions(config.mode), calibration=self.calibration(config.mode).id,
+            timings_ms=timings, liveness=liveness,
+        )
+
+    def compare_sets(self, gallery: Sequence[ImageSource], probe: Sequence[ImageSource], *,
+                     mode: str | None = None) -> float:
+        """Best calibrated score over all gallery x probe pairs (images must each hold a face)."""
+        reps = self.represent_batch([*gallery, *probe], mode=mode)
+        for rep in reps:
+            if isinstance(rep, FacecmpError):
+                raise rep
+        g = np.stack([r.embedding for r in reps[:len(gallery)]])
+        p = np.stack([r.embedding for r in reps[len(gallery):]])
+        return float(self.score(np.clip(g @ p.T, -1, 1).max(), mode=mode))
+
+    def represent(self, image: ImageSource, *, mode: str | None = None) -> FaceRepresentation:
+        """Embedding of the most prominent face; raises like :meth:`compare`."""
+        result = self.represent_batch([image], mode=mode)[0]
+        if isinstance(result, FacecmpError):
+            raise result
+        return result
+
+    def represent_batch(self, images: Sequence[ImageSource], *, mode: str | None = None
+                        ) -> list[FaceRepresentation | FacecmpError]:
+        """Batched :meth:`represent`; a failing image yields its error in place, never a gap."""
+        config = self._prepare(mode)
+        results: list[FaceRepresentation | FacecmpError | None] = [None] * len(images)
+        decoded: dict[int, np.ndarray] = {}
+        for i, source in enumerate(images):
+            try:
+                decoded[i] = self.load_image(source)
+            except FacecmpError as exc:
+                results[i] = exc
+        order = list(decoded)
+        detections = self.detector.detect_batch([decoded[i] for i in order]) if order else []
+        found = [(i, faces) for i, faces in zip(order, detections) if faces]
+        for i, faces in zip(order, detections):
+            if not faces:
+                results[i] = FaceNotDetectedError()
+        if found:
+            embeddings = self._embed(config, [decoded[i] for i, _ in found], [f[0] for _, f in found], {})
+            for (i, faces), embedding in zip(found, embeddings):
+                image = decoded[i]
+                results[i] = FaceRepresentation(faces[0], len(faces), (image.shape[1], image.shape[0]), embedding)
+        return results
+
+    def score(self, cosine: float | np.ndarray, *, mode: str | None = None) -> float | np.ndarray:
+        """Calibrated score(s) in [0, 1] for cosine similarity(ies) of ``mode``'s embeddings."""
+        return self.calibration(get_mode(mode or self.mode).mode).score(cosine)
+
+    def calibration(self, mode: str | None = None) -> Calibration:
+        config = self._prepare(mode)
+        return self._calibrations[config.mode]
+
+    def check_liveness(self, image: ImageSource):
+        """The liveness verdict for the face in ``image`` (see :mod:`facecmp.liveness`)."""
+        decoded = self.load_image(image)
+        return self._liveness_checker().check(decoded, self.detector.detect(decoded))
+
+    def weights_versions(self, mode: str | None = None) -> dict[str, str]:
+        """Weight set name -> first 12 hex digits of its state-dict digest."""
+        config = get_mode(mode or self.mode)
+        return {name: get_spec(name).state_dict_sha256[:12] for name in config.weights}
+
+    def pipeline_id(self, mode: str | None = None) -> str:
+        """Stable identity of what an image maps to in ``mode``: use it to key embedding caches."""
+        config = get_mode(mode or self.mode)
+        blob = json.dumps({"fingerprint": config.fingerprint(), "weights": self.weights_versions(config.mode)},
+                          sort_keys=True)
+        return f"{config.mode}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+    def versions(self) -> dict:
+        return {
+            "facecmp": __version__, "mode": self.mode,
+            "modes": {name: {"weights": self.weights_versions(name), "pipeline_id": self.pipeline_id(name),
+                             "calibration": self._calibrations[name].id if name in self._calibrations else None}
+                      for name in MODES},
+        }
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _prepare(self, mode: str | None) -> PipelineConfig:
+        """Load (once) the embedders and calibration of ``mode``."""
+        config = get_mode(mode or self.mode)
+        if config.mode in self._calibrations:
+            return config
+        with self._lock:
+            for name in config.weights:
+                if name not in self._embedders:
+                    self._embedders[name] = Embedder(name, device=self.device)
+            if config.mode not in self._calibrations:
+                self._calibrations[config.mode] = load_calibration(config.mode, config.fingerprint())
+        return config
+
+    def _embed(self, config: PipelineConfig, images: list[np.ndarray], faces: list[Face],
+               timings: dict[str, float]) -> np.ndarray:
+        """(N, sum D) fused unit-norm embeddings of one face per image."""
+        with _timed(timings, "crop"):
+            crops = np.stack([crop_face(img, face, config.crop) for img, face in zip(images, faces)])
+        with _timed(timings, "embed"):
+            parts = [self._embedders[name].embed(crops, flip=config.flip) for name in config.weights]
+            fused = np.concatenate(parts, axis=1) / np.sqrt(len(parts))  # cosine = mean of per-model cosines
+        return fused.astype(np.float32)
+
+    def _liveness_checker(self):
+        if self._liveness is None:
+            from facecmp.liveness import LivenessChecker, LivenessSettings
+
+            self._liveness = LivenessChecker(self._liveness_settings or LivenessSettings.from_env())
+        return self._liveness
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000.0

@@ -1,0 +1,1 @@
+"""Offline fitting and measurement code (calibration, crop choice). Imports facecmp only."""

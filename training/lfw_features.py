@@ -1,0 +1,110 @@
+"""Detect and embed every LFW View 2 image once, through facecmp's own pipeline stages.
+
+Outputs (under ``--out``, default ``<facecmp cache>/training/lfw``):
+- ``detections.npz``: per image its path, identity, fold (1-10, from pairs.txt), face count
+  and the chosen face (box, probability, landmarks) — the face the service would pick.
+- ``emb-<weights>-<crop>-<flip>.npz``: (N, D) embeddings for one configuration.
+
+The fits and measurements in ``training/`` read these files; nothing here is tuned.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from facecmp.align import CropConfig, crop_face
+from facecmp.decode import load_image
+from facecmp.detect import FaceDetector
+from facecmp.embed import Embedder
+from facecmp.faces import Face
+from facecmp.weights.store import cache_dir
+
+
+def lfw_images(lfw_dir: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Relative image paths, identities and the pairs.txt fold (1-10) of each image."""
+    lines = (lfw_dir / "pairs.txt").read_text().split("\n")
+    folds, per_fold = (int(v) for v in lines[0].split())
+    fold_of: dict[str, int] = {}
+    for index, line in enumerate(l for l in lines[1:] if l.strip()):
+        parts = line.split("\t")
+        fold = index // (2 * per_fold) + 1
+        names = [(parts[0], parts[1]), (parts[0], parts[2])] if len(parts) == 3 else [(parts[0], parts[1]), (parts[2], parts[3])]
+        for name, number in names:
+            fold_of.setdefault(name, fold)
+    paths = sorted(str(p.relative_to(lfw_dir / "images")) for p in (lfw_dir / "images").glob("*/*.jpg"))
+    identities = [p.split("/")[0] for p in paths]
+    return paths, identities, np.array([fold_of.get(i, 0) for i in identities])
+
+
+def detect_all(lfw_dir: Path, out: Path, batch: int = 16) -> Path:
+    target = out / "detections.npz"
+    if target.exists():
+        return target
+    paths, identities, folds = lfw_images(lfw_dir)
+    detector = FaceDetector()
+    counts = np.zeros(len(paths), int)
+    boxes = np.full((len(paths), 4), np.nan)
+    probs = np.zeros(len(paths))
+    marks = np.full((len(paths), 5, 2), np.nan)
+    for start in tqdm(range(0, len(paths), batch), desc="detect LFW"):
+        chunk = paths[start:start + batch]
+        images = [load_image(lfw_dir / "images" / p) for p in chunk]
+        for offset, faces in enumerate(detector.detect_batch(images)):
+            i = start + offset
+            counts[i] = len(faces)
+            if faces:
+                boxes[i], probs[i], marks[i] = faces[0].box, faces[0].probability, faces[0].landmarks
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(target, paths=np.array(paths), identities=np.array(identities), folds=folds,
+             counts=counts, boxes=boxes, probs=probs, landmarks=marks)
+    return target
+
+
+def embed_all(lfw_dir: Path, out: Path, weights: str, crop: CropConfig, folds: set[int], batch: int = 32) -> Path:
+    """Embeddings of the chosen faces of the images in ``folds``, unflipped and mirrored.
+
+    Both views are stored (each unit-norm) so that flip-TTA (their normalised sum) and the
+    plain pipeline are measured from one pass. Re-running fills only what is missing.
+    """
+    target = out / f"emb-{weights}-{crop.method}{crop.margin:g}.npz"
+    det = np.load(out / "detections.npz")
+    embedder = Embedder(weights)
+    shape = (len(det["paths"]), embedder.embedding_size)
+    stored = np.load(target) if target.exists() else None
+    plain = stored["plain"] if stored is not None else np.full(shape, np.nan, np.float32)
+    mirrored = stored["mirrored"] if stored is not None else np.full(shape, np.nan, np.float32)
+    todo = np.flatnonzero((det["counts"] > 0) & np.isin(det["folds"], list(folds)) & np.isnan(plain[:, 0]))
+    for start in tqdm(range(0, len(todo), batch), desc=f"embed {target.stem}"):
+        idx = todo[start:start + batch]
+        crops = np.stack([
+            crop_face(load_image(lfw_dir / "images" / str(det["paths"][i])),
+                      Face(tuple(det["boxes"][i]), float(det["probs"][i]), det["landmarks"][i]), crop)
+            for i in idx
+        ])
+        both = embedder.embed(np.concatenate([crops, crops[:, :, ::-1]]))
+        plain[idx], mirrored[idx] = both[:len(idx)], both[len(idx):]
+    np.savez(target, plain=plain, mirrored=mirrored)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lfw", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/lfw")
+    parser.add_argument("--out", type=Path, default=cache_dir() / "training" / "lfw")
+    parser.add_argument("--weights", nargs="*", default=[])
+    parser.add_argument("--crop", default="box", choices=["box", "similarity"])
+    parser.add_argument("--margin", type=float, default=0.2)
+    parser.add_argument("--folds", default="1-10", help="pairs.txt folds to embed, e.g. 1-5")
+    args = parser.parse_args()
+    print(detect_all(args.lfw, args.out))
+    for weights in args.weights:
+        low, _, high = args.folds.partition("-")
+        folds = set(range(int(low), int(high or low) + 1))
+        print(embed_all(args.lfw, args.out, weights, CropConfig(args.crop, args.margin), folds))
+
+
+if __name__ == "__main__":
+    main()
