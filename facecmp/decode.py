@@ -94,8 +94,9 @@ def decode_bytes(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarr
             return _to_rgb_array(image)
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            EOFError, MemoryError) as exc:  # Pillow's many ways of saying "not an image"
+    except Image.DecompressionBombError as exc:  # Pillow's own guard fires in open() for the largest
+        raise ImageDecodeError(f"Image exceeds the limit of {limits.max_pixels} pixels.") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:  # Pillow's many ways of saying "not an image"
         raise ImageDecodeError() from exc
 
 

