@@ -20,6 +20,7 @@ from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
 from facecmp.embed import Embedder
 from facecmp.faces import Face
+from facecmp.modes import PipelineConfig
 from facecmp.weights.store import cache_dir
 
 
@@ -108,3 +109,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def config_embeddings(out: Path, config: PipelineConfig) -> np.ndarray:
+    """(N, D) embeddings of every LFW image as ``config`` computes them (NaN rows: not embedded).
+
+    Same arithmetic as :class:`facecmp.embed.Embedder` and ``FaceComparer._embed``: flip-TTA is
+    the normalised sum of the two views; several weight sets are concatenated / sqrt(k).
+    """
+    parts = []
+    for weights in config.weights:
+        stored = np.load(out / f"emb-{weights}-{config.crop.method}{config.crop.margin:g}.npz")
+        view = stored["plain"] + stored["mirrored"] if config.flip else stored["plain"]
+        parts.append(view / np.linalg.norm(view, axis=1, keepdims=True))
+    return (np.concatenate(parts, axis=1) / np.sqrt(len(parts))).astype(np.float32)

@@ -1,0 +1,12 @@
+"""Threshold-calibration evaluation of the facecmp pipeline.
+
+Turns a labelled face dataset into the evidence needed before trusting a score cutoff:
+how often 0.7 and 0.67 let an impostor through (FMR) and turn a genuine person away (FNMR),
+with identity-bootstrap confidence intervals, measured through exactly the pipeline the
+service runs (:class:`facecmp.FaceComparer`).
+
+Modules: ``datasets`` (adapters), ``embeddings`` (cached, resumable, local or Ray),
+``scoring`` (pairs and blocked all-vs-all), ``metrics`` (pure functions on score arrays),
+``run`` (one evaluation -> summary), ``report`` and ``plots`` (files), ``cli``
+(``python -m eval run|compare``). Imports ``facecmp`` only.
+"""

@@ -1,0 +1,187 @@
+"""``python -m eval run DATASET --out DIR`` and ``python -m eval compare RUN_DIR ...``.
+
+DATASET is a folder of identities (``<identity>/<image>``), an LFW folder (``pairs.txt`` +
+``images/``), or a CSV/TSV pairs file with a column mapping (``--col-a`` ...). See docs/eval.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_INCOMPLETE = 3
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(",") if v.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="evaluate one dataset; writes report.md, metrics.json and plots")
+    run.add_argument("dataset", help="folder of identities, LFW folder, or pairs CSV/TSV")
+    run.add_argument("--out", required=True, help="output folder (created)")
+    run.add_argument("--format", choices=("auto", "folder", "lfw", "pairs"), default="auto")
+    run.add_argument("--name", help="dataset name in the report")
+    run.add_argument("--mode", choices=("fast", "accurate"), default=None, help="pipeline mode (default: the library's)")
+    run.add_argument("--cutoffs", type=_floats, default=(0.7, 0.67),
+                     help="comma-separated score cutoffs; the first is the reference (default 0.7,0.67)")
+    run.add_argument("--fmr-targets", type=_floats, default=(1e-2, 1e-3, 1e-4), help="FMRs for TAR@FAR (default 1e-2,1e-3,1e-4)")
+    run.add_argument("--bootstrap", type=int, default=1000, help="identity bootstrap resamples (default 1000)")
+    run.add_argument("--seed", type=int, default=0, help="seed of pair sampling and bootstrap")
+    run.add_argument("--all-pairs", choices=("auto", "yes", "no"), default="auto",
+                     help="score every different-identity pair (auto: folder and LFW yes, pairs files no)")
+    embed = run.add_argument_group("embedding")
+    embed.add_argument("--backend", choices=("local", "ray"), default="local")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--ray-actors", type=int, default=1, help="actor pool size of --backend ray")
+    embed.add_argument("--ray-address", default=None, help="connect to this Ray cluster (default: start a local one)")
+    embed.add_argument("--cache", default=None, help="embedding cache file (default: <facecmp cache>/embeddings/embeddings.sqlite)")
+    embed.add_argument("--no-cache", action="store_true", help="keep embeddings in memory only")
+    embed.add_argument("--limit", type=int, default=None,
+                       help="embed at most N new images, then stop (exit 3); rerun to continue from the cache")
+    embed.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    embed.add_argument("--no-progress", action="store_true")
+    folder = run.add_argument_group("folder of identities")
+    folder.add_argument("--folds", type=int, default=10)
+    folder.add_argument("--pairs-per-fold", type=int, default=300)
+    folder.add_argument("--max-images", type=int, default=None, help="keep whole identities until about N images")
+    pairs = run.add_argument_group("LFW and pairs files")
+    pairs.add_argument("--pairs-file", default="pairs.txt", help="LFW: protocol file inside the LFW folder")
+    pairs.add_argument("--max-pairs", type=int, default=None, help="keep about N pairs, spread over folds and labels")
+    pairs.add_argument("--col-a", help="pairs file: column of the first image path (name or 0-based number)")
+    pairs.add_argument("--col-b", help="column of the second image path")
+    pairs.add_argument("--col-same", help="column saying same person (1/0, true/false, same/different)")
+    pairs.add_argument("--col-fold", help="column of fold labels (enables k-fold accuracy)")
+    pairs.add_argument("--col-id-a", help="identity of image a (default: its folder name)")
+    pairs.add_argument("--col-id-b", help="identity of image b")
+    pairs.add_argument("--col-group", action="append", default=[], help="break results down by this column (repeatable)")
+    pairs.add_argument("--root", help="folder the image paths are relative to (relative to the pairs file's folder)")
+    pairs.add_argument("--names", help="comma-separated column names for a file without a header row")
+    pairs.add_argument("--delimiter", help="field separator (default: tab for .tsv or tab-separated rows, else comma)")
+
+    compare = commands.add_parser("compare", help="compare runs side by side (a Markdown table)")
+    compare.add_argument("runs", nargs="+", help="run folders (each with metrics.json)")
+    compare.add_argument("--out", help="also write the table (and det_compare.png beside it) here")
+    return parser
+
+
+def load_dataset(args):
+    from eval import datasets
+
+    kind = datasets.detect_format(args.dataset) if args.format == "auto" else args.format
+    if kind == "lfw":
+        return datasets.load_lfw(args.dataset, pairs_file=args.pairs_file, max_pairs=args.max_pairs,
+                                 name=args.name or "lfw")
+    if kind == "folder":
+        return datasets.load_folder(args.dataset, n_folds=args.folds, pairs_per_fold=args.pairs_per_fold,
+                                    seed=args.seed, max_images=args.max_images, name=args.name)
+    if not (args.col_a and args.col_b and args.col_same):
+        raise SystemExit("a pairs file needs --col-a, --col-b and --col-same")
+    return datasets.load_pairs_file(
+        args.dataset, col_a=args.col_a, col_b=args.col_b, col_same=args.col_same, col_fold=args.col_fold,
+        col_id_a=args.col_id_a, col_id_b=args.col_id_b, group_columns=tuple(args.col_group), root=args.root,
+        names=args.names.split(",") if args.names else None,
+        delimiter=args.delimiter.encode().decode("unicode_escape") if args.delimiter else None,
+        max_pairs=args.max_pairs, all_vs_all=args.all_pairs == "yes", name=args.name)
+
+
+def command_run(args) -> int:
+    started = time.perf_counter()
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from facecmp import FaceComparer
+
+    from eval import plots, report
+    from eval.embeddings import EmbeddingCache, embed_images
+    from eval.run import Settings, evaluate
+
+    out = Path(args.out)
+    dataset = load_dataset(args)
+    load_s = time.perf_counter() - started
+    comparer = FaceComparer(mode=args.mode)
+    cache = EmbeddingCache(":memory:" if args.no_cache else args.cache)
+    if args.backend == "ray" and args.ray_address:
+        import ray
+
+        ray.init(address=args.ray_address)
+    print(f"{dataset.name}: {dataset.n_images} images, {dataset.n_identities} identities; "
+          f"pipeline {comparer.pipeline_id(args.mode)}; cache {cache.path}", file=sys.stderr)
+    embedding = embed_images(dataset.images, comparer, mode=args.mode, cache=cache, batch_size=args.batch_size,
+                             backend=args.backend, limit=args.limit, progress=not args.no_progress,
+                             ray_actors=args.ray_actors, torch_threads=args.threads or 1)
+    if not embedding.complete:
+        missing = sum(r is None for r in embedding.records)
+        print(f"stopped after {embedding.n_computed} new images (--limit); {missing} still to embed. "
+              "Run the same command again to continue.", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    settings = Settings(cutoffs=args.cutoffs, fmr_targets=args.fmr_targets, n_resamples=args.bootstrap,
+                        seed=args.seed, all_pairs={"auto": None, "yes": True, "no": False}[args.all_pairs])
+    evaluation = evaluate(dataset, comparer, embedding, mode=args.mode, settings=settings)
+    out.mkdir(parents=True, exist_ok=True)
+    timing = evaluation.summary["timing"]
+    timing["load_s"] = round(load_s, 3)
+    # Time to the numbers; writing files comes after and is not counted.
+    timing["total_s"] = round(time.perf_counter() - started, 3)
+    written = plots.write_plots(out, evaluation.summary, evaluation.curves)
+    report.write_run(out, evaluation.summary, evaluation.curves, written)
+    print(f"wrote {out / 'report.md'}, {out / 'metrics.json'} and {len(written)} plots", file=sys.stderr)
+    return 0
+
+
+def command_compare(args) -> int:
+    from eval import report
+
+    summaries = {}
+    for run_dir in args.runs:
+        label = Path(run_dir).name
+        while label in summaries:
+            label += "'"
+        summaries[label] = report.load_summary(run_dir)
+    table = report.compare_table(summaries)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table)
+        _compare_plot(out.parent / "det_compare.png", args.runs, list(summaries))
+    return 0
+
+
+def _compare_plot(path: Path, run_dirs: list[str], labels: list[str]) -> None:
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+
+    from eval import plots
+
+    curves = {}
+    for run_dir, label in zip(run_dirs, labels):
+        npz = Path(run_dir) / "curves.npz"
+        if not npz.is_file():
+            continue
+        data = np.load(npz)
+        for name in ("all_vs_all", "protocol"):
+            if f"{name}_det_fmr" in data:
+                curves[f"{label} ({name})"] = (data[f"{name}_det_fmr"], data[f"{name}_det_fnmr"])
+                break
+    if curves:
+        fig = plots.det_curves(curves, title="DET, runs compared")
+        fig.savefig(path, dpi=110)
+        plots.plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TQDM_MININTERVAL", "1")
+    args = build_parser().parse_args(argv)
+    return command_run(args) if args.command == "run" else command_compare(args)

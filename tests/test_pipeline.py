@@ -1,0 +1,103 @@
+"""The pipeline end to end on real photos: decisions, errors, batching, the result's contents."""
+from __future__ import annotations
+
+import base64
+import itertools
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facecmp import FaceNotDetectedError, ImageDecodeError
+
+
+def test_same_person_matches_and_different_people_do_not(fast_comparer, celebrity_photos):
+    people = sorted(celebrity_photos)
+    same = [fast_comparer.compare(*celebrity_photos[p][:2]) for p in people]
+    different = [fast_comparer.compare(celebrity_photos[a][0], celebrity_photos[b][0])
+                 for a, b in itertools.combinations(people, 2)]
+    assert min(r.score for r in same) > max(r.score for r in different)
+    assert sum(r.is_match for r in same) >= 4
+    assert not any(r.is_match for r in different)
+    assert all(0.0 <= r.score <= 1.0 for r in same + different)
+
+
+def test_result_carries_faces_versions_and_timings(fast_comparer, celebrity_photos):
+    a, b = celebrity_photos["elton_john"][:2]
+    result = fast_comparer.compare(a, b, min_similarity_score=0.5)
+    assert result.min_similarity_score == 0.5 and result.is_match == (result.score >= 0.5)
+    assert result.mode == "fast" and result.weights == fast_comparer.weights_versions("fast")
+    assert result.calibration == fast_comparer.calibration("fast").id
+    for report, path in zip(result.faces, (a, b)):
+        width, height = Image.open(path).size
+        assert report.image_size == (width, height) and report.face_count >= 1
+        x1, y1, x2, y2 = report.face.box
+        assert 0 <= x1 < x2 <= width + 5 and 0 <= y1 < y2 <= height + 5
+        assert report.face.landmarks.shape == (5, 2) and 0.9 <= report.face.probability <= 1
+    assert {"decode", "detect", "crop", "embed", "score", "total"} <= set(result.timings_ms)
+    assert result.to_dict()["faces"][0]["face_count"] == result.faces[0].face_count
+
+
+def test_identical_image_scores_near_one(fast_comparer, celebrity_photos):
+    photo = celebrity_photos["madonna"][0]
+    result = fast_comparer.compare(photo, photo.read_bytes())
+    assert result.cosine > 0.999 and result.score > 0.95
+
+
+def test_inputs_in_every_form_give_the_same_score(fast_comparer, celebrity_photos):
+    a, b = celebrity_photos["jerry_seinfeld"][:2]
+    reference = fast_comparer.compare(a, b).score
+    image = Image.open(a)
+    for source in (str(a), a.read_bytes(), base64.b64encode(a.read_bytes()).decode(),
+                   "data:image/jpeg;base64," + base64.b64encode(a.read_bytes()).decode(), image, np.asarray(image)):
+        assert fast_comparer.compare(source, b).score == pytest.approx(reference, abs=1e-5)
+
+
+def test_no_face_raises_face_not_detected(fast_comparer, celebrity_photos):
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    with pytest.raises(FaceNotDetectedError) as info:
+        fast_comparer.compare(celebrity_photos["madonna"][0], blank)
+    assert info.value.code == "ERR_FACE_NOT_DETECTED" and info.value.metadata == {"image": "reference"}
+
+
+def test_undecodable_input_raises_decode_error(fast_comparer, celebrity_photos):
+    with pytest.raises(ImageDecodeError):
+        fast_comparer.compare("bm90IGFuIGltYWdl", celebrity_photos["madonna"][0])
+
+
+def test_batch_embedding_equals_one_by_one_and_keeps_errors_in_place(fast_comparer, celebrity_photos):
+    photos = [celebrity_photos["madonna"][1], b"garbage", celebrity_photos["ben_afflek"][1]]
+    batch = fast_comparer.represent_batch(photos)
+    assert isinstance(batch[1], ImageDecodeError)
+    for i in (0, 2):
+        single = fast_comparer.represent(photos[i])
+        assert np.allclose(batch[i].embedding, single.embedding, atol=1e-5)
+        assert batch[i].embedding.shape == (128,) and abs(np.linalg.norm(batch[i].embedding) - 1) < 1e-5
+
+
+def test_large_photo_is_detected_downscaled_but_cropped_from_the_original(fast_comparer, celebrity_photos):
+    photo = Image.open(celebrity_photos["mindy_kaling"][0]).convert("RGB")
+    big = photo.resize((photo.width * 6, photo.height * 6), Image.BICUBIC)
+    small_result = fast_comparer.represent(photo)
+    big_result = fast_comparer.represent(big)
+    assert np.allclose(np.array(big_result.face.box) / 6, small_result.face.box, atol=4)
+    assert float(big_result.embedding @ small_result.embedding) > 0.9
+
+
+def test_most_prominent_face_is_used_and_faces_counted(fast_comparer, celebrity_photos):
+    big = Image.open(celebrity_photos["madonna"][0]).convert("RGB")
+    small = Image.open(celebrity_photos["ben_afflek"][0]).convert("RGB")
+    small = small.resize((small.width // 2, small.height // 2))
+    canvas = Image.new("RGB", (big.width + small.width + 20, max(big.height, small.height)), "white")
+    canvas.paste(big, (0, 0))
+    canvas.paste(small, (big.width + 20, 0))
+    rep = fast_comparer.represent(canvas)
+    assert rep.face_count == 2 and rep.face.box[0] < big.width
+    assert float(rep.embedding @ fast_comparer.represent(big).embedding) > 0.95
+
+
+def test_accurate_mode_separates_people(accurate_comparer, celebrity_photos):
+    same = accurate_comparer.compare(*celebrity_photos["madonna"][:2])
+    other = accurate_comparer.compare(celebrity_photos["madonna"][0], celebrity_photos["elton_john"][0])
+    assert same.mode == "accurate" and same.score > other.score and not other.is_match
+    assert accurate_comparer.represent(celebrity_photos["madonna"][0]).embedding.shape == (128 + 512,)
