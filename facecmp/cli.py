@@ -125,10 +125,13 @@ def _weights_fetch(args) -> int:
 
 
 def _liveness(args) -> int:
-    from facecmp.liveness import format_liveness_report
-    from facecmp.pipeline import FaceComparer
+    # Detector and liveness models only: a liveness check needs no embedder weights.
+    from facecmp.decode import load_image
+    from facecmp.detect import FaceDetector
+    from facecmp.liveness import LivenessChecker, LivenessSettings, format_liveness_report
 
-    result = FaceComparer().check_liveness(args.image)
+    image = load_image(args.image)
+    result = LivenessChecker(LivenessSettings.from_env()).check(image, FaceDetector().detect(image))
     print(json.dumps(result.to_dict()) if args.json else format_liveness_report(result))
     return 0
 

@@ -57,9 +57,11 @@ def resize_bilinear(image: np.ndarray, out_width: int, out_height: int) -> np.nd
     """
     rows_first, rows_second, row_w0, row_w1 = _taps(image.shape[0], out_height)
     cols_first, cols_second, col_w0, col_w1 = _taps(image.shape[1], out_width)
-    pixels = image.astype(np.int64)
-    horizontal = pixels[:, cols_first] * col_w0[None, :, None] + pixels[:, cols_second] * col_w1[None, :, None]
-    top, bottom = horizontal[rows_first] >> 4, horizontal[rows_second] >> 4
+    def horizontal(rows: np.ndarray) -> np.ndarray:  # only the source rows that are used
+        pixels = image[rows].astype(np.int64)
+        return (pixels[:, cols_first] * col_w0[None, :, None] + pixels[:, cols_second] * col_w1[None, :, None]) >> 4
+
+    top, bottom = horizontal(rows_first), horizontal(rows_second)
     out = (((row_w0[:, None, None] * top) >> 16) + ((row_w1[:, None, None] * bottom) >> 16) + 2) >> 2
     return np.clip(out, 0, 255).astype(np.uint8)
 

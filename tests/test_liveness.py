@@ -1,0 +1,388 @@
+"""Liveness: requirement checks on images built from real photos, MiniFASNet on real samples,
+weights verification and installation. Needs ../shared (LFW, liveness samples, MiniFASNet
+weights) except where noted; those tests skip with the reason when it is absent."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facecmp.decode import load_image
+from facecmp.errors import LIVENESS_CODES, LivenessError, WeightsError
+from facecmp.liveness import (MINIFASNET_WEIGHTS, LivenessChecker, LivenessSettings, estimate_pose,
+                              fetch_minifasnet, format_liveness_report, minifasnet_installed)
+from facecmp.liveness.crop import crop_face, enlarged_box, resize_bilinear
+from facecmp.liveness.model import build_minifasnet
+from facecmp.liveness.weights import load_minifasnet
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FACECMP_SHARED_DIR") or REPO.parent / "shared")
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "models" / "minifasnet").is_dir(),
+    reason=f"shared data not found at {SHARED} (set FACECMP_SHARED_DIR): LFW, liveness samples and "
+           "MiniFASNet weights are needed",
+)
+WEIGHTS = SHARED / "models" / "minifasnet"
+SAMPLES = SHARED / "data" / "liveness-dev" / "samples"
+LFW = SHARED / "data" / "lfw" / "images"
+FRONTAL = "Tim_Allen/Tim_Allen_0002.jpg"
+SECOND_FACE = "Michael_Moore/Michael_Moore_0001.jpg"
+GREY = 128
+
+
+# ---------------------------------------------------------------- fixtures and image builders
+
+@pytest.fixture(scope="module")
+def detector():
+    from facecmp.detect import FaceDetector
+
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def checker():
+    return LivenessChecker(LivenessSettings(weights_dir=WEIGHTS))
+
+
+def lfw(relative: str, factor: float = 1.0) -> np.ndarray:
+    image = Image.open(LFW / relative).convert("RGB")
+    if factor != 1.0:
+        image = image.resize((round(image.width * factor), round(image.height * factor)), Image.BICUBIC)
+    return np.asarray(image)
+
+
+def canvas(width: int, height: int) -> np.ndarray:
+    return np.full((height, width, 3), GREY, dtype=np.uint8)
+
+
+def paste(target: np.ndarray, photo: np.ndarray, left: int, top: int) -> np.ndarray:
+    """Copy ``photo`` onto ``target`` at (left, top), clipping whatever falls outside it."""
+    out = target.copy()
+    h, w = photo.shape[:2]
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + w, out.shape[1]), min(top + h, out.shape[0])
+    out[y0:y1, x0:x1] = photo[y0 - top:y1 - top, x0 - left:x1 - left]
+    return out
+
+
+@pytest.fixture(scope="module")
+def big_face(detector):
+    """The frontal LFW photo at 2x (500x500, face about 220 px wide) and its face box."""
+    photo = lfw(FRONTAL, 2.0)
+    faces = detector.detect(photo)
+    assert len(faces) == 1
+    return photo, faces[0].box
+
+
+def judge(checker, detector, image):
+    return checker.check(image, detector.detect(image))
+
+
+# ---------------------------------------------------------------- requirement checks
+
+@needs_shared
+def test_centred_large_face_passes_every_requirement(checker, detector, big_face):
+    photo, _ = big_face
+    result = judge(checker, detector, paste(canvas(900, 800), photo, 200, 150))
+    requirements = {k: v for k, v in result.checks.items() if k != "liveness_score"}
+    assert all(c["passed"] for c in requirements.values()), requirements
+    assert result.score is not None and 0.0 <= result.score <= 1.0
+    assert result.checks["liveness_score"]["limit"] == checker.settings.threshold
+    assert result.code in (None, "FACE_NOT_LIVE")
+    assert result.live == (result.score >= checker.settings.threshold)
+
+
+@needs_shared
+def test_no_face_in_a_real_background(checker, detector):
+    # The top-left corner of a real photo, away from its one face (box x >= 629, y >= 607).
+    background = np.ascontiguousarray(load_image(SAMPLES / "live" / "image_T2.jpg")[:550, :600])
+    result = judge(checker, detector, background)
+    assert result.code == "FACE_NOT_FOUND"
+    assert result.checks == {"face_count": {"value": 0.0, "limit": 1.0, "passed": False}}
+    assert result.score is None and not result.live and result.pose == {}
+
+
+@needs_shared
+def test_two_faces_side_by_side(checker, detector):
+    image = canvas(1200, 700)
+    image = paste(image, lfw(FRONTAL, 2.0), 60, 100)
+    image = paste(image, lfw(SECOND_FACE, 2.0), 640, 100)
+    result = judge(checker, detector, image)
+    assert result.code == "TOO_MANY_FACES"
+    assert result.checks["face_count"]["value"] >= 2
+    assert result.score is None
+
+
+@needs_shared
+def test_small_face(checker, detector):
+    result = judge(checker, detector, paste(canvas(700, 700), lfw(FRONTAL), 225, 225))
+    assert result.code == "FACE_TOO_SMALL"
+    width = result.checks["face_width"]
+    assert not width["passed"] and 60 < width["value"] < 150 and width["limit"] == 150
+    assert result.score is None
+
+
+@needs_shared
+def test_small_interpupillary_distance_alone_is_too_small(detector, big_face):
+    photo, _ = big_face
+    strict = LivenessChecker(LivenessSettings(weights_dir=WEIGHTS, min_interpupillary_px=150))
+    result = judge(strict, detector, paste(canvas(900, 800), photo, 200, 150))
+    assert result.checks["face_width"]["passed"]
+    assert not result.checks["interpupillary_distance"]["passed"]
+    assert 50 < result.checks["interpupillary_distance"]["value"] < 150
+    assert result.code == "FACE_TOO_SMALL"
+
+
+@needs_shared
+def test_face_near_the_border(checker, detector, big_face):
+    photo, box = big_face
+    # Face box about 20 px from the left edge of the photo's placement; MTCNN's box for a face
+    # this near an edge comes out a little wider, a few px from the edge.
+    left = 20 - round(box[0])
+    result = judge(checker, detector, paste(canvas(900, 800), photo, left, 150))
+    assert result.code == "FACE_CLOSE_TO_BORDER", result.checks
+    border = result.checks["border_distance"]
+    assert 0 <= border["value"] < 15 and border["limit"] == 15
+    assert result.checks["face_inside_image"]["passed"]
+
+
+@needs_shared
+def test_face_cut_off_by_the_border(checker, detector, big_face):
+    photo, box = big_face
+    left = -round(box[0]) - 50  # 50 px of the face box fall off the left edge
+    result = judge(checker, detector, paste(canvas(900, 800), photo, left, 150))
+    assert result.code == "FACE_CROPPED", result.checks
+    assert result.checks["face_inside_image"]["value"] > 0
+    assert result.score is None
+
+
+@needs_shared
+def test_face_filling_the_frame(checker, detector, big_face):
+    photo, box = big_face
+    x1, y1, x2, y2 = (round(v) for v in box)
+    tight = np.ascontiguousarray(photo[max(y1 - 10, 0):y2 + 10, max(x1 - 10, 0):x2 + 10])
+    result = judge(checker, detector, tight)
+    assert result.code == "FACE_TOO_CLOSE", result.checks
+    assert result.checks["face_fraction"]["value"] > 0.8
+
+
+@needs_shared
+def test_rotated_face_is_an_angle_failure_with_the_right_roll(checker, detector, big_face):
+    photo, _ = big_face
+    upright = paste(canvas(1000, 1000), photo, 250, 250)
+    roll_upright = estimate_pose(detector.detect(upright)[0].landmarks)[2]
+    # PIL rotates counter-clockwise for positive angles: the face's roll becomes -45 (image y down).
+    tilted = np.asarray(Image.fromarray(upright).rotate(45, resample=Image.BICUBIC, fillcolor=(GREY,) * 3))
+    result = judge(checker, detector, tilted)
+    assert result.code == "FACE_ANGLE_TOO_LARGE", result.checks
+    # The roll formula is exact for given landmarks; MTCNN's landmarks on rotated faces are off
+    # by up to ~9 degrees (measured on two LFW faces rotated by 10-50 degrees).
+    assert result.pose["roll"] == pytest.approx(roll_upright - 45, abs=10)
+    assert not result.checks["roll"]["passed"] and result.checks["yaw"]["passed"]
+
+
+@needs_shared
+def test_turned_face_is_an_angle_failure_and_mirrors(checker, detector):
+    # A printed photo of a woman looking over her shoulder (about 30 degrees of yaw).
+    image = load_image(SAMPLES / "spoof" / "image_F1.jpg")
+    result = judge(checker, detector, image)
+    assert result.code == "FACE_ANGLE_TOO_LARGE"
+    assert result.pose["yaw"] < -30 and not result.checks["yaw"]["passed"]
+    mirrored = judge(checker, detector, np.ascontiguousarray(image[:, ::-1]))
+    assert mirrored.pose["yaw"] == pytest.approx(-result.pose["yaw"], abs=3)
+    # MTCNN's landmarks are not exactly mirror-symmetric; pitch moves most (6 degrees here).
+    assert mirrored.pose["pitch"] == pytest.approx(result.pose["pitch"], abs=8)
+    assert mirrored.pose["roll"] == pytest.approx(-result.pose["roll"], abs=3)
+
+
+@needs_shared
+def test_pose_of_real_frontal_and_raised_faces(detector):
+    yaw, pitch, roll = estimate_pose(detector.detect(lfw(FRONTAL))[0].landmarks)
+    assert abs(yaw) < 10 and abs(pitch) < 10 and abs(roll) < 5
+    # A volleyball player looking straight up at the ball.
+    _, pitch_up, _ = estimate_pose(detector.detect(lfw("Tatiana_Gratcheva/Tatiana_Gratcheva_0001.jpg"))[0].landmarks)
+    assert pitch_up > 30
+
+
+# ---------------------------------------------------------------- the model on real samples
+
+@needs_shared
+@pytest.mark.parametrize("name, expected", [
+    ("live/image_T1.jpg", 0.9999), ("live/image_T2.jpg", 0.8772),
+    ("spoof/image_F1.jpg", 0.2110), ("spoof/image_F2.jpg", 0.0018),
+])
+def test_model_scores_of_the_samples(checker, detector, name, expected):
+    image = load_image(SAMPLES / name)
+    faces = detector.detect(image)
+    assert checker.score(image, faces[0]) == pytest.approx(expected, abs=2e-3)
+
+
+@needs_shared
+@pytest.mark.parametrize("name, live", [("live/image_T1.jpg", True), ("live/image_T2.jpg", True),
+                                        ("spoof/image_F2.jpg", False)])
+def test_samples_verdicts(checker, detector, name, live):
+    result = judge(checker, detector, load_image(SAMPLES / name))
+    assert result.live is live
+    assert result.code == (None if live else "FACE_NOT_LIVE")
+    assert (result.score >= checker.settings.threshold) is live
+    assert set(result.timings_ms) >= {"requirements", "model", "total"}
+    if live:
+        result.raise_for_failure()  # does not raise
+    else:
+        with pytest.raises(LivenessError) as info:
+            result.raise_for_failure()
+        meta = info.value.metadata
+        assert info.value.liveness_code == "FACE_NOT_LIVE" and meta["code"] == "FACE_NOT_LIVE"
+        assert meta["value"] == pytest.approx(result.score, abs=1e-4) and meta["limit"] == checker.settings.threshold
+        assert meta["score"] == result.score
+
+
+@needs_shared
+def test_requirement_failure_raises_with_value_and_limit(checker, detector):
+    result = judge(checker, detector, paste(canvas(700, 700), lfw(FRONTAL), 225, 225))
+    with pytest.raises(LivenessError) as info:
+        result.raise_for_failure()
+    assert info.value.metadata["code"] == "FACE_TOO_SMALL"
+    assert info.value.metadata["limit"] == 150 and info.value.metadata["value"] < 150
+    assert info.value.metadata["score"] is None
+    json.dumps(result.to_dict())  # serialisable as it is
+    report = format_liveness_report(result)
+    assert "FACE_TOO_SMALL" in report and "[FAIL] face_width" in report
+
+
+@needs_shared
+def test_crop_is_the_reference_box_resized_like_opencv(detector):
+    cv2 = pytest.importorskip("cv2")
+    image = load_image(SAMPLES / "live" / "image_T2.jpg")
+    box = detector.detect(image)[0].box
+    x, y = int(box[0]), int(box[1])
+    w, h = int(box[2] - box[0] + 1), int(box[3] - box[1] + 1)
+    # Enlarged by 2.7 about the centre, far from every edge: nothing is clipped or shifted.
+    left, top = int(x + w / 2 - w * 2.7 / 2), int(y + h / 2 - h * 2.7 / 2)
+    right, bottom = int(x + w / 2 + w * 2.7 / 2), int(y + h / 2 + h * 2.7 / 2)
+    assert enlarged_box(image.shape[1], image.shape[0], (x, y, w, h), 2.7) == (left, top, right, bottom)
+    expected = cv2.resize(image[top:bottom + 1, left:right + 1], (80, 80))
+    assert np.array_equal(crop_face(image, box, 2.7), expected)
+    # At 4.0 the box no longer fits vertically: scale shrinks to (H - 1) / h and it spans the height.
+    left4, top4, right4, bottom4 = enlarged_box(image.shape[1], image.shape[0], (x, y, w, h), 4.0)
+    assert top4 == 0 and bottom4 == image.shape[0] - 1 and 0 <= left4 < right4 <= image.shape[1] - 1
+
+
+def test_resize_matches_opencv_when_downscaling():
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    for height, width in ((480, 640), (333, 251), (81, 79)):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        assert np.array_equal(resize_bilinear(image, 80, 80), cv2.resize(image, (80, 80)))
+    small = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert np.abs(resize_bilinear(small, 80, 80).astype(int) - cv2.resize(small, (80, 80))).max() <= 1
+
+
+# ---------------------------------------------------------------- weights
+
+@needs_shared
+@pytest.mark.parametrize("spec", MINIFASNET_WEIGHTS, ids=lambda s: s.arch)
+def test_architecture_matches_checkpoint_exactly(spec):
+    state = torch.load(WEIGHTS / spec.file, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    ours = build_minifasnet(spec.arch).state_dict()
+    assert sorted(ours) == sorted(state)
+    assert all(ours[k].shape == state[k].shape for k in state)
+    model = load_minifasnet(WEIGHTS / spec.file, spec)
+    assert not model.training
+    assert torch.equal(model.prob.weight, state["prob.weight"])
+
+
+@needs_shared
+def test_corrupted_weights_fail_their_checksum(tmp_path, detector):
+    for spec in MINIFASNET_WEIGHTS:
+        shutil.copyfile(WEIGHTS / spec.file, tmp_path / spec.file)
+    damaged = tmp_path / MINIFASNET_WEIGHTS[0].file
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    image = load_image(SAMPLES / "live" / "image_T1.jpg")
+    with pytest.raises(WeightsError, match="sha256"):
+        LivenessChecker(LivenessSettings(weights_dir=tmp_path)).check(image, detector.detect(image))
+    target = tmp_path / "installed"
+    with pytest.raises(WeightsError, match="sha256"):
+        fetch_minifasnet(tmp_path, target_dir=target)
+    assert not any(target.glob("*.pth"))
+
+
+@needs_shared
+def test_fetch_from_a_local_directory(tmp_path):
+    settings = LivenessSettings(weights_dir=tmp_path / "w")
+    assert not minifasnet_installed(settings)
+    assert fetch_minifasnet(WEIGHTS, target_dir=tmp_path / "w") == tmp_path / "w"
+    assert minifasnet_installed(settings)
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(s.file for s in MINIFASNET_WEIGHTS)
+
+
+def test_fetch_from_a_missing_directory_names_the_file(tmp_path):
+    with pytest.raises(WeightsError, match=MINIFASNET_WEIGHTS[0].file):
+        fetch_minifasnet(tmp_path / "nowhere", target_dir=tmp_path / "w")
+
+
+def test_empty_weights_dir_is_a_license_error(tmp_path):
+    # No model runs, so the image content does not matter: the weights are looked for first.
+    frame = np.full((480, 640, 3), GREY, dtype=np.uint8)
+    checker = LivenessChecker(LivenessSettings(weights_dir=tmp_path))
+    assert not minifasnet_installed(LivenessSettings(weights_dir=tmp_path))
+    with pytest.raises(LivenessError) as info:
+        checker.check(frame, [])
+    assert info.value.liveness_code == "LICENSE_ERROR"
+    assert "facecmp weights fetch minifasnet --from ../shared/models/minifasnet" in info.value.message
+    assert "FACECMP_LIVENESS_WEIGHTS_DIR" in info.value.message
+
+
+def test_download_without_network_is_a_weights_error_or_a_verified_install(tmp_path):
+    target = tmp_path / "w"
+    try:
+        fetch_minifasnet(target_dir=target)
+    except WeightsError as error:
+        assert "--from" in error.message and "offline" in error.message
+        assert not any(target.glob("*.pth"))
+    else:  # online: the files arrived and passed their checksums
+        assert minifasnet_installed(LivenessSettings(weights_dir=target))
+
+
+# ---------------------------------------------------------------- settings and pose maths
+
+def test_settings_from_env_and_validation(tmp_path):
+    settings = LivenessSettings.from_env({"FACECMP_LIVENESS_THRESHOLD": "0.8",
+                                          "FACECMP_LIVENESS_MIN_FACE_WIDTH_PX": "200",
+                                          "FACECMP_LIVENESS_WEIGHTS_DIR": str(tmp_path)})
+    assert settings.threshold == 0.8 and settings.min_face_width_px == 200 and settings.weights_dir == tmp_path
+    assert LivenessSettings.from_env({}) == LivenessSettings()
+    with pytest.raises(ValueError, match="FACECMP_LIVENESS_THRESHOLD"):
+        LivenessSettings.from_env({"FACECMP_LIVENESS_THRESHOLD": "high"})
+    with pytest.raises(ValueError):
+        LivenessSettings(threshold=1.5)
+
+
+def test_pose_roll_is_exact_for_in_plane_rotation():
+    points = np.array([[100, 100], [160, 100], [130, 133], [108, 165], [152, 165]], dtype=float)
+    yaw0, pitch0, roll0 = estimate_pose(points)
+    angle = np.radians(25)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    yaw, pitch, roll = estimate_pose(points @ rotation.T)
+    assert roll == pytest.approx(roll0 + 25, abs=1e-6)
+    assert (yaw, pitch) == pytest.approx((yaw0, pitch0), abs=1e-6)
+    shifted = points.copy()
+    shifted[2, 0] += 12  # nose towards the image right: positive yaw
+    assert estimate_pose(shifted)[0] > 15
+
+
+def test_codes_are_api_codes():
+    from facecmp.liveness import NOT_REPORTED_CODES
+    from facecmp.liveness.checker import _MESSAGES
+
+    assert set(_MESSAGES) <= set(LIVENESS_CODES)
+    assert not set(NOT_REPORTED_CODES) & set(_MESSAGES)  # no path can produce them
