@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_dataset(args):
-    from eval import datasets
+    from facecmp import datasets
 
     kind = datasets.detect_format(args.dataset) if args.format == "auto" else args.format
     if kind == "lfw":

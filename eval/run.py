@@ -16,8 +16,8 @@ from functools import partial
 
 import numpy as np
 
-from eval import metrics
-from eval.datasets import FaceDataset
+from facecmp import metrics
+from facecmp.datasets import FaceDataset
 from eval.embeddings import EmbeddingResult
 from eval.scoring import all_vs_all, pair_scores
 

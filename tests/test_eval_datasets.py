@@ -1,4 +1,4 @@
-"""eval.datasets adapters on real files: a folder of identities, LFW pairs.txt, CACD-VS pairs.tsv."""
+"""facecmp.datasets adapters on real files: a folder of identities, LFW pairs.txt, CACD-VS pairs.tsv."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval import datasets
+from facecmp import datasets
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
-"""eval.metrics and eval.scoring on score sets whose answers are known analytically."""
+"""facecmp.metrics and eval.scoring on score sets whose answers are known analytically."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from eval import metrics
+from facecmp import metrics
 from eval.scoring import all_vs_all
 
 # Impostor scores uniform on [0, 1): k / 1000; genuine uniform on [0.5, 1.5).

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facecmp.align import CropConfig, crop_face
+from facecmp.datasets import load_lfw
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
 from facecmp.embed import Embedder
@@ -25,17 +26,13 @@ from facecmp.weights.store import cache_dir
 
 
 def lfw_images(lfw_dir: Path) -> tuple[list[str], list[str], np.ndarray]:
-    """Relative image paths, identities and the pairs.txt fold (1-10) of each image."""
-    lines = (lfw_dir / "pairs.txt").read_text().split("\n")
-    folds, per_fold = (int(v) for v in lines[0].split())
-    fold_of: dict[str, int] = {}
-    for index, line in enumerate(l for l in lines[1:] if l.strip()):
-        parts = line.split("\t")
-        fold = index // (2 * per_fold) + 1
-        names = [(parts[0], parts[1]), (parts[0], parts[2])] if len(parts) == 3 else [(parts[0], parts[1]), (parts[2], parts[3])]
-        for name, number in names:
-            fold_of.setdefault(name, fold)
-    paths = sorted(str(p.relative_to(lfw_dir / "images")) for p in (lfw_dir / "images").glob("*/*.jpg"))
+    """Relative image paths, identities and the pairs.txt fold (1-10) of each image's person."""
+    dataset = load_lfw(lfw_dir)
+    fold_of = {}
+    for a, b, fold in zip(dataset.pairs.a, dataset.pairs.b, dataset.pairs.fold):
+        for i in (a, b):
+            fold_of.setdefault(dataset.identity_names[dataset.identities[i]], int(fold))
+    paths = [str(Path(p).relative_to(Path(lfw_dir) / "images")) for p in dataset.images]
     identities = [p.split("/")[0] for p in paths]
     return paths, identities, np.array([fold_of.get(i, 0) for i in identities])
 

@@ -15,7 +15,8 @@ from facecmp.align import CropConfig
 from facecmp.modes import PipelineConfig
 from facecmp.weights.store import cache_dir
 from training.lfw_features import config_embeddings
-from training.lfw_protocol import all_pair_cosines, ten_fold_accuracy, threshold_at_fmr, view2_pairs
+from facecmp.metrics import cutoff_at_fmr, kfold_accuracy
+from training.lfw_protocol import all_pair_cosines, view2_pairs
 
 
 def measure(out: Path, lfw: Path, config: PipelineConfig) -> dict:
@@ -29,10 +30,10 @@ def measure(out: Path, lfw: Path, config: PipelineConfig) -> dict:
     cos = np.where(have, np.einsum("ij,ij->i", np.nan_to_num(emb[pairs[:, 0]]), np.nan_to_num(emb[pairs[:, 1]])), -1.0)
     _, impostor = all_pair_cosines(emb, det["identities"])
     row = {"pairs": int(keep.sum()), "impostors": len(impostor),
-           "accuracy": ten_fold_accuracy(cos[keep], same[keep], folds[keep])}
+           "accuracy": kfold_accuracy(cos[keep], same[keep], folds=folds[keep]).mean}
     genuine = cos[keep & same]
     for fmr in (1e-3, 1e-4):
-        row[f"tar@{fmr:g}"] = float(np.mean(genuine >= threshold_at_fmr(impostor, fmr)))
+        row[f"tar@{fmr:g}"] = float(np.mean(genuine >= cutoff_at_fmr(impostor, fmr=fmr)[0]))
     return row
 
 
