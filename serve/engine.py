@@ -1,0 +1,185 @@
+"""The shared pipeline behind a bounded worker pool.
+
+One :class:`facecmp.FaceComparer` is built at start-up (in a worker thread, so ``/health``
+answers while the weights load) and shared by every request. Inference never runs on the
+event loop: :class:`InferenceGate` runs it on ``max_concurrency`` worker threads and admits
+at most ``max_queue`` more requests to wait for one; any further request is refused at once
+with :class:`~serve.errors.ServiceOverloadedError` (503 + Retry-After) instead of piling up.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import torch
+
+from facecmp import FaceComparer, FacecmpError, __version__
+from facecmp.decode import DecodeLimits
+from facecmp.errors import LivenessError
+from facecmp.liveness import LivenessSettings
+from facecmp.modes import MODES
+from serve.errors import ServiceNotReadyError, ServiceOverloadedError, UnknownError
+from serve.settings import Settings
+
+log = logging.getLogger("facecmp.serve")
+T = TypeVar("T")
+
+
+class InferenceGate:
+    """``max_concurrency`` worker threads plus a waiting room of ``max_queue`` requests.
+
+    The threads exist between :meth:`open` and :meth:`close` (the app's start-up and shutdown).
+    """
+
+    def __init__(self, max_concurrency: int, max_queue: int, threads_per_worker: int):
+        self.max_concurrency = max_concurrency
+        self.threads_per_worker = threads_per_worker
+        self._executor: ThreadPoolExecutor | None = None
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self.capacity = max_concurrency + max_queue
+        self.admitted = 0  # running + waiting; only touched on the event loop
+
+    def open(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.max_concurrency, thread_name_prefix="facecmp-infer",
+                initializer=torch.set_num_threads, initargs=(self.threads_per_worker,))
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
+        if self._executor is None:
+            raise ServiceNotReadyError()
+        if self.admitted >= self.capacity:
+            raise ServiceOverloadedError()
+        self.admitted += 1
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self.admitted -= 1
+            raise
+        future = asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+        # The slot is freed when the work ends, not when a cancelled caller stops waiting for it.
+        future.add_done_callback(self._release)
+        return await asyncio.shield(future)
+
+    def _release(self, _future: asyncio.Future) -> None:
+        self._slots.release()
+        self.admitted -= 1
+
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Thresholds a request may leave out."""
+
+    min_similarity_score: float
+    liveness_threshold: float
+
+
+class Engine:
+    """The pipeline, its load state and the versions it reports."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.liveness_settings = _liveness_settings(settings)
+        self.defaults = Defaults(settings.min_similarity_score, self.liveness_settings.threshold)
+        self.gate = InferenceGate(settings.max_concurrency, settings.max_queue, settings.inference_threads)
+        self.comparer: FaceComparer | None = None
+        self.load_error: FacecmpError | None = None
+        self.versions: dict[str, Any] = {"facecmp": __version__}
+        self.version_header = f"facecmp/{__version__}"
+
+    @property
+    def ready(self) -> bool:
+        return self.comparer is not None
+
+    def load(self) -> None:
+        """Build the comparer, load every mode's weights and calibration, and warm them up.
+
+        Idempotent: once loaded, a second start-up (or call) keeps the loaded models."""
+        if self.comparer is not None:
+            return
+        start = time.perf_counter()
+        torch.set_num_threads(self.settings.inference_threads)
+        try:
+            comparer = FaceComparer(
+                mode=self.settings.mode,
+                decode_limits=DecodeLimits(max_bytes=self.settings.max_image_bytes,
+                                           max_pixels=self.settings.max_image_pixels),
+                liveness_settings=self.liveness_settings,
+            )
+            for mode in MODES:
+                comparer.calibration(mode)
+            _warm_up(comparer)
+        except FacecmpError as exc:
+            self.load_error = exc
+            log.critical("facecmp serve: the models could not be loaded (%s): %s", exc.code, exc.message)
+            return
+        except Exception:  # noqa: BLE001 - reported by /ready and the log; the process stays up
+            self.load_error = UnknownError()
+            log.critical("facecmp serve: the models could not be loaded", exc_info=True)
+            return
+        self.versions = comparer.versions()
+        self.version_header = version_header(self.versions)
+        self.comparer = comparer
+        log.info("facecmp serve: models loaded in %.1f s (default mode %s)",
+                 time.perf_counter() - start, comparer.mode)
+
+    def not_ready_error(self) -> ServiceNotReadyError:
+        if self.load_error is None:
+            return ServiceNotReadyError()
+        return ServiceNotReadyError("The models could not be loaded; see the server log.",
+                                    metadata={"cause": self.load_error.code})
+
+    async def run(self, operation: Callable[..., T], body: Any) -> T:
+        """Run ``operation(comparer, body, defaults)`` on a worker thread, within the gate's bounds."""
+        if self.comparer is None:
+            raise self.not_ready_error()
+        return await self.gate.run(operation, self.comparer, body, self.defaults)
+
+
+def version_header(versions: dict[str, Any]) -> str:
+    """Compact, header-safe summary: ``facecmp/0.1.0 mode=accurate fast=<pipeline>;cal=<id> ...``."""
+    parts = [f"facecmp/{versions.get('facecmp')}", f"mode={versions.get('mode')}"]
+    for name, info in sorted(versions.get("modes", {}).items()):
+        parts.append(f"{name}={info.get('pipeline_id')};calibration={info.get('calibration')}")
+    return " ".join(parts).encode("ascii", "replace").decode("ascii")
+
+
+def _liveness_settings(settings: Settings) -> LivenessSettings:
+    """The library's liveness settings (FACECMP_LIVENESS_*), with the service's weights directory."""
+    liveness = LivenessSettings.from_env()
+    if settings.liveness_weights_dir is not None:
+        liveness = dataclasses.replace(liveness, weights_dir=settings.liveness_weights_dir)
+    return liveness
+
+
+def _warm_up(comparer: FaceComparer) -> None:
+    """One compare per mode and one liveness check on the bundled example photos, so that
+    every model is loaded before the first request and a missing liveness model is reported now."""
+    from serve.operations import example_bytes
+
+    examples = example_bytes()
+    if examples is None:
+        log.warning("facecmp serve: serve/examples is not installed; skipping the warm-up")
+        return
+    probe, reference = examples
+    for mode in MODES:
+        try:
+            comparer.compare(probe, reference, mode=mode)
+        except FacecmpError as exc:  # the warm-up photos are fixed: this means a broken install
+            log.warning("facecmp serve: warm-up compare in mode %s failed: %s", mode, exc.code)
+    try:
+        comparer.check_liveness(probe)
+    except LivenessError as exc:
+        log.warning("facecmp serve: liveness checks will fail (%s): %s", exc.liveness_code, exc.message)

@@ -1,0 +1,92 @@
+"""What each endpoint asks of the pipeline; these functions run on the inference workers.
+
+Each takes the shared :class:`~facecmp.FaceComparer`, the validated request body and the
+server's :class:`~serve.engine.Defaults`, and returns the response body and the per-image
+face counts (for the access log). Images are decoded from base64 here, with
+the comparer's limits, and handed to the library as bytes: a request string is never
+interpreted as a server-side path.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, NamedTuple
+
+from facecmp import FaceComparer
+from facecmp.decode import decode_base64
+from facecmp.errors import LivenessError
+from serve.schemas import (
+    CompareLiveFaceRequest, CompareLiveFaceResponse, CompareResponse, FaceCompareRequest, ImageSetCompareRequest,
+    EXAMPLES_DIR, LivenessRequest, LivenessResponse,
+)
+
+if TYPE_CHECKING:
+    from serve.engine import Defaults
+
+
+class Outcome(NamedTuple):
+    body: object
+    face_counts: tuple[int, ...] | None = None
+
+
+def _mode(search_mode: str | None) -> str | None:
+    return search_mode.lower() if search_mode else None
+
+
+def _image(comparer: FaceComparer, text: str) -> bytes:
+    return decode_base64(text, comparer.decode_limits)
+
+
+def compare_pair(comparer: FaceComparer, body: FaceCompareRequest, defaults: Defaults) -> Outcome:
+    threshold = defaults.min_similarity_score if body.min_similarity_score is None else body.min_similarity_score
+    result = comparer.compare(_image(comparer, body.face_base_64), _image(comparer, body.ref_face_base_64),
+                              min_similarity_score=threshold, check_liveness=body.check_liveness,
+                              mode=_mode(body.search_mode))
+    liveness = float(result.liveness.score) if result.liveness is not None else None
+    response = CompareResponse(is_match=result.is_match, score=result.score, liveness_score=liveness)
+    return Outcome(response, tuple(report.face_count for report in result.faces))
+
+
+def compare_sets(comparer: FaceComparer, body: ImageSetCompareRequest, defaults: Defaults) -> Outcome:
+    score = comparer.compare_sets([_image(comparer, text) for text in body.gallery],
+                                  [_image(comparer, text) for text in body.probe], mode=_mode(body.search_mode))
+    return Outcome(CompareResponse(is_match=score >= defaults.min_similarity_score, score=score))
+
+
+def check_liveness(comparer: FaceComparer, body: LivenessRequest, defaults: Defaults) -> Outcome:
+    result = comparer.check_liveness(_image(comparer, body.image))
+    return Outcome(LivenessResponse(liveness_score=_liveness_score(result)), _face_count(result))
+
+
+def compare_live_face(comparer: FaceComparer, body: CompareLiveFaceRequest, defaults: Defaults) -> Outcome:
+    probe = _image(comparer, body.probe)
+    liveness = comparer.check_liveness(probe)
+    score = _liveness_score(liveness)
+    minimum = defaults.liveness_threshold if body.liveness_min_score is None else body.liveness_min_score
+    if score < minimum:
+        raise LivenessError("FACE_NOT_LIVE", "The probe face did not pass the liveness check.",
+                            liveness_score=round(score, 6), liveness_min_score=minimum)
+    similarity = comparer.compare_sets([_image(comparer, text) for text in body.gallery], [probe],
+                                       mode=_mode(body.search_mode))
+    return Outcome(CompareLiveFaceResponse(score=similarity, liveness_score=score), _face_count(liveness))
+
+
+def _liveness_score(result) -> float:
+    """The live probability; a check that could not be made (no face, face too small...) raises."""
+    if result.score is None:
+        result.raise_for_failure()
+        raise LivenessError(result.code or "UNKNOWN_ERROR")
+    return float(result.score)
+
+
+def _face_count(result) -> tuple[int, ...] | None:
+    check = result.checks.get("face_count")
+    return (int(check["value"]),) if check else None
+
+
+@lru_cache(maxsize=1)
+def example_bytes() -> tuple[bytes, bytes] | None:
+    """The bundled example probe and reference photos (public domain) as JPEG bytes, if installed."""
+    paths = [EXAMPLES_DIR / f"{name}.jpg" for name in ("astronaut_probe", "astronaut_reference")]
+    if not all(path.is_file() for path in paths):
+        return None
+    return paths[0].read_bytes(), paths[1].read_bytes()

@@ -1,0 +1,1 @@
+"""The service's routers: ``compare`` (/compare, /compare-live-face), ``liveness``, ``service``."""

@@ -1,0 +1,57 @@
+"""Face compare: ``POST /compare`` (both body shapes) and ``POST /compare-live-face``."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request
+
+from facecmp.errors import FaceNotDetectedError, ImageDecodeError, LivenessError
+from serve import operations
+from serve.deps import ApiKey, EngineDep
+from serve.errors import AUTH_ERRORS, LOAD_ERRORS, error_responses
+from serve.schemas import (
+    CompareLiveFaceRequest, CompareLiveFaceResponse, CompareRequest, CompareResponse, ImageSetCompareRequest,
+    compare_examples, compare_live_face_examples,
+)
+
+IMAGE_ERRORS = (ImageDecodeError(), FaceNotDetectedError(), LivenessError("FACE_NOT_LIVE"))
+
+router = APIRouter(prefix="/compare", tags=["compare"])
+live_router = APIRouter(prefix="/compare-live-face", tags=["compare"])
+
+
+@router.post(
+    "", response_model=CompareResponse, response_model_exclude_none=True, operation_id="compare",
+    summary="Compare two faces (or two sets of face photos)",
+    responses=error_responses(*IMAGE_ERRORS, *AUTH_ERRORS, *LOAD_ERRORS),
+)
+async def compare(body: Annotated[CompareRequest, Body(openapi_examples=compare_examples())],
+                  request: Request, _key: ApiKey, engine: EngineDep) -> CompareResponse:
+    """Is the person in `face_base_64` the one in `ref_face_base_64`?
+
+    `score` is calibrated: it estimates the probability that the two photos show the same
+    person, so `min_similarity_score` is a meaningful threshold (default 0.7). With
+    `check_liveness`, the probe must also pass the liveness check and `liveness_score` is
+    returned. The OpenCV FR SDK body (`gallery`, `probe`: up to 3 photos each) returns the best
+    score over all pairs.
+    """
+    operation = operations.compare_sets if isinstance(body, ImageSetCompareRequest) else operations.compare_pair
+    outcome = await engine.run(operation, body)
+    request.state.face_counts = outcome.face_counts
+    return outcome.body
+
+
+@live_router.post(
+    "", response_model=CompareLiveFaceResponse, operation_id="compare_live_face",
+    summary="Check that the probe is live, then compare it with a gallery",
+    responses=error_responses(*IMAGE_ERRORS, *AUTH_ERRORS, *LOAD_ERRORS),
+)
+async def compare_live_face(
+    body: Annotated[CompareLiveFaceRequest, Body(openapi_examples=compare_live_face_examples())],
+    request: Request, _key: ApiKey, engine: EngineDep,
+) -> CompareLiveFaceResponse:
+    """OpenCV FR SDK `compare_live_face`. A probe scoring below `liveness_min_score` fails with
+    `ERR_LIVENESS_ERROR` (`metadata.code` `FACE_NOT_LIVE`)."""
+    outcome = await engine.run(operations.compare_live_face, body)
+    request.state.face_counts = outcome.face_counts
+    return outcome.body

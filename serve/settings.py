@@ -1,0 +1,71 @@
+"""Service settings, read from the environment (prefix ``FACECMP_``) by pydantic-settings.
+
+``get_settings()`` is the cached dependency every route and the app factory use; tests pass
+their own :class:`Settings` to ``create_app(settings)`` or override the dependency.
+API keys are held as ``SecretStr`` so that no repr, log line or traceback shows them.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every field is ``FACECMP_<NAME>`` in the environment (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="FACECMP_", frozen=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes the service.")
+    port: int = Field(8000, ge=0, le=65535)
+
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (), description="Accepted API keys, comma-separated in FACECMP_API_KEYS.")
+    api_keys_file: Path | None = Field(
+        None, description="File with one accepted API key per line ('#' starts a comment).")
+    allow_no_auth: bool = Field(
+        False, description="Serve without any API key. For local experiments only; logged loudly.")
+
+    max_body_bytes: int = Field(32 * MiB, gt=0, description="Largest accepted request body.")
+    max_image_bytes: int = Field(10 * MiB, gt=0, description="Largest decoded image file.")
+    max_image_pixels: int = Field(25_000_000, gt=0, description="Largest image (width x height).")
+
+    max_concurrency: int = Field(2, ge=1, description="Inferences running at once (worker threads).")
+    max_queue: int = Field(8, ge=0, description="Requests waiting for a worker; more get 503.")
+    retry_after_s: int = Field(2, ge=1, description="Retry-After (seconds) sent with 503.")
+    torch_threads: int | None = Field(
+        None, ge=1, description="Intra-op threads per inference; default: CPU cores / max_concurrency.")
+
+    min_similarity_score: float = Field(0.7, ge=0.0, le=1.0,
+                                        description="Default is_match threshold on the calibrated score.")
+    mode: Literal["fast", "accurate"] | None = Field(
+        None, description="Default pipeline; None lets the library decide (its default: accurate).")
+    liveness_weights_dir: Path | None = Field(
+        None, description="Directory with the MiniFASNet liveness weights; default: the library's "
+                          "(<facecmp cache>/weights/minifasnet). The library reads the other "
+                          "FACECMP_LIVENESS_* variables (threshold, face size limits) itself.")
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @property
+    def inference_threads(self) -> int:
+        return self.torch_threads or max(1, (os.cpu_count() or 1) // self.max_concurrency)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

@@ -1,0 +1,71 @@
+"""The calibrated score: its shape, its refusal to be misused, and its promise on held-out LFW."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facecmp.calibration import fmr_promised, load_calibration, score_for_fmr
+from facecmp.errors import CalibrationError
+from facecmp.modes import MODES
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_packaged_calibration_is_monotone_continuous_and_bounded(mode):
+    calibration = load_calibration(mode, MODES[mode].fingerprint())
+    cosines = np.linspace(-1, 1, 20001)
+    scores = calibration.score(cosines)
+    assert scores[0] == 0.0 and 0.0 <= scores.min() and scores.max() <= 1.0
+    assert np.all(np.diff(scores) >= 0)
+    assert np.max(np.abs(np.diff(scores))) < 0.01  # continuous: no jumps at this resolution
+    assert calibration.score(calibration.cosine_at(0.7)) == pytest.approx(0.7, abs=1e-6)
+    assert "LFW" in calibration.dataset and calibration.info["heldout"]["impostor_pairs"] > 1_000_000
+
+
+def test_promise_arithmetic():
+    assert fmr_promised(0.7) == pytest.approx(1e-3)
+    assert fmr_promised(0.8) == pytest.approx(1e-4)
+    assert fmr_promised(0.67) == pytest.approx(1e-3 * 10 ** 0.3)  # about 1 in 500
+    assert score_for_fmr(1e-2) == pytest.approx(0.6)
+
+
+def test_calibration_for_another_pipeline_is_refused():
+    other = {**MODES["fast"].fingerprint(), "flip": not MODES["fast"].flip}
+    with pytest.raises(CalibrationError, match="refit"):
+        load_calibration("fast", other)
+
+
+def test_missing_or_broken_calibration_raises(tmp_path):
+    with pytest.raises(CalibrationError):
+        load_calibration("fast", MODES["fast"].fingerprint(), tmp_path / "absent.json")
+    broken = tmp_path / "broken.json"
+    data = load_calibration("fast", MODES["fast"].fingerprint()).to_dict()
+    data["knots"]["score"] = data["knots"]["score"][::-1]
+    broken.write_text(json.dumps(data))
+    with pytest.raises(CalibrationError, match="monotone"):
+        load_calibration("fast", MODES["fast"].fingerprint(), broken)
+
+
+@pytest.mark.slow
+def test_score_0_7_means_about_1_in_1000_false_matches_on_held_out_lfw(fast_comparer, lfw_dir):
+    """Folds 6-10 of pairs.txt were not used to fit the calibration (folds 1-5 were)."""
+    from facecmp.datasets import load_lfw
+
+    dataset = load_lfw(lfw_dir)
+    pairs = dataset.pairs
+    held_out = np.unique(np.concatenate([pairs.a[pairs.fold.astype(int) > 5], pairs.b[pairs.fold.astype(int) > 5]]))
+    chosen = held_out[:: max(1, len(held_out) // 700)]
+    reps = fast_comparer.represent_batch([dataset.images[i] for i in chosen])
+    ok = [i for i, r in enumerate(reps) if not isinstance(r, Exception)]
+    assert len(ok) >= 0.98 * len(chosen)
+    emb = np.stack([reps[i].embedding for i in ok])
+    ids = dataset.identities[chosen[ok]]
+    upper = np.triu(np.ones((len(ok), len(ok)), bool), 1)
+    impostor = (emb @ emb.T)[upper & (ids[:, None] != ids[None, :])]
+    scores = fast_comparer.score(impostor)
+    fmr_07 = np.mean(scores >= 0.7)
+    fmr_06 = np.mean(scores >= 0.6)
+    # ~240k impostor pairs: 1e-3 means ~240 false matches (Poisson sd ~16); allow population drift x2.
+    assert 0.5e-3 <= fmr_07 <= 2e-3, fmr_07
+    assert 0.5e-2 <= fmr_06 <= 2e-2, fmr_06
