@@ -32,14 +32,14 @@ KEY = "bench-key"
 SIZE = (640, 480)
 
 
-def typical_photo(path: Path) -> str:
-    """A 640x480 JPEG (base64) of the photo: scaled to fit, padded with its mean colour."""
+def typical_photo(path: Path, size: tuple[int, int] = SIZE) -> str:
+    """A ``size`` (default 640x480) JPEG (base64) of the photo: scaled to fit, padded with its mean colour."""
     image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-    scale = min(SIZE[0] / image.width, SIZE[1] / image.height)
+    scale = min(size[0] / image.width, size[1] / image.height)
     image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.LANCZOS)
     mean = tuple(int(v) for v in image.resize((1, 1), Image.BOX).getpixel((0, 0)))
-    canvas = Image.new("RGB", SIZE, mean)
-    canvas.paste(image, ((SIZE[0] - image.width) // 2, (SIZE[1] - image.height) // 2))
+    canvas = Image.new("RGB", size, mean)
+    canvas.paste(image, ((size[0] - image.width) // 2, (size[1] - image.height) // 2))
     buffer = io.BytesIO()
     canvas.save(buffer, format="JPEG", quality=90)
     return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -4,6 +4,10 @@
 returns (N, D) float32 L2-normalised embeddings (D from the registry: 512 or 128).
 With ``flip=True`` each crop and its mirror image run in the same forward pass and their
 embeddings are summed before normalising (test-time augmentation).
+
+``channels_last=True`` runs the model in channels-last memory format (oneDNN's native
+layout): +15 % images/s at batch 1 on one CPU thread, but results then differ between batch
+sizes by up to ~1e-5 per element (see docs/performance.md), so it is off by default.
 """
 from __future__ import annotations
 
@@ -22,12 +26,15 @@ _NORMALIZE = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
 class Embedder:
     """One pretrained InceptionResnetV1, in eval mode, on ``device``."""
 
-    def __init__(self, weights: str, *, device: str = "cpu"):
+    def __init__(self, weights: str, *, device: str = "cpu", channels_last: bool = False):
         self.spec = get_spec(weights)
         self.device = torch.device(device)
+        self.channels_last = channels_last
         model = build_inception_resnet_v1(self.spec.embedding_size)
         model.load_state_dict(load_state_dict(weights), strict=True)
         self.model = model.eval().to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self._normalize = _NORMALIZE[self.spec.normalization]
 
     @property
@@ -46,7 +53,10 @@ class Embedder:
         if flip:
             batch = torch.cat([batch, batch.flip(3)])
         with torch.inference_mode():
-            features = self.model(self._normalize(batch))
+            batch = self._normalize(batch)
+            if self.channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            features = self.model(batch)
         if flip:
             count = len(crops)
             features = F.normalize(features[:count], dim=1) + F.normalize(features[count:], dim=1)

@@ -72,6 +72,21 @@ class CompareResult:
         }
 
 
+@dataclass(frozen=True)
+class PreparedCompare:
+    """A compare up to its embeddings (:meth:`FaceComparer.prepare_compare`).
+
+    crops : (2, K, S, S, 3) uint8, probe then reference, one crop per embedder of the mode.
+    timings_ms : the stages run so far.
+    """
+
+    config: PipelineConfig
+    faces: tuple[FaceReport, FaceReport]
+    crops: np.ndarray = field(repr=False)
+    timings_ms: dict[str, float]
+    liveness: object | None = None
+
+
 class FaceComparer:
     """Load once, compare many. Thread-safe for concurrent ``compare`` calls.
 
@@ -114,6 +129,18 @@ class FaceComparer:
         Raises ImageDecodeError, FaceNotDetectedError (metadata ``image``: "probe" or
         "reference"), and with ``check_liveness`` LivenessError for the probe.
         """
+        prepared = self.prepare_compare(image_a, image_b, check_liveness=check_liveness, mode=mode)
+        with _timed(prepared.timings_ms, "embed"):
+            embeddings = self.embed_crops(prepared.crops, mode=prepared.config.mode)
+        return self.finish_compare(prepared, embeddings, min_similarity_score=min_similarity_score)
+
+    def prepare_compare(self, image_a: ImageSource, image_b: ImageSource, *, check_liveness: bool = False,
+                        mode: str | None = None) -> PreparedCompare:
+        """The first half of :meth:`compare`: decode, detect, (liveness,) crop; raises like it.
+
+        With :meth:`embed_crops` and :meth:`finish_compare` this lets a scheduler embed the
+        crops of several compares in one forward pass (``serve`` does, across requests).
+        """
         config = self._prepare(mode)
         timings: dict[str, float] = {}
         with _timed(timings, "decode"):
@@ -129,18 +156,34 @@ class FaceComparer:
                 liveness = self._liveness_checker().check(images[0], detections[0])
             liveness.raise_for_failure()
         chosen = [faces[0] for faces in detections]
-        embeddings = self._embed(config, images, chosen, timings)
+        with _timed(timings, "crop"):
+            crops = self._crops(config, images, chosen)
+        reports = tuple(FaceReport(face, len(faces), (img.shape[1], img.shape[0]))
+                        for face, faces, img in zip(chosen, detections, images))
+        return PreparedCompare(config, reports, crops, timings, liveness)
+
+    def embed_crops(self, crops: np.ndarray, *, mode: str | None = None) -> np.ndarray:
+        """(N, K, S, S, 3) uint8 face crops, one per embedder of ``mode`` (from any number of
+        compares) -> (N, sum D) float32 fused unit-norm embeddings: one forward pass per weight
+        set for all N. Shares scale the parts so that the fused cosine is their weighted mean."""
+        config = self._prepare(mode)
+        parts = [np.sqrt(share) * self._embedders[e.weights].embed(crops[:, k], flip=config.flip)
+                 for k, (e, share) in enumerate(zip(config.embedders, config.fusion_shares()))]
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def finish_compare(self, prepared: PreparedCompare, embeddings: np.ndarray, *,
+                       min_similarity_score: float = DEFAULT_MIN_SIMILARITY) -> CompareResult:
+        """The last half of :meth:`compare`: score the (2, D) embeddings of ``prepared.crops``."""
+        config, timings = prepared.config, prepared.timings_ms
         with _timed(timings, "score"):
             cosine = float(np.clip(embeddings[0] @ embeddings[1], -1.0, 1.0))
             score = float(self.calibration(config.mode).score(cosine))
-        timings["total"] = sum(timings.values())
-        reports = tuple(FaceReport(face, len(faces), (img.shape[1], img.shape[0]))
-                        for face, faces, img in zip(chosen, detections, images))
+        timings["total"] = sum(value for stage, value in timings.items() if stage != "total")
         return CompareResult(
             is_match=score >= min_similarity_score, score=score, cosine=cosine,
-            min_similarity_score=min_similarity_score, mode=config.mode, faces=reports,
+            min_similarity_score=min_similarity_score, mode=config.mode, faces=prepared.faces,
             weights=self.weights_versions(config.mode), calibration=self.calibration(config.mode).id,
-            timings_ms=timings, liveness=liveness,
+            timings_ms=timings, liveness=prepared.liveness,
         )
 
     def compare_sets(self, gallery: Sequence[ImageSource], probe: Sequence[ImageSource], *,
@@ -237,11 +280,15 @@ class FaceComparer:
                timings: dict[str, float]) -> np.ndarray:
         """(N, sum D) fused unit-norm embeddings of one face per image."""
         with _timed(timings, "crop"):
-            crops = np.stack([crop_face(img, face, config.crop) for img, face in zip(images, faces)])
+            crops = self._crops(config, images, faces)
         with _timed(timings, "embed"):
-            parts = [self._embedders[name].embed(crops, flip=config.flip) for name in config.weights]
-            fused = np.concatenate(parts, axis=1) / np.sqrt(len(parts))  # cosine = mean of per-model cosines
-        return fused.astype(np.float32)
+            return self.embed_crops(crops, mode=config.mode)
+
+    @staticmethod
+    def _crops(config: PipelineConfig, images: list[np.ndarray], faces: list[Face]) -> np.ndarray:
+        """(N, K, S, S, 3): each face cut as each of the K embedders wants it."""
+        return np.stack([np.stack([crop_face(img, face, e.crop) for e in config.embedders])
+                         for img, face in zip(images, faces)])
 
     def _liveness_checker(self):
         if self._liveness is None:

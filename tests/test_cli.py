@@ -13,7 +13,7 @@ def _facecmp(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 
 def test_compare_json_from_paths_and_stdin(celebrity_photos):
-    a, b = celebrity_photos["madonna"][:2]
+    a, b = celebrity_photos["ben_afflek"][:2]
     other = celebrity_photos["elton_john"][0]
     stdin = base64.b64encode(b.read_bytes()).decode() + "\n" + base64.b64encode(other.read_bytes()).decode() + "\n"
     done = _facecmp("compare", str(a), "-", "--json", "--mode", "fast", stdin=stdin)

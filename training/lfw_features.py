@@ -111,12 +111,13 @@ if __name__ == "__main__":
 def config_embeddings(out: Path, config: PipelineConfig) -> np.ndarray:
     """(N, D) embeddings of every LFW image as ``config`` computes them (NaN rows: not embedded).
 
-    Same arithmetic as :class:`facecmp.embed.Embedder` and ``FaceComparer._embed``: flip-TTA is
-    the normalised sum of the two views; several weight sets are concatenated / sqrt(k).
+    Same arithmetic as ``FaceComparer.embed_crops``: flip-TTA is the normalised sum of the two
+    views; the weight sets' embeddings are concatenated, each scaled by sqrt(its fusion share).
     """
     parts = []
-    for weights in config.weights:
-        stored = np.load(out / f"emb-{weights}-{config.crop.method}{config.crop.margin:g}.npz")
+    for embedder, share in zip(config.embedders, config.fusion_shares()):
+        crop = embedder.crop
+        stored = np.load(out / f"emb-{embedder.weights}-{crop.method}{crop.margin:g}.npz")
         view = stored["plain"] + stored["mirrored"] if config.flip else stored["plain"]
-        parts.append(view / np.linalg.norm(view, axis=1, keepdims=True))
-    return (np.concatenate(parts, axis=1) / np.sqrt(len(parts))).astype(np.float32)
+        parts.append(np.sqrt(share) * view / np.linalg.norm(view, axis=1, keepdims=True))
+    return np.concatenate(parts, axis=1).astype(np.float32)

@@ -1,5 +1,7 @@
 """Measure candidate pipeline configurations on LFW View 2 (crop, flip, fusion).
 
+``python -m training.select_pipeline`` after ``training/lfw_features.py`` embedded the folds.
+
 For each candidate: pairs.txt accuracy (k-fold, over the folds embedded), and TAR at FAR
 1e-3 / 1e-4 where FAR runs over all different-person pairs of the embedded images and TAR
 over pairs.txt's same-person pairs. Prints a markdown table for README.
@@ -7,12 +9,14 @@ over pairs.txt's same-person pairs. Prints a markdown table for README.
 from __future__ import annotations
 
 import argparse
+import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from facecmp.align import CropConfig
-from facecmp.modes import PipelineConfig
+from facecmp.modes import EmbedderConfig, PipelineConfig
 from facecmp.weights.store import cache_dir
 from training.lfw_features import config_embeddings
 from facecmp.metrics import cutoff_at_fmr, kfold_accuracy
@@ -37,26 +41,45 @@ def measure(out: Path, lfw: Path, config: PipelineConfig) -> dict:
     return row
 
 
+def candidates(weights: list[str], crops: list[str], fusion: list[float]) -> list[PipelineConfig]:
+    """Each weight set with each crop, flip on and off; then each pair of them fused."""
+    def crop_of(name: str) -> CropConfig:
+        method = "similarity" if name.startswith("similarity") else "box"
+        return CropConfig(method, float(name[len(method):] or 0))
+
+    singles = [EmbedderConfig(w, crop_of(c)) for w in weights for c in crops]
+    configs = [PipelineConfig("candidate", (e,), flip) for e in singles for flip in (False, True)]
+    for first, second in itertools.combinations(singles, 2):
+        if first.weights != second.weights:
+            for share in fusion:
+                pair = (replace(first, fusion_weight=1 - share), replace(second, fusion_weight=share))
+                configs.append(PipelineConfig("candidate", pair, True))
+    return configs
+
+
+def describe(config: PipelineConfig) -> str:
+    parts = [f"{e.weights} {e.crop.method}{e.crop.margin:g}" + (f" x{share:.2f}" if len(config.embedders) > 1 else "")
+             for e, share in zip(config.embedders, config.fusion_shares())]
+    return " + ".join(parts) + (" + flip" if config.flip else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lfw", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/lfw")
     parser.add_argument("--out", type=Path, default=cache_dir() / "training" / "lfw")
     parser.add_argument("--weights", nargs="+", default=["msceleb-128", "casia-webface"])
-    parser.add_argument("--crops", nargs="+", default=["box0.2"], help="e.g. box0.1 box0.3 similarity0")
+    parser.add_argument("--crops", nargs="+", default=["box0.2", "similarity0"], help="e.g. box0.2 similarity0")
+    parser.add_argument("--fusion", nargs="*", type=float, default=[0.2, 0.35, 0.5],
+                        help="share of the second weight set in fused candidates")
     args = parser.parse_args()
-    print("| weights | crop | flip | pairs | accuracy | TAR@FAR1e-3 | TAR@FAR1e-4 |\n|---|---|---|---|---|---|---|")
-    combos = [(w,) for w in args.weights] + ([tuple(args.weights)] if len(args.weights) > 1 else [])
-    for crop_name in args.crops:
-        method = "similarity" if crop_name.startswith("similarity") else "box"
-        crop = CropConfig(method, float(crop_name[len(method):] or 0))
-        for weights in combos:
-            for flip in (False, True):
-                try:
-                    row = measure(args.out, args.lfw, PipelineConfig("candidate", weights, crop, flip))
-                except FileNotFoundError:
-                    continue
-                print(f"| {'+'.join(weights)} | {crop_name} | {flip} | {row['pairs']} | {row['accuracy']:.2%} "
-                      f"| {row['tar@0.001']:.2%} | {row['tar@0.0001']:.2%} |", flush=True)
+    print("| configuration | pairs | accuracy | TAR@FAR1e-3 | TAR@FAR1e-4 |\n|---|---|---|---|---|")
+    for config in candidates(args.weights, args.crops, args.fusion):
+        try:
+            row = measure(args.out, args.lfw, config)
+        except FileNotFoundError:
+            continue
+        print(f"| {describe(config)} | {row['pairs']} | {row['accuracy']:.2%} "
+              f"| {row['tar@0.001']:.2%} | {row['tar@0.0001']:.2%} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,299 @@
+"""Benchmark the compare pipeline on CPU against the plain facenet-pytorch recipe, in one run.
+
+Workload: ``--pairs`` LFW View 2 pairs (half genuine, half impostor, from ``pairs.txt``), each
+photo as a 640x480 JPEG and upscaled to a 1280x960 JPEG (a phone photo); one compare at a
+time, JPEG bytes in, decision out (decode included). Prints, per stage and end to end, the
+median and p95 latency, compares/s and the ratio to the baseline measured in this run; the
+embedder's throughput at batch sizes 1..16 as a share of the FLOP limit (its FLOP count
+times this CPU's measured float32 matrix-multiply rate); and, unless ``--no-service``, the
+REST service one request at a time and at concurrency 4 (cross-request embedding batches).
+
+    python bench/bench_pipeline.py [--mode fast] [--pairs 20] [--no-service]
+    python bench/bench_pipeline.py --accuracy-guard 200     # optimisations on vs off
+
+Baseline (what a user of facenet-pytorch writes from its README): ``MTCNN(image_size=160,
+margin=14)`` called on each PIL image (detects, crops and standardises), then
+``InceptionResnetV1(...).eval()`` on each face, one image at a time, default torch threads;
+the model is our converted msceleb-128 (hub weights cannot be downloaded here) and the face
+is prewhitened as that model needs.
+
+A command, not a test: the numbers depend on the machine and on what else runs on it.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_service import KEY, run_level, typical_photo  # noqa: E402
+from facecmp import FaceComparer  # noqa: E402
+from facecmp.datasets import load_lfw  # noqa: E402
+from facecmp.embed import Embedder  # noqa: E402
+from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
+from facecmp.weights.normalization import prewhiten  # noqa: E402
+from facecmp.weights.store import load_state_dict  # noqa: E402
+from serve.testing import running_server  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = {"640x480": (640, 480), "1280x960": (1280, 960)}
+BATCH_SIZES = (1, 2, 4, 8, 16)
+
+
+# -- workload --------------------------------------------------------------------------------
+
+def lfw_pairs(lfw_dir: Path, count: int) -> list[tuple[Path, Path, bool]]:
+    """``count`` pairs of fold 1 of pairs.txt: the first count/2 genuine and count/2 impostor."""
+    data = load_lfw(lfw_dir, max_pairs=count)
+    pairs = data.pairs
+    genuine = np.flatnonzero(pairs.same)[: (count + 1) // 2]
+    impostor = np.flatnonzero(~pairs.same)[: count // 2]
+    return [(data.images[pairs.a[i]], data.images[pairs.b[i]], bool(pairs.same[i]))
+            for i in np.concatenate([genuine, impostor])]
+
+
+def jpeg_pairs(pairs, size: tuple[int, int]) -> list[tuple[bytes, bytes]]:
+    return [(base64.b64decode(typical_photo(a, size)), base64.b64decode(typical_photo(b, size)))
+            for a, b, _ in pairs]
+
+
+# -- measurement helpers ---------------------------------------------------------------------
+
+def summary(values_ms: list[float]) -> tuple[float, float]:
+    ordered = sorted(values_ms)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 ``torch.mm`` rate (GFLOP/s) at the current thread setting."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def model_gflop(model: torch.nn.Module) -> float:
+    """FLOPs (multiply and add counted apart) of one 160x160 input."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(torch.zeros(1, 3, 160, 160))
+    return counter.get_total_flops() / 1e9
+
+
+# -- the baseline: facenet-pytorch's README recipe ---------------------------------------------
+
+class FacenetPytorchRecipe:
+    """``MTCNN(image_size=160, margin=14)`` + ``InceptionResnetV1().eval()``, one image at a time."""
+
+    def __init__(self):
+        from facenet_pytorch import MTCNN
+        from PIL import Image
+
+        self._image = Image
+        self.mtcnn = MTCNN(image_size=160, margin=14)
+        self.resnet = build_inception_resnet_v1(128)
+        self.resnet.load_state_dict(load_state_dict("msceleb-128"))
+        self.resnet.eval()
+
+    def embed(self, jpeg: bytes, timings: dict[str, float]) -> torch.Tensor | None:
+        start = time.perf_counter()
+        image = self._image.open(io.BytesIO(jpeg)).convert("RGB")
+        mid = time.perf_counter()
+        face = self.mtcnn(image)
+        end = time.perf_counter()
+        timings["decode"] = timings.get("decode", 0.0) + (mid - start) * 1000
+        timings["detect+crop"] = timings.get("detect+crop", 0.0) + (end - mid) * 1000
+        if face is None:
+            return None
+        with torch.no_grad():
+            embedding = self.resnet(prewhiten(face.unsqueeze(0)))
+        timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - end) * 1000
+        return embedding[0]
+
+    def compare(self, jpeg_a: bytes, jpeg_b: bytes) -> dict[str, float]:
+        timings: dict[str, float] = {}
+        a, b = self.embed(jpeg_a, timings), self.embed(jpeg_b, timings)
+        if a is not None and b is not None:
+            start = time.perf_counter()
+            float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+            timings["score"] = (time.perf_counter() - start) * 1000
+        timings["total"] = sum(timings.values())
+        return timings
+
+
+def ours(comparer: FaceComparer, mode: str):
+    def compare(jpeg_a: bytes, jpeg_b: bytes) -> dict[str, float]:
+        start = time.perf_counter()
+        result = comparer.compare(jpeg_a, jpeg_b, mode=mode)
+        timings = dict(result.timings_ms)
+        timings["total"] = (time.perf_counter() - start) * 1000  # end to end, as the caller sees it
+        return timings
+    return compare
+
+
+def run_compares(compare, jpegs, repeats: int) -> dict[str, list[float]]:
+    compare(*jpegs[0])  # warm-up
+    stages: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for jpeg_a, jpeg_b in jpegs:
+            for stage, value in compare(jpeg_a, jpeg_b).items():
+                stages.setdefault(stage, []).append(value)
+    return stages
+
+
+def print_stages(label: str, stages: dict[str, list[float]], baseline_total: list[float] | None) -> None:
+    cells = []
+    for stage, values in stages.items():
+        p50, p95 = summary(values)
+        cells.append(f"{stage} {p50:.0f}/{p95:.0f}")
+    p50, _ = summary(stages["total"])
+    ratio = f"  x{summary(baseline_total)[0] / p50:.2f} vs baseline" if baseline_total else ""
+    print(f"  {label:<28} {1000 / p50:6.2f} compares/s{ratio}   [ms p50/p95] " + "  ".join(cells), flush=True)
+
+
+# -- sections --------------------------------------------------------------------------------
+
+def bench_single(args, pairs) -> None:
+    print(f"\n== single compares, one at a time ({len(pairs)} LFW pairs x {args.repeats}, load {load_average()})")
+    baseline = FacenetPytorchRecipe()
+    comparer = FaceComparer(args.mode)
+    for size_name, size in SIZES.items():
+        jpegs = jpeg_pairs(pairs, size)
+        base = run_compares(baseline.compare, jpegs, args.repeats)
+        mine = run_compares(ours(comparer, args.mode), jpegs, args.repeats)
+        print(f" {size_name} photos (load {load_average()})")
+        print_stages("facenet-pytorch recipe", base, None)
+        print_stages(f"facecmp {args.mode}", mine, base["total"])
+    print(f" peak RSS of this process (both pipelines): {peak_rss_mib():.0f} MiB")
+
+
+def bench_embedder(args) -> None:
+    print(f"\n== embedder throughput, msceleb-128, 160x160 crops (load {load_average()})")
+    embedder = Embedder("msceleb-128")
+    gflop = model_gflop(embedder.model)
+    rate = matmul_gflops()
+    limit = rate / gflop
+    print(f" model {gflop:.2f} GFLOP/image; float32 torch.mm {rate:.0f} GFLOP/s "
+          f"({torch.get_num_threads()} threads) -> FLOP limit {limit:.1f} images/s")
+    crops = np.random.default_rng(0).integers(0, 256, (max(BATCH_SIZES), 160, 160, 3), dtype=np.uint8)
+    for batch in BATCH_SIZES:
+        embedder.embed(crops[:batch])
+        runs = max(2, 32 // batch)
+        start = time.perf_counter()
+        for _ in range(runs):
+            embedder.embed(crops[:batch])
+        per_s = runs * batch / (time.perf_counter() - start)
+        print(f"  batch {batch:>2}: {per_s:6.1f} images/s  {100 * per_s / limit:5.1f}% of the FLOP limit", flush=True)
+
+
+def bench_service(args, pairs) -> None:
+    jpegs = jpeg_pairs(pairs, SIZES["640x480"])
+    bodies = [{"face_base_64": base64.b64encode(a).decode(), "ref_face_base_64": base64.b64encode(b).decode(),
+               "search_mode": args.mode.upper()} for a, b in jpegs]
+    body = bodies[0]  # run_level posts one body; the photos are 640x480 like every pair's
+    print(f"\n== service, POST /compare, 640x480 photos, mode {args.mode}, {args.requests} requests per level")
+    configs = [
+        ("one at a time: 1 worker x 2 threads", {"FACECMP_MAX_CONCURRENCY": "1", "FACECMP_TORCH_THREADS": str(os.cpu_count())}, [1]),
+        ("4 workers x 1 thread, no batching", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1",
+                                                "FACECMP_EMBED_BATCH_WINDOW_MS": "0"}, [1, 4]),
+        ("4 workers x 1 thread, batched embeds", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1"}, [1, 4]),
+    ]
+    reference = None
+    for label, env, levels in configs:
+        env = {"FACECMP_API_KEYS": KEY, "FACECMP_MAX_QUEUE": "16", "FACECMP_LOG_LEVEL": "warning", **env}
+        with running_server(env) as server:
+            run_level(server.url, body, 1, 2)  # warm-up
+            for level in levels:
+                row = run_level(server.url, body, level, args.requests)
+                reference = reference or row["compares_per_s"]
+                print(f"  {label:<38} concurrency {level}: {row['compares_per_s']:5.2f} compares/s "
+                      f"(x{row['compares_per_s'] / reference:.2f})  p50 {row['p50_ms']:.0f} ms  "
+                      f"p95 {row['p95_ms']:.0f} ms  {row['statuses']}  load {load_average()}", flush=True)
+            memory = server.memory_kib()
+            print(f"  {'':<38} server RSS {memory['VmRSS'] / 1024:.0f} MiB, peak {memory['VmHWM'] / 1024:.0f} MiB "
+                  f"(both weight sets loaded)")
+
+
+def accuracy_guard(args, pairs) -> int:
+    """Optimised pipeline (batched crops) vs reference (eager NCHW, one crop per forward pass)."""
+    print(f"\n== accuracy guard: {len(pairs)} LFW pairs, optimisations on vs off (load {load_average()})")
+    failures = 0
+    comparer = FaceComparer(args.mode)
+    for mode in ("fast", "accurate"):
+        config = comparer._prepare(mode)
+        reference = {name: Embedder(name, channels_last=False) for name in config.weights}
+        prepared = [comparer.prepare_compare(a, b, mode=mode) for a, b, _ in pairs]
+        crops = np.concatenate([p.crops for p in prepared])
+        batched = comparer.embed_crops(crops, mode=mode)                       # all pairs in one pass
+        pairwise = np.concatenate([comparer.embed_crops(p.crops, mode=mode) for p in prepared])
+        plain = np.concatenate([
+            np.concatenate([reference[name].embed(crops[i:i + 1], flip=config.flip) for name in config.weights],
+                           axis=1) / np.sqrt(len(config.weights))
+            for i in range(len(crops))])
+        cos = {name: np.sum(e[0::2] * e[1::2], axis=1) for name, e in
+               (("reference", plain), ("pairwise", pairwise), ("batched", batched))}
+        worst = max(float(np.abs(cos[k] - cos["reference"]).max()) for k in ("pairwise", "batched"))
+        decisions = {k: comparer.score(np.clip(v, -1, 1), mode=mode) >= 0.7 for k, v in cos.items()}
+        same = all(np.array_equal(decisions[k], decisions["reference"]) for k in ("pairwise", "batched"))
+        ok = worst <= 1e-4 and same
+        failures += not ok
+        print(f"  {mode:<9} max |cosine difference| {worst:.2e}  decisions identical: {same}  "
+              f"{'OK' if ok else 'FAIL'}")
+    return failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("fast", "accurate"), default="fast")
+    parser.add_argument("--pairs", type=int, default=20, help="LFW pairs (half genuine, half impostor)")
+    parser.add_argument("--repeats", type=int, default=1, help="passes over the pairs")
+    parser.add_argument("--requests", type=int, default=24, help="service requests per concurrency level")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, = cores)")
+    parser.add_argument("--no-service", action="store_true")
+    parser.add_argument("--only", choices=("single", "embedder", "service"), help="run one section")
+    parser.add_argument("--accuracy-guard", type=int, metavar="N", help="only the accuracy guard, on N pairs")
+    parser.add_argument("--lfw", type=Path, default=Path(os.environ.get("FACECMP_SHARED_DIR") or REPO.parent / "shared")
+                        / "data" / "lfw")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    print(f"{os.cpu_count()} CPU cores; torch {torch.__version__}: {torch.get_num_threads()} intra-op threads, "
+          f"{torch.get_num_interop_threads()} inter-op threads, mkldnn {torch.backends.mkldnn.is_available()}; "
+          f"load average {load_average()}")
+    if args.accuracy_guard:
+        sys.exit(1 if accuracy_guard(args, lfw_pairs(args.lfw, args.accuracy_guard)) else 0)
+    pairs = lfw_pairs(args.lfw, args.pairs)
+    if args.only in (None, "single"):
+        bench_single(args, pairs)
+    if args.only in (None, "embedder"):
+        bench_embedder(args)
+    if args.only == "service" or (args.only is None and not args.no_service):
+        bench_service(args, pairs)
+
+
+if __name__ == "__main__":
+    main()
