@@ -126,4 +126,9 @@ def _from_array(array: np.ndarray) -> np.ndarray:
 
 def _looks_like_path(text: str) -> bool:
     """A short string without base64-only shape that names an existing file is a path."""
-    return len(text) < 4096 and not _DATA_URL.match(text) and Path(text).is_file()
+    if len(text) >= 4096 or _DATA_URL.match(text):
+        return False
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # names too long or with NUL bytes are not paths
+        return False

