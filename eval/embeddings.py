@@ -13,7 +13,6 @@ come back to this process, which alone writes the cache).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -25,22 +24,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from facecmp.errors import FacecmpError
-from facecmp.weights.store import cache_dir
+from facecmp.weights.store import cache_dir, file_sha256
 
-_CHUNK = 1 << 20
 
 
 def default_cache_path() -> Path:
     """``cache_dir()/embeddings/embeddings.sqlite`` (``$FACECMP_CACHE_DIR`` moves it)."""
     return cache_dir() / "embeddings" / "embeddings.sqlite"
-
-
-def content_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -240,7 +230,7 @@ def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None
     cache = cache or EmbeddingCache()
     pipeline_id = pipeline_id or comparer.pipeline_id(mode)
     paths = [Path(p) for p in paths]
-    keys = [content_sha256(p) for p in paths]
+    keys = [file_sha256(p) for p in paths]
     known = cache.get_many(pipeline_id, keys)
     first_path: dict[str, Path] = {}
     for key, path in zip(keys, paths):

@@ -26,8 +26,6 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facecmp import FaceComparer, FacecmpError, __version__
 from facecmp.pipeline import DEFAULT_MIN_SIMILARITY, CompareResult
@@ -87,15 +85,6 @@ class InferenceGate:
         self._slots.release()
         self.admitted -= 1
 
-
-
-class BatchSettings(BaseSettings):
-    """Cross-request embedding batches (``FACECMP_EMBED_BATCH_*``); window 0 turns them off."""
-
-    model_config = SettingsConfigDict(env_prefix="FACECMP_EMBED_BATCH_", frozen=True, extra="ignore")
-
-    window_ms: float = Field(40.0, ge=0.0, description="Longest wait for other compares' crops.")
-    max_crops: int = Field(16, ge=1, description="A batch is embedded at once when it holds this many crops.")
 
 
 @dataclass
@@ -227,7 +216,6 @@ class Engine:
         self.liveness_settings = _liveness_settings(settings)
         self.defaults = Defaults(settings.min_similarity_score, self.liveness_settings.threshold)
         self.gate = InferenceGate(settings.max_concurrency, settings.max_queue, settings.inference_threads)
-        self.batch_settings = BatchSettings()
         self.comparer: FaceComparer | None = None
         self.scheduled: FaceComparer | BatchingComparer | None = None  # what operations get
         self.load_error: FacecmpError | None = None
@@ -267,10 +255,10 @@ class Engine:
         self.versions = comparer.versions()
         self.version_header = version_header(self.versions)
         self.scheduled = comparer
-        if self.batch_settings.window_ms > 0:
+        if self.settings.embed_batch_window_ms > 0:
             batcher = EmbedBatcher(lambda crops, mode: comparer.embed_crops(crops, mode=mode),
-                                   window_s=self.batch_settings.window_ms / 1000.0,
-                                   max_crops=self.batch_settings.max_crops)
+                                   window_s=self.settings.embed_batch_window_ms / 1000.0,
+                                   max_crops=self.settings.embed_batch_max_crops)
             self.scheduled = BatchingComparer(comparer, batcher)
         self.comparer = comparer
         log.info("facecmp serve: models loaded in %.1f s (default mode %s)",

@@ -21,20 +21,13 @@ import h5py
 import numpy as np
 import torch
 
-from facecmp.weights.inception import build_inception_resnet_v1
+from facecmp.weights.inception import STEM_SCOPES, build_inception_resnet_v1
 
 BN_EPS = 1e-3  # facenet-pytorch's BatchNorm eps; every Keras BN must use the same
 EMBEDDING_SIZE = 128
 
-# facenet-pytorch BasicConv2d (conv + bn) -> Keras conv layer, inside one unit.
-_STEM = {
-    "conv2d_1a": "Conv2d_1a_3x3",
-    "conv2d_2a": "Conv2d_2a_3x3",
-    "conv2d_2b": "Conv2d_2b_3x3",
-    "conv2d_3b": "Conv2d_3b_1x1",
-    "conv2d_4a": "Conv2d_4a_3x3",
-    "conv2d_4b": "Conv2d_4b_3x3",
-}
+# facenet-pytorch BasicConv2d (conv + bn) -> Keras conv layer, inside one unit (stem: STEM_SCOPES).
+
 _BLOCK_CONVS = {
     "Block35": {
         "branch0": "Branch_0_Conv2d_1x1",
@@ -137,7 +130,7 @@ def convert_keras_h5(h5_path: str | Path) -> dict[str, torch.Tensor]:
         put(key + ".conv.weight", take(f"{layer}/kernel:0", key + ".conv.weight").permute(3, 2, 0, 1))
         batch_norm(key + ".bn", layer + "_BatchNorm")
 
-    for key, layer in _STEM.items():
+    for key, layer in STEM_SCOPES.items():
         basic_conv(key, layer)
     for prefix, layer_prefix, kind in _units():
         for key, layer in _BLOCK_CONVS[kind].items():

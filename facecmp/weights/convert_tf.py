@@ -18,18 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecmp.weights.inception import build_inception_resnet_v1
+from facecmp.weights.inception import STEM_SCOPES, build_inception_resnet_v1
 
 BN_EPS = 1e-3
 
 # facenet-pytorch top-level module -> TensorFlow scope; blocks inside nn.Sequential get an index.
 _TOP_SCOPES = {
-    "conv2d_1a": "Conv2d_1a_3x3",
-    "conv2d_2a": "Conv2d_2a_3x3",
-    "conv2d_2b": "Conv2d_2b_3x3",
-    "conv2d_3b": "Conv2d_3b_1x1",
-    "conv2d_4a": "Conv2d_4a_3x3",
-    "conv2d_4b": "Conv2d_4b_3x3",
+    **STEM_SCOPES,
     "mixed_6a": "Mixed_6a",
     "mixed_7a": "Mixed_7a",
     "block8": "Block8",

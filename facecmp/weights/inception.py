@@ -6,6 +6,16 @@ from torch import nn
 
 BOTTLENECK_IN = 1792
 
+#: facenet-pytorch's stem convolutions -> the TF-slim scope names both Sandberg exports use.
+STEM_SCOPES = {
+    "conv2d_1a": "Conv2d_1a_3x3",
+    "conv2d_2a": "Conv2d_2a_3x3",
+    "conv2d_2b": "Conv2d_2b_3x3",
+    "conv2d_3b": "Conv2d_3b_1x1",
+    "conv2d_4a": "Conv2d_4a_3x3",
+    "conv2d_4b": "Conv2d_4b_3x3",
+}
+
 
 def build_inception_resnet_v1(embedding_size: int = 512) -> InceptionResnetV1:
     """An untrained embedder whose bottleneck maps 1792 features to ``embedding_size``.
