@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(10 * MiB, gt=0, description="Largest decoded image file.")
     max_image_pixels: int = Field(25_000_000, gt=0, description="Largest image (width x height).")
 
-    max_concurrency: int = Field(2, ge=1, description="Inferences running at once (worker threads).")
+    max_concurrency: int = Field(4, ge=1, description="Inferences running at once (worker threads); 4 measured best "
+                                                      "on 2 cores (docs/performance.md).")
     max_queue: int = Field(8, ge=0, description="Requests waiting for a worker; more get 503.")
     retry_after_s: int = Field(2, ge=1, description="Retry-After (seconds) sent with 503.")
     torch_threads: int | None = Field(
