@@ -7,7 +7,8 @@ Two methods, chosen per pipeline by measurement on LFW (see README, "Crop and al
   image, resized to ``size`` x ``size``.
 - ``similarity``: a 5-point similarity transform (rotation, uniform scale, shift; Umeyama's
   least squares) taking the landmarks onto :data:`TEMPLATE_160`, which removes in-plane
-  rotation that a box crop keeps.
+  rotation that a box crop keeps; ``margin`` > 0 shrinks the template about the centre by
+  ``1 / (1 + margin)``, showing that much more context.
 
 Both take an (H, W, 3) uint8 RGB array and a :class:`Face`, and return (size, size, 3) uint8.
 """
@@ -40,7 +41,7 @@ def crop_face(image: np.ndarray, face: Face, config: CropConfig = CropConfig()) 
     """The (size, size, 3) uint8 embedder input for ``face`` in ``image``."""
     if config.method == "box":
         return _box_crop(image, face.box, config.margin, config.size)
-    return _similarity_crop(image, face.landmarks, config.size)
+    return _similarity_crop(image, face.landmarks, config.margin, config.size)
 
 
 def _box_crop(image: np.ndarray, box, margin: float, size: int) -> np.ndarray:
@@ -73,8 +74,8 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def _similarity_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
-    template = TEMPLATE_160 * (size / 160.0)
+def _similarity_crop(image: np.ndarray, landmarks: np.ndarray, margin: float, size: int) -> np.ndarray:
+    template = (80.0 + (TEMPLATE_160 - 80.0) / (1.0 + margin)) * (size / 160.0)
     forward = np.vstack([similarity_transform(np.asarray(landmarks, float), template), [0, 0, 1]])
     inverse = np.linalg.inv(forward)  # PIL maps output pixels back to input pixels
     warped = Image.fromarray(image).transform(

@@ -1,0 +1,39 @@
+"""Crop and 5-point alignment geometry, on a real detected face."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facecmp.align import TEMPLATE_160, CropConfig, crop_face, similarity_transform
+from facecmp.decode import load_image
+from facecmp.detect import FaceDetector
+
+
+def test_similarity_transform_recovers_a_known_transform():
+    angle, scale, shift = np.deg2rad(17), 1.7, np.array([12.0, -5.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    target = TEMPLATE_160 @ (scale * rotation).T + shift
+    matrix = similarity_transform(TEMPLATE_160, target)
+    assert np.allclose(matrix[:, :2], scale * rotation) and np.allclose(matrix[:, 2], shift)
+
+
+@pytest.fixture(scope="module")
+def face_and_image(celebrity_photos):
+    image = load_image(celebrity_photos["jerry_seinfeld"][0])
+    return FaceDetector().detect(image)[0], image
+
+
+def test_aligned_crop_puts_the_landmarks_on_the_template(face_and_image):
+    face, image = face_and_image
+    crop = crop_face(image, face, CropConfig("similarity", 0.0))
+    assert crop.shape == (160, 160, 3) and crop.dtype == np.uint8
+    redetected = FaceDetector().detect(crop)
+    assert redetected and np.abs(redetected[0].landmarks - TEMPLATE_160).mean() < 4
+
+
+def test_margins_show_more_context(face_and_image):
+    face, image = face_and_image
+    for method in ("box", "similarity"):
+        tight = FaceDetector(min_face_size=10).detect(crop_face(image, face, CropConfig(method, 0.0 if method == "similarity" else 0.1)))
+        loose = FaceDetector(min_face_size=10).detect(crop_face(image, face, CropConfig(method, 0.5)))
+        assert loose[0].width < 0.85 * tight[0].width
