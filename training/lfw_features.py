@@ -19,7 +19,7 @@ from facecmp.align import CropConfig, crop_face
 from facecmp.datasets import load_lfw
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
-from facecmp.embed import Embedder
+from facecmp.embed import Embedder, fuse_embeddings
 from facecmp.faces import Face
 from facecmp.modes import PipelineConfig
 from facecmp.weights.store import cache_dir
@@ -111,13 +111,13 @@ if __name__ == "__main__":
 def config_embeddings(out: Path, config: PipelineConfig) -> np.ndarray:
     """(N, D) embeddings of every LFW image as ``config`` computes them (NaN rows: not embedded).
 
-    Same arithmetic as ``FaceComparer.embed_crops``: flip-TTA is the normalised sum of the two
-    views; the weight sets' embeddings are concatenated, each scaled by sqrt(its fusion share).
+    As ``FaceComparer.embed_crops``: flip-TTA is the normalised sum of the two unit views, and
+    the weight sets are combined by :func:`facecmp.embed.fuse_embeddings`.
     """
     parts = []
-    for embedder, share in zip(config.embedders, config.fusion_shares()):
+    for embedder in config.embedders:
         crop = embedder.crop
         stored = np.load(out / f"emb-{embedder.weights}-{crop.method}{crop.margin:g}.npz")
         view = stored["plain"] + stored["mirrored"] if config.flip else stored["plain"]
-        parts.append(np.sqrt(share) * view / np.linalg.norm(view, axis=1, keepdims=True))
-    return np.concatenate(parts, axis=1).astype(np.float32)
+        parts.append(view / np.linalg.norm(view, axis=1, keepdims=True))
+    return fuse_embeddings(parts, config.fusion_shares())

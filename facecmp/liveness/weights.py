@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import torch
 
 from facecmp.errors import WeightsError
 from facecmp.liveness.model import MiniFASNet, build_minifasnet
-from facecmp.weights.store import cache_dir, file_sha256
+from facecmp.weights.store import cache_dir, download_url, file_sha256
 
 WEIGHTS_DIR_ENV = "FACECMP_LIVENESS_WEIGHTS_DIR"
 ORIGIN = "https://github.com/minivision-ai/Silent-Face-Anti-Spoofing"
@@ -117,21 +115,10 @@ def fetch_minifasnet(source_dir: Path | None = None, *, target_dir: Path | None 
                     raise WeightsError(f"{source} does not exist; expected the published {spec.file} there")
                 shutil.copyfile(source, partial)
             else:
-                _download(spec, partial)
+                download_url(spec.url, partial, fix="copy the files from a local directory with "
+                             "`facecmp weights fetch minifasnet --from DIR` (e.g. ../shared/models/minifasnet)")
             verify_file(partial, spec)
             staged.append((partial, target / spec.file))
         for partial, final in staged:
             partial.replace(final)
     return target
-
-
-def _download(spec: MiniFASNetWeights, destination: Path) -> None:
-    try:
-        with urllib.request.urlopen(spec.url, timeout=30) as response, open(destination, "wb") as out:
-            shutil.copyfileobj(response, out)
-    except (urllib.error.URLError, OSError) as exc:
-        raise WeightsError(
-            f"could not download {spec.file} from {spec.url} ({exc}); this machine may be offline: "
-            "copy the files from a local directory with "
-            "`facecmp weights fetch minifasnet --from DIR` (e.g. ../shared/models/minifasnet)"
-        ) from exc

