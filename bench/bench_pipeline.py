@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_service import KEY, run_level, typical_photo  # noqa: E402
 from facecmp import FaceComparer  # noqa: E402
 from facecmp.datasets import load_lfw  # noqa: E402
-from facecmp.embed import Embedder, fuse_embeddings  # noqa: E402
-from facecmp.modes import get_mode  # noqa: E402
+from facecmp.backends import ComputeOptions  # noqa: E402
+from facecmp.detect import FaceDetector  # noqa: E402
+from facecmp.embed import Embedder  # noqa: E402
 from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
 from facecmp.weights.normalization import prewhiten  # noqa: E402
 from facecmp.weights.store import load_state_dict  # noqa: E402
@@ -83,9 +84,9 @@ def load_average() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Measured float32 ``torch.mm`` rate (GFLOP/s) at the current thread setting."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 5) -> float:
+    """Measured ``torch.mm`` rate (GFLOP/s) in ``dtype`` at the current thread setting."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
@@ -193,21 +194,27 @@ def bench_single(args, pairs) -> None:
 
 def bench_embedder(args) -> None:
     print(f"\n== embedder throughput, msceleb-128, 160x160 crops (load {load_average()})")
-    embedder = Embedder("msceleb-128")
-    gflop = model_gflop(embedder.model)
-    rate = matmul_gflops()
-    limit = rate / gflop
-    print(f" model {gflop:.2f} GFLOP/image; float32 torch.mm {rate:.0f} GFLOP/s "
-          f"({torch.get_num_threads()} threads) -> FLOP limit {limit:.1f} images/s")
+    model = build_inception_resnet_v1(128)
+    model.load_state_dict(load_state_dict("msceleb-128"))
+    gflop = model_gflop(model.eval())
+    rates = {"f32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    limits = {precision: rate / gflop for precision, rate in rates.items()}
+    print(f" model {gflop:.2f} GFLOP/image; torch.mm ({torch.get_num_threads()} threads): "
+          + ", ".join(f"{p} {rates[p]:.0f} GFLOP/s -> FLOP limit {limits[p]:.1f} images/s" for p in rates))
     crops = np.random.default_rng(0).integers(0, 256, (max(BATCH_SIZES), 160, 160, 3), dtype=np.uint8)
-    for batch in BATCH_SIZES:
-        embedder.embed(crops[:batch])
-        runs = max(2, 32 // batch)
-        start = time.perf_counter()
-        for _ in range(runs):
+    backends = [ComputeOptions.reference(), ComputeOptions("openvino", "f32"), ComputeOptions("openvino").resolved()]
+    for compute in dict.fromkeys(backends):  # "auto" may resolve to f32: measured once
+        embedder = Embedder("msceleb-128", compute=compute)
+        print(f" {compute.backend} {compute.precision}:")
+        for batch in BATCH_SIZES:
             embedder.embed(crops[:batch])
-        per_s = runs * batch / (time.perf_counter() - start)
-        print(f"  batch {batch:>2}: {per_s:6.1f} images/s  {100 * per_s / limit:5.1f}% of the FLOP limit", flush=True)
+            runs = max(2, 64 // batch)
+            start = time.perf_counter()
+            for _ in range(runs):
+                embedder.embed(crops[:batch])
+            per_s = runs * batch / (time.perf_counter() - start)
+            print(f"  batch {batch:>2}: {per_s:6.1f} images/s  {100 * per_s / limits[compute.precision]:5.1f}% of the "
+                  f"{compute.precision} FLOP limit  ({100 * per_s / limits['f32']:5.1f}% of the f32 one)", flush=True)
 
 
 def bench_service(args, pairs) -> None:
@@ -238,31 +245,75 @@ def bench_service(args, pairs) -> None:
                   f"(both weight sets loaded)")
 
 
-def accuracy_guard(args, pairs) -> int:
-    """Optimised pipeline (batched crops) vs reference (eager NCHW, one crop per forward pass)."""
-    print(f"\n== accuracy guard: {len(pairs)} LFW pairs, optimisations on vs off (load {load_average()})")
-    failures = 0
-    comparer = FaceComparer(args.mode)
-    for mode in ("fast", "accurate"):
-        config = get_mode(mode)
-        reference = {name: Embedder(name, channels_last=False) for name in config.weights}
-        prepared = [comparer.prepare_compare(a, b, mode=mode) for a, b, _ in pairs]
-        crops = np.concatenate([p.crops for p in prepared])                   # (2 * pairs, K, S, S, 3)
-        batched = comparer.embed_crops(crops, mode=mode)                       # all pairs in one pass
-        pairwise = np.concatenate([comparer.embed_crops(p.crops, mode=mode) for p in prepared])
-        plain = np.concatenate([
-            fuse_embeddings([reference[e.weights].embed(crops[i:i + 1, k], flip=config.flip)
-                             for k, e in enumerate(config.embedders)], config.fusion_shares())
-            for i in range(len(crops))])
-        cos = {name: np.sum(e[0::2] * e[1::2], axis=1) for name, e in
-               (("reference", plain), ("pairwise", pairwise), ("batched", batched))}
-        worst = max(float(np.abs(cos[k] - cos["reference"]).max()) for k in ("pairwise", "batched"))
-        decisions = {k: comparer.score(np.clip(v, -1, 1), mode=mode) >= 0.7 for k, v in cos.items()}
-        same = all(np.array_equal(decisions[k], decisions["reference"]) for k in ("pairwise", "batched"))
-        ok = worst <= 1e-4 and same
-        failures += not ok
-        print(f"  {mode:<9} max |cosine difference| {worst:.2e}  decisions identical: {same}  "
-              f"{'OK' if ok else 'FAIL'}")
+def guard_images(lfw_dir: Path, pair_count: int) -> tuple[list[Path], np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct images of the first ``pair_count`` pairs.txt pairs, their identities, and
+    the pairs (P, 2) as indices into them with same-person labels (P,)."""
+    data = load_lfw(lfw_dir, max_pairs=pair_count)
+    used = np.unique(np.concatenate([data.pairs.a, data.pairs.b]))
+    index = {int(image): i for i, image in enumerate(used)}
+    pairs = np.array([[index[int(a)], index[int(b)]] for a, b in zip(data.pairs.a, data.pairs.b)])
+    return [data.images[i] for i in used], data.identities[used], pairs, data.pairs.same
+
+
+def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a binomial proportion."""
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return centre - half, centre + half
+
+
+def accuracy_guard(args) -> int:
+    """Optimised pipeline vs the reference (PyTorch float32 eager, NCHW MTCNN at one 640 px
+    detection size), each lever alone and together, on the same 640x480 photos of LFW View 2
+    pairs: decisions at 0.7 on pairs.txt's pairs, and the FMR at 0.7 over every
+    different-person pair of their images. Fails (exit 1) when accuracy or FMR leaves the
+    reference's 95 % Wilson interval."""
+    paths, identities, pairs, same = guard_images(args.lfw, args.accuracy_guard)
+    photos = [base64.b64decode(typical_photo(p, SIZES["640x480"])) for p in paths]
+    impostor = np.triu(identities[:, None] != identities[None, :], 1)
+    print(f"\n== accuracy guard, mode {args.mode}: {len(pairs)} pairs.txt pairs, {len(paths)} 640x480 photos, "
+          f"{int(impostor.sum())} different-person pairs (load {load_average()})")
+    reference_detector = dict(detect_sizes=(640,), channels_last=False)
+    pipelines = {  # each lever alone, then all together
+        "reference": FaceComparer(args.mode, compute=ComputeOptions.reference(),
+                                  detector=FaceDetector(**reference_detector)),
+        "detection only": FaceComparer(args.mode, compute=ComputeOptions.reference()),
+        "backend only": FaceComparer(args.mode, detector=FaceDetector(**reference_detector)),
+        "optimised": FaceComparer(args.mode),
+    }
+    results, failures = {}, 0
+    for label, comparer in pipelines.items():
+        start = time.perf_counter()
+        reps = []
+        for chunk in range(0, len(photos), 32):
+            reps += comparer.represent_batch(photos[chunk:chunk + 32])
+        found = np.array([not isinstance(r, Exception) for r in reps])
+        emb = np.stack([r.embedding if ok else np.zeros_like(reps[int(np.argmax(found))].embedding)
+                        for r, ok in zip(reps, found)])
+        matched = comparer.score(np.clip(emb @ emb.T, -1, 1)) >= 0.7
+        usable = found[:, None] & found[None, :]
+        decisions = matched[pairs[:, 0], pairs[:, 1]] & usable[pairs[:, 0], pairs[:, 1]]
+        false_matches, impostors = int((matched & impostor & usable).sum()), int((impostor & usable).sum())
+        row = results[label] = dict(emb=emb, decisions=decisions, correct=int((decisions == same).sum()),
+                                    fmr=false_matches / impostors)
+        low, high = wilson(false_matches, impostors)
+        line = (f"  {label:<15} {comparer.versions()['compute']}\n  {'':<15} faces {found.sum()}/{len(found)}, "
+                f"pairs right at 0.7 {row['correct']}/{len(pairs)}, FMR at 0.7 {row['fmr']:.2e} "
+                f"[{low:.2e}, {high:.2e}], {time.perf_counter() - start:.0f} s")
+        if label != "reference":
+            ref = results["reference"]
+            change = 1 - np.sum(ref["emb"] * emb, axis=1)
+            acc_low, acc_high = wilson(ref["correct"], len(pairs))
+            fmr_low, fmr_high = ref["fmr_interval"]
+            ok = acc_low <= row["correct"] / len(pairs) <= acc_high and fmr_low <= row["fmr"] <= fmr_high
+            failures += not ok
+            line += (f"\n  {'':<15} vs reference: 1 - cos median {np.median(change):.1e}, 99th pct "
+                     f"{np.percentile(change, 99):.1e}; decisions changed {int((ref['decisions'] != decisions).sum())}; "
+                     f"accuracy and FMR within the reference's 95 % intervals: {'OK' if ok else 'FAIL'}")
+        else:
+            row["fmr_interval"] = (low, high)
+        print(line, flush=True)
     return failures
 
 
@@ -286,7 +337,7 @@ def main() -> None:
           f"{torch.get_num_interop_threads()} inter-op threads, mkldnn {torch.backends.mkldnn.is_available()}; "
           f"load average {load_average()}")
     if args.accuracy_guard:
-        sys.exit(1 if accuracy_guard(args, lfw_pairs(args.lfw, args.accuracy_guard)) else 0)
+        sys.exit(1 if accuracy_guard(args) else 0)
     pairs = lfw_pairs(args.lfw, args.pairs)
     if args.only in (None, "single"):
         bench_single(args, pairs)

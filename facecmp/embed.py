@@ -5,9 +5,11 @@ returns (N, D) float32 L2-normalised embeddings (D from the registry: 512 or 128
 With ``flip=True`` each crop and its mirror image run in the same forward pass and their
 embeddings are summed before normalising (test-time augmentation).
 
-``channels_last=True`` runs the model in channels-last memory format (oneDNN's native
-layout): +15 % images/s at batch 1 on one CPU thread, but results then differ between batch
-sizes by up to ~1e-5 per element (see docs/performance.md), so it is off by default.
+How the forward pass runs (PyTorch eager or OpenVINO, float32 or bfloat16) is a
+:class:`~facecmp.backends.ComputeOptions`; by default OpenVINO on a CPU. With the torch
+backend, ``channels_last=True`` runs the model in channels-last memory format (oneDNN's
+native layout): +15 % images/s at batch 1 on one CPU thread, but results then differ between
+batch sizes by up to ~1e-5 per element (see docs/performance.md), so it is off by default.
 """
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facecmp.align import CropConfig
+from facecmp.backends import ComputeOptions, OpenVinoModel
 from facecmp.weights.inception import build_inception_resnet_v1
 from facecmp.weights.normalization import fixed_image_standardization, prewhiten
 from facecmp.weights.registry import get_spec
-from facecmp.weights.store import load_state_dict
+from facecmp.weights.store import cache_dir, load_state_dict
 
 _NORMALIZE = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
 
@@ -33,18 +37,36 @@ def fuse_embeddings(parts: list[np.ndarray], shares: tuple[float, ...]) -> np.nd
 
 
 class Embedder:
-    """One pretrained InceptionResnetV1, in eval mode, on ``device``."""
+    """One pretrained InceptionResnetV1, in eval mode, on ``device``.
 
-    def __init__(self, weights: str, *, device: str = "cpu", channels_last: bool = False):
+    ``compute`` picks the backend (default: ``ComputeOptions.from_env()``; off the CPU always
+    torch). ``model`` is the torch module with the torch backend, else ``None`` (the compiled
+    copy replaces it, so the weights are held once).
+    """
+
+    def __init__(self, weights: str, *, device: str = "cpu", channels_last: bool = False,
+                 compute: ComputeOptions | None = None):
         self.spec = get_spec(weights)
         self.device = torch.device(device)
-        self.channels_last = channels_last
+        compute = ComputeOptions.reference() if self.device.type != "cpu" else (compute or ComputeOptions.from_env())
+        compute = compute.resolved()
+        self.channels_last = channels_last and compute.backend == "torch"
         model = build_inception_resnet_v1(self.spec.embedding_size)
         model.load_state_dict(load_state_dict(weights), strict=True)
-        self.model = model.eval().to(self.device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        model = model.eval()
         self._normalize = _NORMALIZE[self.spec.normalization]
+        self.model: torch.nn.Module | None = None
+        self._compiled: OpenVinoModel | None = None
+        if compute.backend == "openvino":
+            self._compiled = OpenVinoModel(
+                model, cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}", image_size=CropConfig().size,
+                precision=compute.precision, threads=compute.threads or torch.get_num_threads(),
+                cache_root=cache_dir())
+        else:
+            self.model = model.to(self.device)
+            if self.channels_last:
+                self.model = self.model.to(memory_format=torch.channels_last)
+        self.backend, self.precision = compute.backend, compute.precision
 
     @property
     def embedding_size(self) -> int:
@@ -63,9 +85,12 @@ class Embedder:
             batch = torch.cat([batch, batch.flip(3)])
         with torch.inference_mode():
             batch = self._normalize(batch)
-            if self.channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            features = self.model(batch)
+            if self._compiled is not None:
+                features = torch.from_numpy(self._compiled(batch.numpy()))
+            else:
+                if self.channels_last:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                features = self.model(batch)
         if flip:
             count = len(crops)
             features = F.normalize(features[:count], dim=1) + F.normalize(features[count:], dim=1)

@@ -17,6 +17,7 @@ import numpy as np
 
 from facecmp import __version__
 from facecmp.align import crop_face
+from facecmp.backends import ComputeOptions
 from facecmp.calibration import Calibration, load_calibration
 from facecmp.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, load_image
 from facecmp.detect import FaceDetector
@@ -101,12 +102,18 @@ class FaceComparer:
         Byte and pixel limits for untrusted images.
     liveness_settings : facecmp.liveness.LivenessSettings | None
         Limits and weights of the liveness check (default settings when ``None``).
+    compute : facecmp.backends.ComputeOptions | None
+        How the embedders run (default ``ComputeOptions.from_env()``: OpenVINO on a CPU, in
+        bfloat16 where the CPU has it natively); ``ComputeOptions.reference()`` is PyTorch
+        eager in float32, what the calibrations were fitted with.
     """
 
     def __init__(self, mode: str | None = None, *, device: str = "cpu", detector: FaceDetector | None = None,
-                 decode_limits: DecodeLimits = DEFAULT_LIMITS, liveness_settings=None):
+                 decode_limits: DecodeLimits = DEFAULT_LIMITS, liveness_settings=None,
+                 compute: ComputeOptions | None = None):
         self.mode = get_mode(mode).mode
         self.device = device
+        self.compute = (ComputeOptions.reference() if device != "cpu" else compute or ComputeOptions.from_env()).resolved()
         self.decode_limits = decode_limits
         self.detector = detector or FaceDetector(device=device)
         self._liveness_settings = liveness_settings
@@ -146,7 +153,10 @@ class FaceComparer:
         with _timed(timings, "decode"):
             images = [self.load_image(image_a), self.load_image(image_b)]
         with _timed(timings, "detect"):
-            detections = self.detector.detect_batch(images)
+            if check_liveness:  # the liveness rules need the probe's box to the pixel
+                detections = [self.detector.detect(images[0], precise=True), self.detector.detect(images[1])]
+            else:
+                detections = self.detector.detect_batch(images)
         for role, faces in zip(("probe", "reference"), detections):
             if not faces:
                 raise FaceNotDetectedError(metadata={"image": role})
@@ -239,7 +249,7 @@ class FaceComparer:
     def check_liveness(self, image: ImageSource):
         """The liveness verdict for the face in ``image`` (see :mod:`facecmp.liveness`)."""
         decoded = self.load_image(image)
-        return self._liveness_checker().check(decoded, self.detector.detect(decoded))
+        return self._liveness_checker().check(decoded, self.detector.detect(decoded, precise=True))
 
     def weights_versions(self, mode: str | None = None) -> dict[str, str]:
         """Weight set name -> first 12 hex digits of its state-dict digest."""
@@ -249,13 +259,16 @@ class FaceComparer:
     def pipeline_id(self, mode: str | None = None) -> str:
         """Stable identity of what an image maps to in ``mode``: use it to key embedding caches."""
         config = get_mode(mode or self.mode)
-        blob = json.dumps({"fingerprint": config.fingerprint(), "weights": self.weights_versions(config.mode)},
-                          sort_keys=True)
+        blob = json.dumps({"fingerprint": config.fingerprint(), "weights": self.weights_versions(config.mode),
+                           "compute": [self.compute.backend, self.compute.precision],
+                           "detect_sizes": self.detector.detect_sizes}, sort_keys=True)
         return f"{config.mode}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
     def versions(self) -> dict:
         return {
             "facecmp": __version__, "mode": self.mode,
+            "compute": {"backend": self.compute.backend, "precision": self.compute.precision,
+                        "detect_sizes": list(self.detector.detect_sizes)},
             "modes": {name: {"weights": self.weights_versions(name), "pipeline_id": self.pipeline_id(name),
                              "calibration": self._calibrations[name].id if name in self._calibrations else None}
                       for name in MODES},
@@ -271,7 +284,7 @@ class FaceComparer:
         with self._lock:
             for name in config.weights:
                 if name not in self._embedders:
-                    self._embedders[name] = Embedder(name, device=self.device)
+                    self._embedders[name] = Embedder(name, device=self.device, compute=self.compute)
             if config.mode not in self._calibrations:
                 self._calibrations[config.mode] = load_calibration(config.mode, config.fingerprint())
         return config

@@ -75,13 +75,13 @@ def paste(target: np.ndarray, photo: np.ndarray, left: int, top: int) -> np.ndar
 def big_face(detector):
     """The frontal LFW photo at 2x (500x500, face about 220 px wide) and its face box."""
     photo = lfw(FRONTAL, 2.0)
-    faces = detector.detect(photo)
+    faces = detector.detect(photo, precise=True)
     assert len(faces) == 1
     return photo, faces[0].box
 
 
 def judge(checker, detector, image):
-    return checker.check(image, detector.detect(image))
+    return checker.check(image, detector.detect(image, precise=True))
 
 
 # ---------------------------------------------------------------- requirement checks
@@ -176,7 +176,7 @@ def test_face_filling_the_frame(checker, detector, big_face):
 def test_rotated_face_is_an_angle_failure_with_the_right_roll(checker, detector, big_face):
     photo, _ = big_face
     upright = paste(canvas(1000, 1000), photo, 250, 250)
-    roll_upright = estimate_pose(detector.detect(upright)[0].landmarks)[2]
+    roll_upright = estimate_pose(detector.detect(upright, precise=True)[0].landmarks)[2]
     # PIL rotates counter-clockwise for positive angles: the face's roll becomes -45 (image y down).
     tilted = np.asarray(Image.fromarray(upright).rotate(45, resample=Image.BICUBIC, fillcolor=(GREY,) * 3))
     result = judge(checker, detector, tilted)
@@ -203,10 +203,11 @@ def test_turned_face_is_an_angle_failure_and_mirrors(checker, detector):
 
 @needs_shared
 def test_pose_of_real_frontal_and_raised_faces(detector):
-    yaw, pitch, roll = estimate_pose(detector.detect(lfw(FRONTAL))[0].landmarks)
+    yaw, pitch, roll = estimate_pose(detector.detect(lfw(FRONTAL), precise=True)[0].landmarks)
     assert abs(yaw) < 10 and abs(pitch) < 10 and abs(roll) < 5
     # A volleyball player looking straight up at the ball.
-    _, pitch_up, _ = estimate_pose(detector.detect(lfw("Tatiana_Gratcheva/Tatiana_Gratcheva_0001.jpg"))[0].landmarks)
+    tilted = detector.detect(lfw("Tatiana_Gratcheva/Tatiana_Gratcheva_0001.jpg"), precise=True)
+    _, pitch_up, _ = estimate_pose(tilted[0].landmarks)
     assert pitch_up > 30
 
 
@@ -219,7 +220,7 @@ def test_pose_of_real_frontal_and_raised_faces(detector):
 ])
 def test_model_scores_of_the_samples(checker, detector, name, expected):
     image = load_image(SAMPLES / name)
-    faces = detector.detect(image)
+    faces = detector.detect(image, precise=True)
     assert checker.score(image, faces[0]) == pytest.approx(expected, abs=2e-3)
 
 
@@ -260,7 +261,7 @@ def test_requirement_failure_raises_with_value_and_limit(checker, detector):
 def test_crop_is_the_reference_box_resized_like_opencv(detector):
     cv2 = pytest.importorskip("cv2")
     image = load_image(SAMPLES / "live" / "image_T2.jpg")
-    box = detector.detect(image)[0].box
+    box = detector.detect(image, precise=True)[0].box
     x, y = int(box[0]), int(box[1])
     w, h = int(box[2] - box[0] + 1), int(box[3] - box[1] + 1)
     # Enlarged by 2.7 about the centre, far from every edge: nothing is clipped or shifted.
@@ -309,7 +310,7 @@ def test_corrupted_weights_fail_their_checksum(tmp_path, detector):
     damaged.write_bytes(bytes(data))
     image = load_image(SAMPLES / "live" / "image_T1.jpg")
     with pytest.raises(WeightsError, match="sha256"):
-        LivenessChecker(LivenessSettings(weights_dir=tmp_path)).check(image, detector.detect(image))
+        LivenessChecker(LivenessSettings(weights_dir=tmp_path)).check(image, detector.detect(image, precise=True))
     target = tmp_path / "installed"
     with pytest.raises(WeightsError, match="sha256"):
         fetch_minifasnet(tmp_path, target_dir=target)

@@ -65,14 +65,14 @@ def test_undecodable_input_raises_decode_error(fast_comparer, celebrity_photos):
         fast_comparer.compare("bm90IGFuIGltYWdl", celebrity_photos["madonna"][0])
 
 
-def test_batch_embedding_equals_one_by_one_and_keeps_errors_in_place(fast_comparer, celebrity_photos):
+def test_batch_embedding_equals_one_by_one_and_keeps_errors_in_place(fast_comparer, celebrity_photos, rounding_noise):
     photos = [celebrity_photos["madonna"][1], b"garbage", celebrity_photos["ben_afflek"][1]]
     batch = fast_comparer.represent_batch(photos)
     assert isinstance(batch[1], ImageDecodeError)
     for i in (0, 2):
         single = fast_comparer.represent(photos[i])
         # Batched MTCNN/conv arithmetic differs in the last float bits, never in substance.
-        assert float(batch[i].embedding @ single.embedding) > 1 - 1e-6
+        assert float(batch[i].embedding @ single.embedding) > 1 - rounding_noise
         assert batch[i].embedding.shape == (128,) and abs(np.linalg.norm(batch[i].embedding) - 1) < 1e-5
 
 

@@ -3,7 +3,10 @@
 Outputs (under ``--out``, default ``<facecmp cache>/training/lfw``):
 - ``detections.npz``: per image its path, identity, fold (1-10, from pairs.txt), face count
   and the chosen face (box, probability, landmarks) — the face the service would pick.
-- ``emb-<weights>-<crop>-<flip>.npz``: (N, D) embeddings for one configuration.
+- ``emb-<weights>-<crop>.npz``: (N, D) embeddings (plain and mirrored) for one weight set
+  and crop, computed by the reference backend (PyTorch float32, what the calibrations are
+  fitted with); ``emb-<weights>-<crop>-<backend>-<precision>.npz`` with ``--backend`` /
+  ``--precision``, to measure another backend on the same faces.
 
 The fits and measurements in ``training/`` read these files; nothing here is tuned.
 """
@@ -16,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facecmp.align import CropConfig, crop_face
+from facecmp.backends import ComputeOptions
 from facecmp.datasets import load_lfw
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
@@ -61,15 +65,21 @@ def detect_all(lfw_dir: Path, out: Path, batch: int = 16) -> Path:
     return target
 
 
-def embed_all(lfw_dir: Path, out: Path, weights: str, crop: CropConfig, folds: set[int], batch: int = 32) -> Path:
+def embedding_file(out: Path, weights: str, crop: CropConfig, compute: ComputeOptions = ComputeOptions.reference()) -> Path:
+    suffix = "" if compute == ComputeOptions.reference() else f"-{compute.backend}-{compute.precision}"
+    return out / f"emb-{weights}-{crop.method}{crop.margin:g}{suffix}.npz"
+
+
+def embed_all(lfw_dir: Path, out: Path, weights: str, crop: CropConfig, folds: set[int], batch: int = 32,
+              compute: ComputeOptions = ComputeOptions.reference()) -> Path:
     """Embeddings of the chosen faces of the images in ``folds``, unflipped and mirrored.
 
     Both views are stored (each unit-norm) so that flip-TTA (their normalised sum) and the
     plain pipeline are measured from one pass. Re-running fills only what is missing.
     """
-    target = out / f"emb-{weights}-{crop.method}{crop.margin:g}.npz"
+    target = embedding_file(out, weights, crop, compute)
     det = np.load(out / "detections.npz")
-    embedder = Embedder(weights)
+    embedder = Embedder(weights, compute=compute)
     shape = (len(det["paths"]), embedder.embedding_size)
     stored = np.load(target) if target.exists() else None
     plain = stored["plain"] if stored is not None else np.full(shape, np.nan, np.float32)
@@ -96,19 +106,23 @@ def main() -> None:
     parser.add_argument("--crop", default="box", choices=["box", "similarity"])
     parser.add_argument("--margin", type=float, default=0.2)
     parser.add_argument("--folds", default="1-10", help="pairs.txt folds to embed, e.g. 1-5")
+    parser.add_argument("--backend", default="torch", choices=["torch", "openvino"])
+    parser.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     args = parser.parse_args()
+    compute = ComputeOptions(args.backend, args.precision)
     print(detect_all(args.lfw, args.out))
     for weights in args.weights:
         low, _, high = args.folds.partition("-")
         folds = set(range(int(low), int(high or low) + 1))
-        print(embed_all(args.lfw, args.out, weights, CropConfig(args.crop, args.margin), folds))
+        print(embed_all(args.lfw, args.out, weights, CropConfig(args.crop, args.margin), folds, compute=compute))
 
 
 if __name__ == "__main__":
     main()
 
 
-def config_embeddings(out: Path, config: PipelineConfig) -> np.ndarray:
+def config_embeddings(out: Path, config: PipelineConfig, compute: ComputeOptions = ComputeOptions.reference()
+                      ) -> np.ndarray:
     """(N, D) embeddings of every LFW image as ``config`` computes them (NaN rows: not embedded).
 
     As ``FaceComparer.embed_crops``: flip-TTA is the normalised sum of the two unit views, and
@@ -116,8 +130,7 @@ def config_embeddings(out: Path, config: PipelineConfig) -> np.ndarray:
     """
     parts = []
     for embedder in config.embedders:
-        crop = embedder.crop
-        stored = np.load(out / f"emb-{embedder.weights}-{crop.method}{crop.margin:g}.npz")
+        stored = np.load(embedding_file(out, embedder.weights, embedder.crop, compute))
         view = stored["plain"] + stored["mirrored"] if config.flip else stored["plain"]
         parts.append(view / np.linalg.norm(view, axis=1, keepdims=True))
     return fuse_embeddings(parts, config.fusion_shares())

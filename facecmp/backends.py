@@ -1,0 +1,112 @@
+"""How the embedder's forward pass runs: PyTorch eager, or an OpenVINO-compiled copy of it.
+
+The PyTorch module is the reference (its layer names are the checkpoint's). On a CPU the
+default is OpenVINO (``openvino.convert_model`` of that same module, compiled for this
+CPU): 2x PyTorch's images/s in float32 at batch 2 on this project's 2-core machine, and
+on CPUs with native bfloat16 (AMX / AVX512-BF16) 7x in bfloat16, with embeddings within
+1e-3 cosine of float32 (docs/performance.md measures both, and the accuracy guard shows the
+LFW decisions and FMR do not move). Choose with ``FACECMP_EMBED_BACKEND`` (``openvino`` |
+``torch``) and ``FACECMP_PRECISION`` (``auto`` | ``f32`` | ``bf16``); ``auto`` takes
+bfloat16 only where the CPU computes it natively.
+
+The converted model is cached as OpenVINO IR beside the weights
+(``<cache>/openvino/<weights>-<digest>/``), so only the first start pays the conversion.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BACKENDS = ("openvino", "torch")
+PRECISIONS = ("auto", "f32", "bf16")
+
+
+@dataclass(frozen=True)
+class ComputeOptions:
+    """Which backend runs the embedder, in which precision, on how many threads."""
+
+    backend: str = "openvino"
+    precision: str = "auto"
+    threads: int | None = None      # None: torch.get_num_threads() when the embedder is built
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown embed backend {self.backend!r}; known: {', '.join(BACKENDS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
+        if self.backend == "torch" and self.precision == "bf16":
+            raise ValueError("the torch backend computes in float32; use backend 'openvino' for bf16")
+
+    @classmethod
+    def from_env(cls) -> "ComputeOptions":
+        """``$FACECMP_EMBED_BACKEND`` and ``$FACECMP_PRECISION`` over the defaults."""
+        return cls(backend=os.environ.get("FACECMP_EMBED_BACKEND", cls.backend).lower(),
+                   precision=os.environ.get("FACECMP_PRECISION", cls.precision).lower())
+
+    @classmethod
+    def reference(cls) -> "ComputeOptions":
+        """PyTorch eager in float32: what the calibrations were fitted with."""
+        return cls(backend="torch", precision="f32")
+
+    def resolved(self) -> "ComputeOptions":
+        """``precision`` "auto" made concrete for this CPU: bf16 where OpenVINO computes it natively."""
+        if self.precision != "auto":
+            return self
+        if self.backend == "torch":
+            return replace(self, precision="f32")
+        import openvino as ov
+
+        native = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return replace(self, precision="bf16" if native else "f32")
+
+
+class OpenVinoModel:
+    """A compiled OpenVINO copy of an (N, 3, S, S) -> (N, D) torch module; thread-safe ``__call__``.
+
+    ``precision``: "f32" or "bf16" (see :meth:`ComputeOptions.resolved`).
+    """
+
+    def __init__(self, module: torch.nn.Module, *, cache_key: str, image_size: int, precision: str,
+                 threads: int, cache_root: Path):
+        import openvino as ov
+
+        core = ov.Core()
+        model_dir = cache_root / "openvino" / f"{cache_key}-ov{ov.get_version().split('-')[0]}"
+        xml = model_dir / "model.xml"
+        if xml.exists():
+            model = core.read_model(xml)
+        else:
+            model = ov.convert_model(module, example_input=torch.zeros(1, 3, image_size, image_size),
+                                     input=[-1, 3, image_size, image_size])
+            _save_atomically(ov, model, model_dir)
+        self._compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY"})
+        self._local = threading.local()  # an infer request serves one thread at a time
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        return np.array(request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})[0])
+
+
+def _save_atomically(ov, model, model_dir: Path) -> None:
+    """Write IR into a temporary folder and rename it into place: concurrent starts never see half a model."""
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=".staging-"))
+    try:
+        ov.save_model(model, staging / "model.xml", compress_to_fp16=False)
+        os.replace(staging, model_dir)
+    except OSError:
+        if not (model_dir / "model.xml").exists():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
