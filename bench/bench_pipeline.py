@@ -4,12 +4,13 @@ Workload: ``--pairs`` LFW View 2 pairs (half genuine, half impostor, from ``pair
 photo as a 640x480 JPEG and upscaled to a 1280x960 JPEG (a phone photo); one compare at a
 time, JPEG bytes in, decision out (decode included). Prints, per stage and end to end, the
 median and p95 latency, compares/s and the ratio to the baseline measured in this run; the
-embedder's throughput at batch sizes 1..16 as a share of the FLOP limit (its FLOP count
-times this CPU's measured float32 matrix-multiply rate); and, unless ``--no-service``, the
-REST service one request at a time and at concurrency 4 (cross-request embedding batches).
+embedder's throughput at batch sizes 1..16 for each backend (PyTorch float32, OpenVINO
+float32 and, where native, bfloat16) as a share of the FLOP limit (its FLOP count times this
+CPU's measured matrix-multiply rate in that precision, and in float32); and, unless
+``--no-service``, the REST service one request at a time and at concurrency 4.
 
     python bench/bench_pipeline.py [--mode fast] [--pairs 20] [--no-service]
-    python bench/bench_pipeline.py --accuracy-guard 200     # optimisations on vs off
+    python bench/bench_pipeline.py --accuracy-guard 600 [--mode accurate]   # each lever vs the reference
 
 Baseline (what a user of facenet-pytorch writes from its README): ``MTCNN(image_size=160,
 margin=14)`` called on each PIL image (detects, crops and standardises), then

@@ -59,7 +59,8 @@ class Embedder:
         self._compiled: OpenVinoModel | None = None
         if compute.backend == "openvino":
             self._compiled = OpenVinoModel(
-                model, cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}", image_size=CropConfig().size,
+                _Normalized(self._normalize, model), image_size=CropConfig().size,
+                cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}-{self.spec.normalization}",
                 precision=compute.precision, threads=compute.threads or torch.get_num_threads(),
                 cache_root=cache_dir())
         else:
@@ -80,18 +81,30 @@ class Embedder:
         return np.concatenate(outputs)
 
     def _embed_chunk(self, crops: np.ndarray, flip: bool) -> np.ndarray:
-        batch = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
         if flip:
-            batch = torch.cat([batch, batch.flip(3)])
-        with torch.inference_mode():
-            batch = self._normalize(batch)
-            if self._compiled is not None:
-                features = torch.from_numpy(self._compiled(batch.numpy()))
-            else:
+            crops = np.concatenate([crops, crops[:, :, ::-1]])  # mirror images along the width axis
+        if self._compiled is not None:
+            features = torch.from_numpy(self._compiled(crops.transpose(0, 3, 1, 2)))
+        else:
+            batch = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
+            with torch.inference_mode():
+                batch = self._normalize(batch)
                 if self.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 features = self.model(batch)
         if flip:
-            count = len(crops)
+            count = len(crops) // 2
             features = F.normalize(features[:count], dim=1) + F.normalize(features[count:], dim=1)
         return F.normalize(features, dim=1).cpu().numpy().astype(np.float32)
+
+
+class _Normalized(torch.nn.Module):
+    """The model with its input normalisation in front: a compiled copy then runs both, and
+    takes raw (N, 3, S, S) pixel values in [0, 255]."""
+
+    def __init__(self, normalize, model: torch.nn.Module):
+        super().__init__()
+        self.normalize, self.model = normalize, model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(self.normalize(pixels))

@@ -6,10 +6,10 @@ event loop: :class:`InferenceGate` runs it on ``max_concurrency`` worker threads
 at most ``max_queue`` more requests to wait for one; any further request is refused at once
 with :class:`~serve.errors.ServiceOverloadedError` (503 + Retry-After) instead of piling up.
 
-Concurrent compares share embedding forward passes: :class:`EmbedBatcher` collects the face
-crops of compares that reach their embedding step together (waiting at most
-``FACECMP_EMBED_BATCH_WINDOW_MS`` and only while other compares are still being prepared)
-and embeds them in one call of :meth:`FaceComparer.embed_crops`. The face logic stays in
+Concurrent compares can share embedding forward passes (``FACECMP_EMBED_BATCH_WINDOW_MS`` > 0,
+off by default): :class:`EmbedBatcher` collects the face crops of compares that reach their
+embedding step together (waiting at most that long and only while other compares are still
+being prepared) and embeds them in one call of :meth:`FaceComparer.embed_crops`. The face logic stays in
 the library; this module only schedules.
 """
 from __future__ import annotations
