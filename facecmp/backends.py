@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 BACKENDS = ("openvino", "torch")
+# Part of the IR cache key: bump when what is converted changes (not only the weights).
+CONVERSION_VERSION = 1
 PRECISIONS = ("auto", "f32", "bf16")
 
 
@@ -78,7 +80,7 @@ class OpenVinoModel:
         import openvino as ov
 
         core = ov.Core()
-        model_dir = cache_root / "openvino" / f"{cache_key}-ov{ov.get_version().split('-')[0]}"
+        model_dir = cache_root / "openvino" / f"{cache_key}-c{CONVERSION_VERSION}-ov{ov.get_version().split('-')[0]}"
         xml = model_dir / "model.xml"
         if xml.exists():
             model = core.read_model(xml)
