@@ -49,6 +49,8 @@ class Calibration:
     cosine_knots: np.ndarray
     score_knots: np.ndarray
     info: dict
+    # Per embedder of the pipeline: its (D,) mean embedding to subtract, or None (not centred).
+    centres: tuple[np.ndarray | None, ...] = ()
 
     def score(self, cosine: float | np.ndarray) -> float | np.ndarray:
         """Calibrated score in [0, 1] for cosine similarities in [-1, 1]; keeps the input shape."""
@@ -68,6 +70,7 @@ class Calibration:
             "anchor": {"score": ANCHOR_SCORE, "fmr": ANCHOR_FMR, "score_per_decade": SCORE_PER_DECADE},
             "knots": {"cosine": [round(float(c), 7) for c in self.cosine_knots],
                       "score": [round(float(s), 7) for s in self.score_knots]},
+            "centres": [None if c is None else [round(float(v), 7) for v in c] for c in self.centres],
             **self.info,
         }
 
@@ -78,9 +81,10 @@ class Calibration:
         cosine, score = np.array(data["knots"]["cosine"], float), np.array(data["knots"]["score"], float)
         if len(cosine) != len(score) or np.any(np.diff(cosine) <= 0) or np.any(np.diff(score) < 0):
             raise CalibrationError(f"calibration {data.get('id')}: knots are not monotone")
+        centres = tuple(None if c is None else np.array(c, np.float32) for c in data.get("centres", []))
         info = {k: v for k, v in data.items()
-                if k not in ("format_version", "id", "pipeline", "dataset", "method", "anchor", "knots")}
-        return cls(data["id"], data["pipeline"], data["dataset"], data["method"], cosine, score, info)
+                if k not in ("format_version", "id", "pipeline", "dataset", "method", "anchor", "knots", "centres")}
+        return cls(data["id"], data["pipeline"], data["dataset"], data["method"], cosine, score, info, centres)
 
 
 def load_calibration(mode: str, pipeline: dict, path: str | Path | None = None) -> Calibration:
@@ -98,4 +102,8 @@ def load_calibration(mode: str, pipeline: dict, path: str | Path | None = None) 
             f"calibration {calibration.id} was fitted for pipeline {calibration.pipeline}, not {pipeline}; "
             "refit it with training/fit_calibration.py"
         )
+    wanted = [bool(e.get("centred")) for e in pipeline["embedders"]]
+    if [c is not None for c in calibration.centres] != wanted:
+        raise CalibrationError(f"calibration {calibration.id} lacks the embedding centres its pipeline needs; "
+                               "refit it with training/fit_calibration.py")
     return calibration

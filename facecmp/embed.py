@@ -27,6 +27,17 @@ from facecmp.weights.store import cache_dir, load_state_dict
 _NORMALIZE = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
 
 
+def centre_embeddings(parts: list[np.ndarray], centres: tuple[np.ndarray | None, ...]) -> list[np.ndarray]:
+    """Each (N, D_k) unit part minus its centre (where one is given), renormalised."""
+    out = []
+    for part, centre in zip(parts, centres):
+        if centre is not None:
+            part = part - centre
+            part = part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+        out.append(part.astype(np.float32))
+    return out
+
+
 def fuse_embeddings(parts: list[np.ndarray], shares: tuple[float, ...]) -> np.ndarray:
     """Concatenate per-model unit embeddings, each (N, D_k), scaled by sqrt(its share).
 

@@ -1,9 +1,10 @@
 """The named pipeline configurations (FAST, ACCURATE): which weights, crops and flips each uses.
 
-Each has its own calibration file, fitted for exactly this configuration. The choices and
-the LFW measurements behind them are in README ("Pipeline modes"): msceleb-128 works best
-on similarity-aligned faces, casia-webface on box crops, and fusing casia-webface with a
-small weight helps most at low false-match rates.
+Each has its own calibration file, fitted for exactly this configuration (with the embedding
+centres of its centred embedders). The choices and the LFW measurements behind them are in
+README ("Pipeline modes"): msceleb-128 works best on similarity-aligned faces, casia-webface on
+box crops; centring every embedding helps both at low false-match rates, and fusing msceleb's
+aligned and box views with casia-webface's box view helps most.
 """
 from __future__ import annotations
 
@@ -21,11 +22,18 @@ BOX = CropConfig("box", 0.2)
 
 @dataclass(frozen=True)
 class EmbedderConfig:
-    """One weight set, the crop it is fed, and its share of the fused cosine."""
+    """One weight set, the crop it is fed, and its share of the fused cosine.
+
+    ``centred``: subtract the mean embedding of a face population (fitted with the mode's
+    calibration, stored in its file) and renormalise before the cosine, as Sandberg's LFW
+    evaluation does (``--subtract_mean``); these models' embeddings share a common offset
+    that otherwise inflates every cosine.
+    """
 
     weights: str
     crop: CropConfig
     fusion_weight: float = 1.0
+    centred: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,10 @@ class PipelineConfig:
 
 
 MODES: dict[str, PipelineConfig] = {
-    "fast": PipelineConfig("fast", (EmbedderConfig("msceleb-128", ALIGNED),), flip=False),
-    "accurate": PipelineConfig("accurate", (EmbedderConfig("msceleb-128", ALIGNED, 0.8),
-                                            EmbedderConfig("casia-webface", BOX, 0.2)), flip=True),
+    "fast": PipelineConfig("fast", (EmbedderConfig("msceleb-128", ALIGNED, centred=True),), flip=False),
+    "accurate": PipelineConfig("accurate", (EmbedderConfig("msceleb-128", ALIGNED, 0.4, centred=True),
+                                            EmbedderConfig("msceleb-128", BOX, 0.3, centred=True),
+                                            EmbedderConfig("casia-webface", BOX, 0.3, centred=True)), flip=True),
 }
 
 

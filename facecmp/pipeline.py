@@ -21,7 +21,7 @@ from facecmp.backends import ComputeOptions
 from facecmp.calibration import Calibration, load_calibration
 from facecmp.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, load_image
 from facecmp.detect import FaceDetector
-from facecmp.embed import Embedder, fuse_embeddings
+from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.errors import FacecmpError, FaceNotDetectedError
 from facecmp.faces import Face
 from facecmp.modes import MODES, PipelineConfig, get_mode
@@ -174,10 +174,12 @@ class FaceComparer:
 
     def embed_crops(self, crops: np.ndarray, *, mode: str | None = None) -> np.ndarray:
         """(N, K, S, S, 3) uint8 face crops, one per embedder of ``mode`` (from any number of
-        compares) -> (N, sum D) float32 fused unit-norm embeddings: one forward pass per weight
-        set for all N. Shares scale the parts so that the fused cosine is their weighted mean."""
+        compares) -> (N, sum D) float32 fused unit-norm embeddings: one forward pass per embedder
+        for all N; centred parts lose their calibration's centre; shares scale the parts so that
+        the fused cosine is their weighted mean."""
         config = self._prepare(mode)
         parts = [self._embedders[e.weights].embed(crops[:, k], flip=config.flip) for k, e in enumerate(config.embedders)]
+        parts = centre_embeddings(parts, self._calibrations[config.mode].centres)
         return fuse_embeddings(parts, config.fusion_shares())
 
     def finish_compare(self, prepared: PreparedCompare, embeddings: np.ndarray, *,

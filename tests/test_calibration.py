@@ -69,3 +69,31 @@ def test_score_0_7_means_about_1_in_1000_false_matches_on_held_out_lfw(fast_comp
     # ~240k impostor pairs: 1e-3 means ~240 false matches (Poisson sd ~16); allow population drift x2.
     assert 0.5e-3 <= fmr_07 <= 2e-3, fmr_07
     assert 0.5e-2 <= fmr_06 <= 2e-2, fmr_06
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_centres_round_trip_and_match_the_centred_embedders(mode, tmp_path):
+    config = MODES[mode]
+    calibration = load_calibration(mode, config.fingerprint())
+    sizes = [{"msceleb-128": 128, "casia-webface": 512}[e.weights] for e in config.embedders]
+    assert [None if c is None else c.shape for c in calibration.centres] == \
+        [(size,) if e.centred else None for size, e in zip(sizes, config.embedders)]
+    copy = tmp_path / "copy.json"
+    copy.write_text(json.dumps(calibration.to_dict()))
+    reloaded = load_calibration(mode, config.fingerprint(), copy)
+    for mine, theirs in zip(calibration.centres, reloaded.centres):
+        np.testing.assert_allclose(mine, theirs, atol=1e-7)
+    uncentred = tmp_path / "uncentred.json"
+    uncentred.write_text(json.dumps({**calibration.to_dict(), "centres": [None] * len(config.embedders)}))
+    with pytest.raises(CalibrationError, match="centres"):
+        load_calibration(mode, config.fingerprint(), uncentred)
+
+
+def test_pipeline_embeddings_are_centred_with_the_calibration_centres(fast_comparer, celebrity_photos):
+    prepared = fast_comparer.prepare_compare(*celebrity_photos["madonna"][:2])
+    raw = fast_comparer._embedders["msceleb-128"].embed(prepared.crops[:, 0])
+    centre = fast_comparer.calibration("fast").centres[0]
+    expected = (raw - centre) / np.linalg.norm(raw - centre, axis=1, keepdims=True)
+    got = fast_comparer.embed_crops(prepared.crops)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert np.abs(got - raw).max() > 1e-2  # the centre really moves them

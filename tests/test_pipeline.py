@@ -104,4 +104,5 @@ def test_accurate_mode_separates_people(accurate_comparer, celebrity_photos):
     same = accurate_comparer.compare(*celebrity_photos["madonna"][:2])
     other = accurate_comparer.compare(celebrity_photos["madonna"][0], celebrity_photos["elton_john"][0])
     assert same.mode == "accurate" and same.score > other.score and not other.is_match
-    assert accurate_comparer.represent(celebrity_photos["madonna"][0]).embedding.shape == (128 + 512,)
+    # msceleb-128 aligned and box crops, casia-webface box crop: fused into one vector
+    assert accurate_comparer.represent(celebrity_photos["madonna"][0]).embedding.shape == (128 + 128 + 512,)

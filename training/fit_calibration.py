@@ -2,6 +2,8 @@
 
 Method
 ------
+0. Centred embedders: the mean embedding over the images of the *fit* folds is the centre
+   (stored in the calibration file; the pipeline subtracts it before the cosine).
 1. Cosines of all different-person pairs among the LFW View 2 images of the *fit* folds
    (identity-disjoint from the held-out folds; pairs.txt folds are person-disjoint).
 2. Empirical false-match rate ``FMR(t)`` = share of those pairs with cosine >= t.
@@ -25,7 +27,7 @@ import numpy as np
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
 from facecmp.modes import MODES
 from facecmp.weights.store import cache_dir
-from training.lfw_features import config_embeddings
+from training.lfw_features import config_embeddings, config_parts, fit_centres
 from training.lfw_protocol import all_pair_cosines
 
 MIN_TAIL_COUNT = 50
@@ -86,9 +88,10 @@ def main() -> None:
     args = parser.parse_args()
     config = MODES[args.mode]
     det = np.load(args.out / "detections.npz")
-    emb = config_embeddings(args.out, config)
     low, _, high = args.fit_folds.partition("-")
     fit = np.isin(det["folds"], range(int(low), int(high) + 1))
+    centres = fit_centres(config_parts(args.out, config), config, fit)
+    emb = config_embeddings(args.out, config, centres=centres)
     _, impostor_fit = all_pair_cosines(np.where(fit[:, None], emb, np.nan), det["identities"])
     cosine, score, tail = fit_knots(impostor_fit)
     held = ~fit & ~np.isnan(emb).any(axis=1)
@@ -99,7 +102,7 @@ def main() -> None:
                 f"{len(impostor_fit):,} different-person pairs",
         method="empirical impostor quantiles at FMR = 10^-(3 + (s - 0.7)/0.1), exponential tail beyond "
                f"{MIN_TAIL_COUNT} pairs, linear below score 0.5 (training/fit_calibration.py)",
-        cosine_knots=cosine, score_knots=score, info={},
+        cosine_knots=cosine, score_knots=score, info={}, centres=centres,
     )
     calibration = Calibration(**{**calibration.__dict__, "info": {
         "tail": tail, "heldout": {"folds": "the other pairs.txt folds",

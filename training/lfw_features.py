@@ -23,7 +23,7 @@ from facecmp.backends import ComputeOptions
 from facecmp.datasets import load_lfw
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
-from facecmp.embed import Embedder, fuse_embeddings
+from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.faces import Face
 from facecmp.modes import PipelineConfig
 from facecmp.weights.store import cache_dir
@@ -98,6 +98,34 @@ def embed_all(lfw_dir: Path, out: Path, weights: str, crop: CropConfig, folds: s
     return target
 
 
+def config_parts(out: Path, config: PipelineConfig, compute: ComputeOptions = ComputeOptions.reference()
+                 ) -> list[np.ndarray]:
+    """Per embedder of ``config``, (N, D_k) unit embeddings of every LFW image, before centring
+    and fusion (NaN rows: not embedded). Flip-TTA is the normalised sum of the two unit views,
+    as in :meth:`facecmp.embed.Embedder.embed`."""
+    parts = []
+    for embedder in config.embedders:
+        stored = np.load(embedding_file(out, embedder.weights, embedder.crop, compute))
+        view = stored["plain"] + stored["mirrored"] if config.flip else stored["plain"]
+        parts.append(view / np.linalg.norm(view, axis=1, keepdims=True))
+    return parts
+
+
+def fit_centres(parts: list[np.ndarray], config: PipelineConfig, fit: np.ndarray) -> tuple[np.ndarray | None, ...]:
+    """The mean embedding over the images selected by ``fit`` of each centred embedder (else None)."""
+    return tuple(np.nanmean(part[fit], axis=0).astype(np.float32) if embedder.centred else None
+                 for part, embedder in zip(parts, config.embedders))
+
+
+def config_embeddings(out: Path, config: PipelineConfig, compute: ComputeOptions = ComputeOptions.reference(),
+                      centres: tuple[np.ndarray | None, ...] | None = None) -> np.ndarray:
+    """(N, D) embeddings of every LFW image as ``FaceComparer.embed_crops`` computes them for
+    ``config``: parts centred (with ``centres``; ``None``: uncentred) and fused by
+    :func:`facecmp.embed.fuse_embeddings`."""
+    parts = config_parts(out, config, compute)
+    return fuse_embeddings(centre_embeddings(parts, centres or (None,) * len(parts)), config.fusion_shares())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/lfw")
@@ -120,17 +148,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-
-def config_embeddings(out: Path, config: PipelineConfig, compute: ComputeOptions = ComputeOptions.reference()
-                      ) -> np.ndarray:
-    """(N, D) embeddings of every LFW image as ``config`` computes them (NaN rows: not embedded).
-
-    As ``FaceComparer.embed_crops``: flip-TTA is the normalised sum of the two unit views, and
-    the weight sets are combined by :func:`facecmp.embed.fuse_embeddings`.
-    """
-    parts = []
-    for embedder in config.embedders:
-        stored = np.load(embedding_file(out, embedder.weights, embedder.crop, compute))
-        view = stored["plain"] + stored["mirrored"] if config.flip else stored["plain"]
-        parts.append(view / np.linalg.norm(view, axis=1, keepdims=True))
-    return fuse_embeddings(parts, config.fusion_shares())

@@ -20,14 +20,17 @@ from facecmp.backends import ComputeOptions
 from facecmp.calibration import load_calibration
 from facecmp.modes import MODES, EmbedderConfig, PipelineConfig
 from facecmp.weights.store import cache_dir
-from training.lfw_features import config_embeddings
+from training.lfw_features import config_embeddings, config_parts, fit_centres
 from facecmp.metrics import cutoff_at_fmr, kfold_accuracy
 from training.lfw_protocol import all_pair_cosines, view2_pairs
 
 
 def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOptions = ComputeOptions.reference()) -> dict:
     det = np.load(out / "detections.npz")
-    emb = config_embeddings(out, config, compute)
+    shipped = load_calibration(config.mode, config.fingerprint()) if config.mode in MODES else None
+    # Centres as the pipeline has them: the shipped ones, or fitted like them on folds 1-5.
+    centres = shipped.centres if shipped else fit_centres(config_parts(out, config, compute), config, det["folds"] <= 5)
+    emb = config_embeddings(out, config, compute, centres)
     pairs, same, folds = view2_pairs(lfw, det["paths"])
     embedded = ~np.isnan(emb).any(axis=1)
     have = embedded[pairs[:, 0]] & embedded[pairs[:, 1]]
@@ -41,21 +44,21 @@ def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOption
     genuine = cos[keep & same]
     for fmr in (1e-3, 1e-4):
         row[f"tar@{fmr:g}"] = float(np.mean(genuine >= cutoff_at_fmr(impostor, fmr=fmr)[0]))
-    if config.mode in MODES:  # the shipped calibration on the folds it was not fitted on
+    if shipped:  # the shipped calibration on the folds it was not fitted on
         held = det["folds"] > 5
         _, held_impostor = all_pair_cosines(np.where(held[:, None], emb, np.nan), det["identities"])
-        scores = load_calibration(config.mode, config.fingerprint()).score(held_impostor)
+        scores = shipped.score(held_impostor)
         row.update({f"fmr@{cut:g}": float(np.mean(scores >= cut)) for cut in (0.67, 0.7)})
     return row
 
 
-def candidates(weights: list[str], crops: list[str], fusion: list[float]) -> list[PipelineConfig]:
+def candidates(weights: list[str], crops: list[str], fusion: list[float], centred: bool = False) -> list[PipelineConfig]:
     """Each weight set with each crop, flip on and off; then each pair of them fused."""
     def crop_of(name: str) -> CropConfig:
         method = "similarity" if name.startswith("similarity") else "box"
         return CropConfig(method, float(name[len(method):] or 0))
 
-    singles = [EmbedderConfig(w, crop_of(c)) for w in weights for c in crops]
+    singles = [EmbedderConfig(w, crop_of(c), centred=centred) for w in weights for c in crops]
     configs = [PipelineConfig("candidate", (e,), flip) for e in singles for flip in (False, True)]
     for first, second in itertools.combinations(singles, 2):
         if first.weights != second.weights:
@@ -66,7 +69,8 @@ def candidates(weights: list[str], crops: list[str], fusion: list[float]) -> lis
 
 
 def describe(config: PipelineConfig) -> str:
-    parts = [f"{e.weights} {e.crop.method}{e.crop.margin:g}" + (f" x{share:.2f}" if len(config.embedders) > 1 else "")
+    parts = [f"{e.weights} {e.crop.method}{e.crop.margin:g}" + (" centred" if e.centred else "")
+             + (f" x{share:.2f}" if len(config.embedders) > 1 else "")
              for e, share in zip(config.embedders, config.fusion_shares())]
     return " + ".join(parts) + (" + flip" if config.flip else "")
 
@@ -81,12 +85,13 @@ def main() -> None:
                         help="share of the second weight set in fused candidates")
     parser.add_argument("--modes", nargs="*", choices=sorted(MODES),
                         help="measure these shipped modes (with their calibrations' held-out FMR) instead of candidates")
+    parser.add_argument("--centred", action="store_true", help="centre candidates' embeddings (centres from folds 1-5)")
     parser.add_argument("--backend", default="torch", choices=["torch", "openvino"],
                         help="read embeddings that lfw_features.py computed with this backend")
     parser.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     args = parser.parse_args()
     compute = ComputeOptions(args.backend, args.precision)
-    configs = [MODES[m] for m in args.modes] if args.modes else candidates(args.weights, args.crops, args.fusion)
+    configs = [MODES[m] for m in args.modes] if args.modes else candidates(args.weights, args.crops, args.fusion, args.centred)
     print(f"embeddings by {compute.backend} {compute.precision}; FMR: shipped calibration, folds 6-10")
     print("| configuration | pairs | accuracy | TAR@FAR1e-3 | TAR@FAR1e-4 | FMR@0.7 | FMR@0.67 |\n|---|---|---|---|---|---|---|")
     for config in configs:
