@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -87,7 +88,11 @@ class OpenVinoModel:
         else:
             model = ov.convert_model(module, example_input=torch.zeros(1, 3, image_size, image_size),
                                      input=[-1, 3, image_size, image_size])
-            _save_atomically(ov, model, model_dir)
+            try:
+                _save_atomically(ov, model, model_dir)
+            except OSError as exc:  # a read-only cache costs the conversion at each start, nothing else
+                warnings.warn(f"could not cache the converted model in {model_dir}: {exc}", RuntimeWarning,
+                              stacklevel=2)
         self._compiled = core.compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "LATENCY"})

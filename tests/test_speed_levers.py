@@ -92,6 +92,19 @@ def test_openvino_model_is_cached_as_ir_and_reloaded(tmp_path):
     assert [p.name for p in (tmp_path / "openvino").iterdir()] == [model_dir.name]  # no staging left
 
 
+def test_an_unwritable_ir_cache_only_warns(tmp_path):
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    not_a_directory = tmp_path / "cache"
+    not_a_directory.write_text("a file where the cache folder should be")
+    with pytest.warns(RuntimeWarning, match="could not cache"):
+        model = OpenVinoModel(module, cache_key="tiny", image_size=8, precision="f32", threads=1,
+                              cache_root=not_a_directory)
+    batch = np.ones((1, 3, 8, 8), np.float32)
+    with torch.no_grad():
+        assert np.abs(model(batch) - module(torch.from_numpy(batch)).numpy()).max() < 1e-5
+
+
 def test_small_faces_are_found_at_the_finer_detection_size(celebrity_photos):
     from PIL import Image
 
