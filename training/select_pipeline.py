@@ -25,7 +25,9 @@ from facecmp.metrics import cutoff_at_fmr, kfold_accuracy
 from training.lfw_protocol import all_pair_cosines, view2_pairs
 
 
-def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOptions = ComputeOptions.reference()) -> dict:
+def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOptions = ComputeOptions.reference(),
+            eval_folds: set[int] | None = None) -> dict:
+    """Accuracy and TAR of ``config``; ``eval_folds``: only pairs and images of those folds."""
     det = np.load(out / "detections.npz")
     shipped = load_calibration(config.mode, config.fingerprint()) if config.mode in MODES else None
     # Centres as the pipeline has them: the shipped ones, or fitted like them on folds 1-5.
@@ -34,8 +36,10 @@ def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOption
     pairs, same, folds = view2_pairs(lfw, det["paths"])
     embedded = ~np.isnan(emb).any(axis=1)
     have = embedded[pairs[:, 0]] & embedded[pairs[:, 1]]
-    in_folds = np.isin(folds, np.unique(det["folds"][embedded]))
-    keep = in_folds
+    keep = np.isin(folds, np.unique(det["folds"][embedded]))
+    if eval_folds:
+        keep &= np.isin(folds, list(eval_folds))
+        emb = np.where(np.isin(det["folds"], list(eval_folds))[:, None], emb, np.nan)
     # A pair whose face was not found counts as a mismatch decision (cosine -1), as a service would fail it.
     cos = np.where(have, np.einsum("ij,ij->i", np.nan_to_num(emb[pairs[:, 0]]), np.nan_to_num(emb[pairs[:, 1]])), -1.0)
     _, impostor = all_pair_cosines(emb, det["identities"])
@@ -44,7 +48,7 @@ def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOption
     genuine = cos[keep & same]
     for fmr in (1e-3, 1e-4):
         row[f"tar@{fmr:g}"] = float(np.mean(genuine >= cutoff_at_fmr(impostor, fmr=fmr)[0]))
-    if shipped:  # the shipped calibration on the folds it was not fitted on
+    if shipped and not eval_folds:  # the shipped calibration on the folds it was not fitted on
         held = det["folds"] > 5
         _, held_impostor = all_pair_cosines(np.where(held[:, None], emb, np.nan), det["identities"])
         scores = shipped.score(held_impostor)
@@ -52,12 +56,21 @@ def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOption
     return row
 
 
+def crop_of(name: str) -> CropConfig:
+    """``box0.2`` / ``similarity0`` -> CropConfig."""
+    method = "similarity" if name.startswith("similarity") else "box"
+    return CropConfig(method, float(name[len(method):] or 0))
+
+
+def fused_config(spec: str, centred: bool) -> PipelineConfig:
+    """``weights/crop/share+weights/crop/share...`` -> a flip candidate fusing those parts."""
+    parts = [part.split("/") for part in spec.split("+")]
+    return PipelineConfig("candidate", tuple(EmbedderConfig(w, crop_of(c), float(share), centred=centred)
+                                             for w, c, share in parts), True)
+
+
 def candidates(weights: list[str], crops: list[str], fusion: list[float], centred: bool = False) -> list[PipelineConfig]:
     """Each weight set with each crop, flip on and off; then each pair of them fused."""
-    def crop_of(name: str) -> CropConfig:
-        method = "similarity" if name.startswith("similarity") else "box"
-        return CropConfig(method, float(name[len(method):] or 0))
-
     singles = [EmbedderConfig(w, crop_of(c), centred=centred) for w in weights for c in crops]
     configs = [PipelineConfig("candidate", (e,), flip) for e in singles for flip in (False, True)]
     for first, second in itertools.combinations(singles, 2):
@@ -85,18 +98,32 @@ def main() -> None:
                         help="share of the second weight set in fused candidates")
     parser.add_argument("--modes", nargs="*", choices=sorted(MODES),
                         help="measure these shipped modes (with their calibrations' held-out FMR) instead of candidates")
+    parser.add_argument("--fused", nargs="*", metavar="SPEC",
+                        help="measure these fusions (flip on) instead of the grid, e.g. "
+                             "msceleb-128/similarity0/0.4+msceleb-128/box0.2/0.3+casia-webface/box0.2/0.3")
     parser.add_argument("--centred", action="store_true", help="centre candidates' embeddings (centres from folds 1-5)")
+    parser.add_argument("--eval-folds", default=None, help="measure on these pairs.txt folds only, e.g. 6-10")
     parser.add_argument("--backend", default="torch", choices=["torch", "openvino"],
                         help="read embeddings that lfw_features.py computed with this backend")
     parser.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     args = parser.parse_args()
     compute = ComputeOptions(args.backend, args.precision)
-    configs = [MODES[m] for m in args.modes] if args.modes else candidates(args.weights, args.crops, args.fusion, args.centred)
-    print(f"embeddings by {compute.backend} {compute.precision}; FMR: shipped calibration, folds 6-10")
+    if args.modes:
+        configs = [MODES[m] for m in args.modes]
+    elif args.fused:
+        configs = [fused_config(spec, args.centred) for spec in args.fused]
+    else:
+        configs = candidates(args.weights, args.crops, args.fusion, args.centred)
+    eval_folds = None
+    if args.eval_folds:
+        low, _, high = args.eval_folds.partition("-")
+        eval_folds = set(range(int(low), int(high or low) + 1))
+    print(f"embeddings by {compute.backend} {compute.precision}; pairs of folds {args.eval_folds or 'all'}; "
+          "FMR: shipped calibration, folds 6-10")
     print("| configuration | pairs | accuracy | TAR@FAR1e-3 | TAR@FAR1e-4 | FMR@0.7 | FMR@0.67 |\n|---|---|---|---|---|---|---|")
     for config in configs:
         try:
-            row = measure(args.out, args.lfw, config, compute)
+            row = measure(args.out, args.lfw, config, compute, eval_folds)
         except FileNotFoundError:
             continue
         fmr = " | ".join(f"{row[k]:.2e}" if k in row else "" for k in ("fmr@0.7", "fmr@0.67"))
