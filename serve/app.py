@@ -1,13 +1,12 @@
 """The FastAPI application: ``create_app(settings=None)``.
 
-Start-up (lifespan) resolves the API keys and loads the pipeline once, in a worker thread:
-``/health`` answers at once, ``/ready`` once the models are loaded. All routes share one
+Start-up (lifespan) resolves the API keys and loads the pipeline once, on one of the inference
+worker threads: ``/health`` answers at once, ``/ready`` once the models are loaded. All routes share one
 :class:`~serve.engine.Engine`. Swagger UI (``/docs``) and ReDoc are served from the
 ``fastapi-offline`` package's own copies of their JS/CSS: no CDN is contacted.
 """
 from __future__ import annotations
 
-import asyncio
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -43,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.key_ring = load_key_ring(settings)
         engine.gate.open()
-        loading = asyncio.get_running_loop().run_in_executor(None, engine.load)
+        loading = engine.gate.run_in_worker(engine.load)
         try:
             yield
         finally:
