@@ -257,12 +257,12 @@ def guard_images(lfw_dir: Path, pair_count: int) -> tuple[list[Path], np.ndarray
     return [data.images[i] for i in used], data.identities[used], pairs, data.pairs.same
 
 
-def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+def wilson(successes: int, total: int) -> tuple[float, float]:
     """95 % Wilson score interval of a binomial proportion."""
-    p = successes / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return centre - half, centre + half
+    from scipy.stats import binomtest
+
+    interval = binomtest(successes, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return interval.low, interval.high
 
 
 def accuracy_guard(args) -> int:

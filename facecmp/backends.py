@@ -58,6 +58,14 @@ class ComputeOptions:
         """PyTorch eager in float32: what the calibrations were fitted with."""
         return cls(backend="torch", precision="f32")
 
+    @classmethod
+    def for_device(cls, device: str | torch.device, compute: "ComputeOptions | None" = None) -> "ComputeOptions":
+        """What runs on ``device``, resolved: ``compute`` (default: :meth:`from_env`) on a CPU,
+        the PyTorch reference anywhere else (OpenVINO's CPU plugin is the only one used)."""
+        if torch.device(device).type != "cpu":
+            return cls.reference()
+        return (compute or cls.from_env()).resolved()
+
     def resolved(self) -> "ComputeOptions":
         """``precision`` "auto" made concrete for this CPU: bf16 where OpenVINO computes it natively."""
         if self.precision != "auto":

@@ -59,8 +59,7 @@ class Embedder:
                  compute: ComputeOptions | None = None):
         self.spec = get_spec(weights)
         self.device = torch.device(device)
-        compute = ComputeOptions.reference() if self.device.type != "cpu" else (compute or ComputeOptions.from_env())
-        compute = compute.resolved()
+        compute = ComputeOptions.for_device(self.device, compute)
         self.channels_last = channels_last and compute.backend == "torch"
         model = build_inception_resnet_v1(self.spec.embedding_size)
         model.load_state_dict(load_state_dict(weights), strict=True)

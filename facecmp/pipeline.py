@@ -113,7 +113,7 @@ class FaceComparer:
                  compute: ComputeOptions | None = None):
         self.mode = get_mode(mode).mode
         self.device = device
-        self.compute = (ComputeOptions.reference() if device != "cpu" else compute or ComputeOptions.from_env()).resolved()
+        self.compute = ComputeOptions.for_device(device, compute)
         self.decode_limits = decode_limits
         self.detector = detector or FaceDetector(device=device)
         self._liveness_settings = liveness_settings

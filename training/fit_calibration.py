@@ -27,7 +27,7 @@ import numpy as np
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
 from facecmp.modes import MODES
 from facecmp.weights.store import cache_dir
-from training.lfw_features import config_embeddings, config_parts, fit_centres
+from training.lfw_features import config_parts, fit_centres, fuse_parts
 from training.lfw_protocol import all_pair_cosines
 
 MIN_TAIL_COUNT = 50
@@ -90,8 +90,9 @@ def main() -> None:
     det = np.load(args.out / "detections.npz")
     low, _, high = args.fit_folds.partition("-")
     fit = np.isin(det["folds"], range(int(low), int(high) + 1))
-    centres = fit_centres(config_parts(args.out, config), config, fit)
-    emb = config_embeddings(args.out, config, centres=centres)
+    parts = config_parts(args.out, config)
+    centres = fit_centres(parts, config, fit)
+    emb = fuse_parts(parts, config, centres)
     _, impostor_fit = all_pair_cosines(np.where(fit[:, None], emb, np.nan), det["identities"])
     cosine, score, tail = fit_knots(impostor_fit)
     held = ~fit & ~np.isnan(emb).any(axis=1)

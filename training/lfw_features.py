@@ -117,12 +117,11 @@ def fit_centres(parts: list[np.ndarray], config: PipelineConfig, fit: np.ndarray
                  for part, embedder in zip(parts, config.embedders))
 
 
-def config_embeddings(out: Path, config: PipelineConfig, compute: ComputeOptions = ComputeOptions.reference(),
-                      centres: tuple[np.ndarray | None, ...] | None = None) -> np.ndarray:
-    """(N, D) embeddings of every LFW image as ``FaceComparer.embed_crops`` computes them for
-    ``config``: parts centred (with ``centres``; ``None``: uncentred) and fused by
+def fuse_parts(parts: list[np.ndarray], config: PipelineConfig,
+               centres: tuple[np.ndarray | None, ...] | None = None) -> np.ndarray:
+    """(N, D) embeddings from :func:`config_parts` as ``FaceComparer.embed_crops`` computes them
+    for ``config``: parts centred (with ``centres``; ``None``: uncentred) and fused by
     :func:`facecmp.embed.fuse_embeddings`."""
-    parts = config_parts(out, config, compute)
     return fuse_embeddings(centre_embeddings(parts, centres or (None,) * len(parts)), config.fusion_shares())
 
 

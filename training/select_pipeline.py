@@ -20,7 +20,7 @@ from facecmp.backends import ComputeOptions
 from facecmp.calibration import load_calibration
 from facecmp.modes import MODES, EmbedderConfig, PipelineConfig
 from facecmp.weights.store import cache_dir
-from training.lfw_features import config_embeddings, config_parts, fit_centres
+from training.lfw_features import config_parts, fit_centres, fuse_parts
 from facecmp.metrics import cutoff_at_fmr, kfold_accuracy
 from training.lfw_protocol import all_pair_cosines, view2_pairs
 
@@ -31,8 +31,9 @@ def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOption
     det = np.load(out / "detections.npz")
     shipped = load_calibration(config.mode, config.fingerprint()) if config.mode in MODES else None
     # Centres as the pipeline has them: the shipped ones, or fitted like them on folds 1-5.
-    centres = shipped.centres if shipped else fit_centres(config_parts(out, config, compute), config, det["folds"] <= 5)
-    emb = config_embeddings(out, config, compute, centres)
+    parts = config_parts(out, config, compute)
+    centres = shipped.centres if shipped else fit_centres(parts, config, det["folds"] <= 5)
+    emb = fuse_parts(parts, config, centres)
     pairs, same, folds = view2_pairs(lfw, det["paths"])
     embedded = ~np.isnan(emb).any(axis=1)
     have = embedded[pairs[:, 0]] & embedded[pairs[:, 1]]
