@@ -276,7 +276,7 @@ def accuracy_guard(args) -> int:
     impostor = np.triu(identities[:, None] != identities[None, :], 1)
     print(f"\n== accuracy guard, mode {args.mode}: {len(pairs)} pairs.txt pairs, {len(paths)} 640x480 photos, "
           f"{int(impostor.sum())} different-person pairs (load {load_average()})")
-    reference_detector = dict(detect_sizes=(640,), channels_last=False)
+    reference_detector = dict(passes=[(640, 20)], channels_last=False)
     pipelines = {  # each lever alone, then all together
         "reference": FaceComparer(args.mode, compute=ComputeOptions.reference(),
                                   detector=FaceDetector(**reference_detector)),

@@ -5,16 +5,20 @@
 coordinates of the image given.
 
 Images are downscaled for detection and the boxes mapped back, so crops come from the
-full-resolution original. MTCNN's cost grows with the pixel count, while the faces of a
-1:1 compare (selfies, ID and phone photos) are far larger than its 20 px minimum and its
-last stage reads every face at 48 px anyway: so detection first runs with the longest side
-at ``detect_sizes[0]`` (320 px: MTCNN finds faces from about 12 px there, 4 % of the long
-side), and only an image where that finds no face is searched again at the next size
-(640 px: faces from 2 %). The MTCNN
-networks run in channels-last memory format (oneDNN's native layout: 1.35x faster here,
-boxes equal to 1e-4 px).
+full-resolution original. MTCNN's cost grows with the pixel count of its image pyramid,
+whose largest level is set by the smallest face searched for; the faces of a 1:1 compare
+(selfies, ID and phone photos) are large, and MTCNN's last stage reads every face at 48 px
+anyway. So detection runs in passes (:data:`DETECT_PASSES`), coarse first: a photo is
+searched with its longest side at 320 px for faces of 40 px and up (1/8 of the long side),
+and only a photo where that finds no face is searched again at 640 px for faces from 20 px
+(1/32). A pass that would not downscale the image is skipped unless it is the last, so
+photos of 320 px or less (LFW's 250 px) get exactly one search, at full size, from 20 px.
+The MTCNN networks run in channels-last memory format (oneDNN's native layout: 1.35x
+faster here, boxes equal to 1e-4 px).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,22 +31,38 @@ from facecmp.faces import Face
 MIN_FACE_PROBABILITY = 0.90
 
 
-# Longest image sides (pixels) tried for detection, in order, until a face is found.
-DETECT_SIZES = (320, 640)
+class DetectPass(NamedTuple):
+    """One MTCNN search: the image downscaled to a longest side of at most ``side`` px,
+    faces from ``min_face_size`` px at that size."""
+
+    side: int
+    min_face_size: int
+
+
+# Tried in order until a face is found (docs/performance.md measures each choice).
+DETECT_PASSES = (DetectPass(320, 40), DetectPass(640, 20))
 
 
 class FaceDetector:
-    """MTCNN wrapper. ``detect_sizes``: longest sides used for detection, tried in order."""
+    """MTCNN wrapper. ``passes``: :class:`DetectPass` es (or ``(side, min_face_size)``
+    tuples), tried in order of size until one finds a face."""
 
-    def __init__(self, *, detect_sizes: tuple[int, ...] = DETECT_SIZES, min_face_size: int = 20,
-                 device: str = "cpu", min_probability: float = MIN_FACE_PROBABILITY, channels_last: bool = True):
-        self.detect_sizes = tuple(sorted(detect_sizes))
+    def __init__(self, *, passes=DETECT_PASSES, device: str = "cpu",
+                 min_probability: float = MIN_FACE_PROBABILITY, channels_last: bool = True):
+        self.passes = tuple(sorted(DetectPass(*p) for p in passes))
         self.min_probability = min_probability
-        self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device,
-                            select_largest=False, post_process=False)
-        if channels_last:
-            for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
-                net.to(memory_format=torch.channels_last)
+        # One MTCNN per smallest face size (each has its own pyramid), sharing one set of networks.
+        self._mtcnn: dict[int, MTCNN] = {}
+        for min_face_size in sorted({p.min_face_size for p in self.passes}):
+            mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device,
+                          select_largest=False, post_process=False)
+            if self._mtcnn:
+                shared = next(iter(self._mtcnn.values()))
+                mtcnn.pnet, mtcnn.rnet, mtcnn.onet = shared.pnet, shared.rnet, shared.onet
+            elif channels_last:
+                for net in (mtcnn.pnet, mtcnn.rnet, mtcnn.onet):
+                    net.to(memory_format=torch.channels_last)
+            self._mtcnn[min_face_size] = mtcnn
 
     def detect(self, image: np.ndarray, *, precise: bool = False) -> list[Face]:
         """All faces with probability >= ``min_probability``, most prominent first."""
@@ -51,31 +71,32 @@ class FaceDetector:
     def detect_batch(self, images: list[np.ndarray], *, precise: bool = False) -> list[list[Face]]:
         """Per image, the list of faces. Images of one shape run through MTCNN together.
 
-        ``precise``: detect at the largest size only. Boxes found at a coarse size can sit
+        ``precise``: the last (finest) pass only. Boxes found at a coarse size can sit
         tens of pixels off in a large photo, which recognition (aligned on landmarks) does
         not notice but the pixel rules of the liveness check (border distance, face
         cropped) do: liveness detects precisely.
         """
         results: list[list[Face]] = [[] for _ in images]
         pending = list(range(len(images)))
-        previous_side = 0
-        for side in self.detect_sizes[-1:] if precise else self.detect_sizes:
-            # An image no larger than the last size tried was already searched at full size.
-            pending = [i for i in pending if max(images[i].shape[:2]) > previous_side]
-            self._detect_at(images, pending, side, results)
+        passes = self.passes[-1:] if precise else self.passes
+        for number, detect_pass in enumerate(passes, start=1):
+            last = number == len(passes)
+            searched = [i for i in pending if last or max(images[i].shape[:2]) > detect_pass.side]
+            self._detect_at(images, searched, detect_pass, results)
             pending = [i for i in pending if not results[i]]
-            previous_side = side
         return results
 
-    def _detect_at(self, images: list[np.ndarray], indices: list[int], side: int, results: list[list[Face]]) -> None:
-        prepared = {i: self._downscale(images[i], side) for i in indices}
+    def _detect_at(self, images: list[np.ndarray], indices: list[int], detect_pass: DetectPass,
+                   results: list[list[Face]]) -> None:
+        prepared = {i: self._downscale(images[i], detect_pass.side) for i in indices}
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, (small, _) in prepared.items():
             by_shape.setdefault(small.shape, []).append(index)
+        mtcnn = self._mtcnn[detect_pass.min_face_size]
         for group in by_shape.values():
             batch = np.stack([prepared[i][0] for i in group])
             with torch.inference_mode():
-                boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
+                boxes, probs, points = mtcnn.detect(batch, landmarks=True)
             for i, b, p, pts in zip(group, boxes, probs, points):
                 results[i] = self._faces(b, p, pts, prepared[i][1], images[i].shape)
 

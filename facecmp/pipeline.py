@@ -263,14 +263,14 @@ class FaceComparer:
         config = get_mode(mode or self.mode)
         blob = json.dumps({"fingerprint": config.fingerprint(), "weights": self.weights_versions(config.mode),
                            "compute": [self.compute.backend, self.compute.precision],
-                           "detect_sizes": self.detector.detect_sizes}, sort_keys=True)
+                           "detect_passes": self.detector.passes}, sort_keys=True)
         return f"{config.mode}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
     def versions(self) -> dict:
         return {
             "facecmp": __version__, "mode": self.mode,
             "compute": {"backend": self.compute.backend, "precision": self.compute.precision,
-                        "detect_sizes": list(self.detector.detect_sizes)},
+                        "detect_passes": [list(p) for p in self.detector.passes]},
             "modes": {name: {"weights": self.weights_versions(name), "pipeline_id": self.pipeline_id(name),
                              "calibration": self._calibrations[name].id if name in self._calibrations else None}
                       for name in MODES},

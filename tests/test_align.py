@@ -34,6 +34,6 @@ def test_aligned_crop_puts_the_landmarks_on_the_template(face_and_image):
 def test_margins_show_more_context(face_and_image):
     face, image = face_and_image
     for method in ("box", "similarity"):
-        tight = FaceDetector(min_face_size=10).detect(crop_face(image, face, CropConfig(method, 0.0 if method == "similarity" else 0.1)))
-        loose = FaceDetector(min_face_size=10).detect(crop_face(image, face, CropConfig(method, 0.5)))
+        tight = FaceDetector(passes=[(640, 10)]).detect(crop_face(image, face, CropConfig(method, 0.0 if method == "similarity" else 0.1)))
+        loose = FaceDetector(passes=[(640, 10)]).detect(crop_face(image, face, CropConfig(method, 0.5)))
         assert loose[0].width < 0.85 * tight[0].width

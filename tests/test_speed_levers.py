@@ -118,12 +118,25 @@ def test_small_faces_are_found_at_the_finer_detection_size(celebrity_photos):
     small = np.asarray(Image.fromarray(photo).resize((round(photo.shape[1] * scale), round(photo.shape[0] * scale))))
     canvas = np.full((960, 1280, 3), 127, np.uint8)
     canvas[400:400 + small.shape[0], 600:600 + small.shape[1]] = small
-    assert FaceDetector(detect_sizes=(320,)).detect(canvas) == []
+    assert FaceDetector(passes=[(320, 40)]).detect(canvas) == []
     found = FaceDetector().detect(canvas)
     assert len(found) == 1
     x1, y1, x2, y2 = found[0].box
     assert 600 <= x1 and x2 <= 600 + small.shape[1] and 400 <= y1 and y2 <= 400 + small.shape[0]
     assert 20 < x2 - x1 < 45
+
+
+def test_photos_no_larger_than_the_coarse_pass_are_searched_once_at_full_size(lfw_dir):
+    """LFW's 250 px photos (what the calibrations were fitted on) skip the coarse pass: the
+    default detector finds exactly what one full-size search from 20 px finds."""
+    from facecmp.decode import load_image
+    from facecmp.detect import FaceDetector
+
+    photos = [load_image(path) for path in sorted((lfw_dir / "images" / "Aaron_Peirsol").glob("*.jpg"))[:2]]
+    assert all(max(photo.shape[:2]) <= 320 for photo in photos)
+    default, full_size = FaceDetector(), FaceDetector(passes=[(640, 20)])
+    for photo in photos:
+        assert [f.box for f in default.detect(photo)] == [f.box for f in full_size.detect(photo)]
 
 
 def test_batcher_combines_concurrent_crops_and_returns_each_its_rows():
