@@ -231,16 +231,19 @@ def bench_service(args, pairs) -> None:
         ("4 workers x 1 thread, batched embeds", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1",
                                                   "FACECMP_EMBED_BATCH_WINDOW_MS": "40"}, [1, 4]),
     ]
-    reference = None
+    reference = None  # the one-at-a-time server's compares/s
     for label, env, levels in configs:
         env = {"FACECMP_API_KEYS": KEY, "FACECMP_MAX_QUEUE": "16", "FACECMP_LOG_LEVEL": "warning", **env}
         with running_server(env) as server:
             run_level(server.url, body, 1, 2)  # warm-up
+            alone = None  # this server's compares/s at concurrency 1
             for level in levels:
                 row = run_level(server.url, body, level, args.requests)
                 reference = reference or row["compares_per_s"]
+                alone = alone or row["compares_per_s"]
                 print(f"  {label:<38} concurrency {level}: {row['compares_per_s']:5.2f} compares/s "
-                      f"(x{row['compares_per_s'] / reference:.2f})  p50 {row['p50_ms']:.0f} ms  "
+                      f"(x{row['compares_per_s'] / reference:.2f} the one-at-a-time server, "
+                      f"x{row['compares_per_s'] / alone:.2f} this one at concurrency 1)  p50 {row['p50_ms']:.0f} ms  "
                       f"p95 {row['p95_ms']:.0f} ms  {row['statuses']}  load {load_average()}", flush=True)
             memory = server.memory_kib()
             print(f"  {'':<38} server RSS {memory['VmRSS'] / 1024:.0f} MiB, peak {memory['VmHWM'] / 1024:.0f} MiB "

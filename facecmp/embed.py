@@ -72,7 +72,7 @@ class Embedder:
                 _Normalized(self._normalize, model), image_size=CropConfig().size,
                 cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}-{self.spec.normalization}",
                 precision=compute.precision, threads=compute.threads or torch.get_num_threads(),
-                cache_root=cache_dir())
+                streams=compute.streams, cache_root=cache_dir())
         else:
             self.model = model.to(self.device)
             if self.channels_last:

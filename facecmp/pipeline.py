@@ -270,6 +270,7 @@ class FaceComparer:
         return {
             "facecmp": __version__, "mode": self.mode,
             "compute": {"backend": self.compute.backend, "precision": self.compute.precision,
+                        "threads": self.compute.threads, "streams": self.compute.streams,
                         "detect_passes": [list(p) for p in self.detector.passes]},
             "modes": {name: {"weights": self.weights_versions(name), "pipeline_id": self.pipeline_id(name),
                              "calibration": self._calibrations[name].id if name in self._calibrations else None}

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from facecmp import FaceComparer, FacecmpError, __version__
+from facecmp.backends import ComputeOptions
 from facecmp.pipeline import DEFAULT_MIN_SIMILARITY, CompareResult
 from facecmp.decode import DecodeLimits
 from facecmp.errors import LivenessError
@@ -228,6 +229,9 @@ class Engine:
         self.liveness_settings = _liveness_settings(settings)
         self.defaults = Defaults(settings.min_similarity_score, self.liveness_settings.threshold)
         self.gate = InferenceGate(settings.max_concurrency, settings.max_queue, settings.inference_threads)
+        # Workers embed on OpenVINO streams of their own (on one stream they queue: docs/performance.md).
+        self.compute = dataclasses.replace(ComputeOptions.from_env(), threads=settings.inference_threads,
+                                           streams=settings.embed_streams)
         self.comparer: FaceComparer | None = None
         self.scheduled: FaceComparer | BatchingComparer | None = None  # what operations get
         self.load_error: FacecmpError | None = None
@@ -252,6 +256,7 @@ class Engine:
                 decode_limits=DecodeLimits(max_bytes=self.settings.max_image_bytes,
                                            max_pixels=self.settings.max_image_pixels),
                 liveness_settings=self.liveness_settings,
+                compute=self.compute,
             )
             for mode in MODES:
                 comparer.calibration(mode)

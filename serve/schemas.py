@@ -116,6 +116,8 @@ class ReadyResponse(BaseModel):
 class VersionResponse(BaseModel):
     facecmp: str
     mode: str = Field(description="The default pipeline mode.")
+    compute: dict[str, Any] | None = Field(None, description="How the pipeline runs: embedder backend, precision, "
+                                                             "threads and OpenVINO streams, detection passes.")
     modes: dict[str, dict[str, Any]] = Field(description="Per mode: weights (name -> digest prefix), "
                                                          "pipeline_id and calibration id.")
 

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     def inference_threads(self) -> int:
         return self.torch_threads or max(1, (os.cpu_count() or 1) // self.max_concurrency)
 
+    @property
+    def embed_streams(self) -> int:
+        """OpenVINO embedder streams: one per worker, at most as many as run at once on the cores."""
+        return max(1, min(self.max_concurrency, (os.cpu_count() or 1) // self.inference_threads))
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

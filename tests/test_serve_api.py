@@ -103,6 +103,10 @@ def test_health_ready_version(client):
     version = client.get("/version").json()
     assert version["facecmp"] == __version__
     assert set(version["modes"]) == {"fast", "accurate"}
+    # two workers embed on OpenVINO streams of their own, as many as the cores run at once
+    settings = client.app.state.engine.settings
+    assert version["compute"]["threads"] == settings.inference_threads
+    assert version["compute"]["streams"] == settings.embed_streams == min(2, os.cpu_count() // settings.inference_threads)
     for info in version["modes"].values():
         assert info["weights"] and info["calibration"] and info["pipeline_id"]
     header = ready.headers["x-facecmp-version"]

@@ -92,6 +92,30 @@ def test_openvino_model_is_cached_as_ir_and_reloaded(tmp_path):
     assert [p.name for p in (tmp_path / "openvino").iterdir()] == [model_dir.name]  # no staging left
 
 
+def test_openvino_streams_give_each_concurrent_caller_its_own_results(tmp_path):
+    """The service's workers call one compiled model at once, each on its own stream."""
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    model = OpenVinoModel(module, cache_key="tiny", image_size=16, precision="f32", threads=1, streams=2,
+                          cache_root=tmp_path)
+    batches = np.random.default_rng(2).normal(size=(4, 2, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = [module(torch.from_numpy(batch)).numpy() for batch in batches]
+    errors: dict[int, float] = {}
+
+    def call(index: int) -> None:
+        errors[index] = max(np.abs(model(batches[index]) - expected[index]).max() for _ in range(20))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(errors) == [0, 1, 2, 3] and max(errors.values()) < 1e-5
+    with pytest.raises(ValueError, match="streams"):
+        ComputeOptions(streams=0)
+
+
 def test_an_unwritable_ir_cache_only_warns(tmp_path):
     torch = pytest.importorskip("torch")
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()

@@ -31,4 +31,4 @@ async def ready(engine: EngineDep, settings: SettingsDep) -> ReadyResponse | JSO
 async def version(engine: EngineDep) -> VersionResponse:
     versions = engine.versions
     return VersionResponse(facecmp=versions.get("facecmp", ""), mode=versions.get("mode", "loading"),
-                           modes=versions.get("modes", {}))
+                           compute=versions.get("compute"), modes=versions.get("modes", {}))
