@@ -195,17 +195,16 @@ def bench_single(args, pairs) -> None:
 
 def bench_embedder(args) -> None:
     print(f"\n== embedder throughput, msceleb-128, 160x160 crops (load {load_average()})")
-    model = build_inception_resnet_v1(128)
-    model.load_state_dict(load_state_dict("msceleb-128"))
-    gflop = model_gflop(model.eval())
+    backends = [ComputeOptions.reference(), ComputeOptions("openvino", "f32"), ComputeOptions("openvino").resolved()]
+    embedders = {compute: Embedder("msceleb-128", compute=compute)
+                 for compute in dict.fromkeys(backends)}  # "auto" may resolve to f32: measured once
+    gflop = model_gflop(embedders[ComputeOptions.reference()].model)
     rates = {"f32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
     limits = {precision: rate / gflop for precision, rate in rates.items()}
     print(f" model {gflop:.2f} GFLOP/image; torch.mm ({torch.get_num_threads()} threads): "
           + ", ".join(f"{p} {rates[p]:.0f} GFLOP/s -> FLOP limit {limits[p]:.1f} images/s" for p in rates))
     crops = np.random.default_rng(0).integers(0, 256, (max(BATCH_SIZES), 160, 160, 3), dtype=np.uint8)
-    backends = [ComputeOptions.reference(), ComputeOptions("openvino", "f32"), ComputeOptions("openvino").resolved()]
-    for compute in dict.fromkeys(backends):  # "auto" may resolve to f32: measured once
-        embedder = Embedder("msceleb-128", compute=compute)
+    for compute, embedder in embedders.items():
         print(f" {compute.backend} {compute.precision}:")
         for batch in BATCH_SIZES:
             embedder.embed(crops[:batch])

@@ -28,7 +28,7 @@ from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
 from facecmp.modes import MODES
 from facecmp.weights.store import cache_dir
 from training.lfw_features import config_parts, fit_centres, fuse_parts
-from training.lfw_protocol import all_pair_cosines
+from training.lfw_protocol import all_pair_cosines, fold_range
 
 MIN_TAIL_COUNT = 50
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "facecmp" / "calibrations"
@@ -88,8 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     config = MODES[args.mode]
     det = np.load(args.out / "detections.npz")
-    low, _, high = args.fit_folds.partition("-")
-    fit = np.isin(det["folds"], range(int(low), int(high) + 1))
+    fit = np.isin(det["folds"], list(fold_range(args.fit_folds)))
     parts = config_parts(args.out, config)
     centres = fit_centres(parts, config, fit)
     emb = fuse_parts(parts, config, centres)

@@ -27,6 +27,7 @@ from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.faces import Face
 from facecmp.modes import PipelineConfig
 from facecmp.weights.store import cache_dir
+from training.lfw_protocol import fold_range
 
 
 def lfw_images(lfw_dir: Path) -> tuple[list[str], list[str], np.ndarray]:
@@ -137,10 +138,9 @@ def main() -> None:
     parser.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     args = parser.parse_args()
     compute = ComputeOptions(args.backend, args.precision)
+    folds = fold_range(args.folds)
     print(detect_all(args.lfw, args.out))
     for weights in args.weights:
-        low, _, high = args.folds.partition("-")
-        folds = set(range(int(low), int(high or low) + 1))
         print(embed_all(args.lfw, args.out, weights, CropConfig(args.crop, args.margin), folds, compute=compute))
 
 

@@ -12,6 +12,12 @@ import numpy as np
 from facecmp.datasets import load_lfw
 
 
+def fold_range(text: str) -> set[int]:
+    """pairs.txt folds from a command-line range: ``"1-5"`` -> {1, ..., 5}, ``"7"`` -> {7}."""
+    low, _, high = text.partition("-")
+    return set(range(int(low), int(high or low) + 1))
+
+
 def view2_pairs(lfw_dir: Path, paths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """pairs.txt as indices into ``paths`` (P, 2), same-person labels (P,) and folds (P,) 1-10."""
     dataset = load_lfw(lfw_dir)

@@ -22,7 +22,7 @@ from facecmp.modes import MODES, EmbedderConfig, PipelineConfig
 from facecmp.weights.store import cache_dir
 from training.lfw_features import config_parts, fit_centres, fuse_parts
 from facecmp.metrics import cutoff_at_fmr, kfold_accuracy
-from training.lfw_protocol import all_pair_cosines, view2_pairs
+from training.lfw_protocol import all_pair_cosines, fold_range, view2_pairs
 
 
 def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOptions = ComputeOptions.reference(),
@@ -115,10 +115,7 @@ def main() -> None:
         configs = [fused_config(spec, args.centred) for spec in args.fused]
     else:
         configs = candidates(args.weights, args.crops, args.fusion, args.centred)
-    eval_folds = None
-    if args.eval_folds:
-        low, _, high = args.eval_folds.partition("-")
-        eval_folds = set(range(int(low), int(high or low) + 1))
+    eval_folds = fold_range(args.eval_folds) if args.eval_folds else None
     print(f"embeddings by {compute.backend} {compute.precision}; pairs of folds {args.eval_folds or 'all'}; "
           "FMR: shipped calibration, folds 6-10")
     print("| configuration | pairs | accuracy | TAR@FAR1e-3 | TAR@FAR1e-4 | FMR@0.7 | FMR@0.67 |\n|---|---|---|---|---|---|---|")
