@@ -225,10 +225,7 @@ def bench_service(args, pairs) -> None:
     print(f"\n== service, POST /compare, 640x480 photos, mode {args.mode}, {args.requests} requests per level")
     configs = [
         ("one at a time: 1 worker x 2 threads", {"FACECMP_MAX_CONCURRENCY": "1", "FACECMP_TORCH_THREADS": str(os.cpu_count())}, [1]),
-        ("4 workers x 1 thread (default)", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1",
-                                             "FACECMP_EMBED_BATCH_WINDOW_MS": "0"}, [1, 4]),
-        ("4 workers x 1 thread, batched embeds", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1",
-                                                  "FACECMP_EMBED_BATCH_WINDOW_MS": "40"}, [1, 4]),
+        ("4 workers x 1 thread (default)", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1"}, [1, 4]),
     ]
     reference = None  # the one-at-a-time server's compares/s
     for label, env, levels in configs:

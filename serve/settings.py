@@ -43,13 +43,6 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(
         None, ge=1, description="Intra-op threads per inference; default: CPU cores / max_concurrency.")
 
-    embed_batch_window_ms: float = Field(
-        0.0, ge=0.0, description="Longest wait (ms) for other compares' face crops, so that concurrent "
-                                 "requests share one embedder forward pass; 0 (default) turns batching off: "
-                                 "with the OpenVINO embedder two faces take ~10 ms, less than the wait "
-                                 "costs (docs/performance.md); 40 paid off with the torch backend.")
-    embed_batch_max_crops: int = Field(16, ge=1, description="A shared batch runs at once when it holds this many crops.")
-
     min_similarity_score: float = Field(0.7, ge=0.0, le=1.0,
                                         description="Default is_match threshold on the calibrated score.")
     mode: Literal["fast", "accurate"] | None = Field(

@@ -120,7 +120,7 @@ def fit_centres(parts: list[np.ndarray], config: PipelineConfig, fit: np.ndarray
 
 def fuse_parts(parts: list[np.ndarray], config: PipelineConfig,
                centres: tuple[np.ndarray | None, ...] | None = None) -> np.ndarray:
-    """(N, D) embeddings from :func:`config_parts` as ``FaceComparer.embed_crops`` computes them
+    """(N, D) embeddings from :func:`config_parts` as ``FaceComparer`` computes them
     for ``config``: parts centred (with ``centres``; ``None``: uncentred) and fused by
     :func:`facecmp.embed.fuse_embeddings`."""
     return fuse_embeddings(centre_embeddings(parts, centres or (None,) * len(parts)), config.fusion_shares())
