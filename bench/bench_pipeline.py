@@ -43,6 +43,7 @@ from facecmp.datasets import load_lfw  # noqa: E402
 from facecmp.backends import ComputeOptions  # noqa: E402
 from facecmp.detect import FaceDetector  # noqa: E402
 from facecmp.embed import Embedder  # noqa: E402
+from facecmp.settings import FacecmpSettings  # noqa: E402
 from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
 from facecmp.weights.normalization import prewhiten  # noqa: E402
 from facecmp.weights.store import load_state_dict  # noqa: E402
@@ -328,8 +329,7 @@ def main() -> None:
     parser.add_argument("--no-service", action="store_true")
     parser.add_argument("--only", choices=("single", "embedder", "service"), help="run one section")
     parser.add_argument("--accuracy-guard", type=int, metavar="N", help="only the accuracy guard, on N pairs")
-    parser.add_argument("--lfw", type=Path, default=Path(os.environ.get("FACECMP_SHARED_DIR") or REPO.parent / "shared")
-                        / "data" / "lfw")
+    parser.add_argument("--lfw", type=Path, default=FacecmpSettings().shared_dir / "data" / "lfw")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

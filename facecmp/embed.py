@@ -22,7 +22,8 @@ from facecmp.backends import ComputeOptions, OpenVinoModel
 from facecmp.weights.inception import build_inception_resnet_v1
 from facecmp.weights.normalization import fixed_image_standardization, prewhiten
 from facecmp.weights.registry import get_spec
-from facecmp.weights.store import cache_dir, load_state_dict
+from facecmp.settings import cache_dir
+from facecmp.weights.store import load_state_dict
 
 _NORMALIZE = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
 
@@ -50,7 +51,7 @@ def fuse_embeddings(parts: list[np.ndarray], shares: tuple[float, ...]) -> np.nd
 class Embedder:
     """One pretrained InceptionResnetV1, in eval mode, on ``device``.
 
-    ``compute`` picks the backend (default: ``ComputeOptions.from_env()``; off the CPU always
+    ``compute`` picks the backend (default: ``ComputeOptions.from_settings()``; off the CPU always
     torch). ``model`` is the torch module with the torch backend, else ``None`` (the compiled
     copy replaces it, so the weights are held once).
     """

@@ -88,7 +88,7 @@ class FaceComparer:
     liveness_settings : facecmp.liveness.LivenessSettings | None
         Limits and weights of the liveness check (default settings when ``None``).
     compute : facecmp.backends.ComputeOptions | None
-        How the embedders run (default ``ComputeOptions.from_env()``: OpenVINO on a CPU, in
+        How the embedders run (default ``ComputeOptions.from_settings()``: OpenVINO on a CPU, in
         bfloat16 where the CPU has it natively); ``ComputeOptions.reference()`` is PyTorch
         eager in float32, what the calibrations were fitted with.
     """
@@ -270,7 +270,7 @@ class FaceComparer:
         if self._liveness is None:
             from facecmp.liveness import LivenessChecker, LivenessSettings
 
-            self._liveness = LivenessChecker(self._liveness_settings or LivenessSettings.from_env())
+            self._liveness = LivenessChecker(self._liveness_settings or LivenessSettings())
         return self._liveness
 
 

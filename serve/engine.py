@@ -12,7 +12,6 @@ the embedder's forward passes was measured and removed: docs/performance.md.)
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import time
@@ -25,7 +24,6 @@ from facecmp import FaceComparer, FacecmpError, __version__
 from facecmp.backends import ComputeOptions
 from facecmp.decode import DecodeLimits
 from facecmp.errors import LivenessError
-from facecmp.liveness import LivenessSettings
 from facecmp.modes import MODES
 from serve.errors import ServiceNotReadyError, ServiceOverloadedError, UnknownError
 from serve.operations import Defaults, example_bytes
@@ -99,12 +97,11 @@ class Engine:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.liveness_settings = _liveness_settings(settings)
-        self.defaults = Defaults(settings.min_similarity_score, self.liveness_settings.threshold)
+        self.defaults = Defaults(settings.min_similarity_score, settings.liveness.threshold)
         self.gate = InferenceGate(settings.max_concurrency, settings.max_queue, settings.inference_threads)
         # Workers embed on OpenVINO streams of their own (on one stream they queue: docs/performance.md).
-        self.compute = dataclasses.replace(ComputeOptions.from_env(), threads=settings.inference_threads,
-                                           streams=settings.embed_streams)
+        self.compute = ComputeOptions.from_settings(settings, threads=settings.inference_threads,
+                                                    streams=settings.embed_streams)
         self.comparer: FaceComparer | None = None
         self.load_error: FacecmpError | None = None
         self.versions: dict[str, Any] = {"facecmp": __version__}
@@ -127,7 +124,7 @@ class Engine:
                 mode=self.settings.mode,
                 decode_limits=DecodeLimits(max_bytes=self.settings.max_image_bytes,
                                            max_pixels=self.settings.max_image_pixels),
-                liveness_settings=self.liveness_settings,
+                liveness_settings=self.settings.liveness,
                 compute=self.compute,
             )
             for mode in MODES:
@@ -166,14 +163,6 @@ def version_header(versions: dict[str, Any]) -> str:
     for name, info in sorted(versions.get("modes", {}).items()):
         parts.append(f"{name}={info.get('pipeline_id')};calibration={info.get('calibration')}")
     return " ".join(parts).encode("ascii", "replace").decode("ascii")
-
-
-def _liveness_settings(settings: Settings) -> LivenessSettings:
-    """The library's liveness settings (FACECMP_LIVENESS_*), with the service's weights directory."""
-    liveness = LivenessSettings.from_env()
-    if settings.liveness_weights_dir is not None:
-        liveness = dataclasses.replace(liveness, weights_dir=settings.liveness_weights_dir)
-    return liveness
 
 
 def _warm_up(comparer: FaceComparer) -> None:

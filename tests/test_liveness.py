@@ -4,9 +4,7 @@ weights) except where noted; those tests skip with the reason when it is absent.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +17,10 @@ from facecmp.liveness import (MINIFASNET_WEIGHTS, LivenessChecker, LivenessSetti
                               fetch_minifasnet, format_liveness_report, minifasnet_installed)
 from facecmp.liveness.crop import crop_face, enlarged_box, resize_bilinear
 from facecmp.liveness.model import build_minifasnet
+from facecmp.settings import FacecmpSettings
 from facecmp.liveness.weights import load_minifasnet
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACECMP_SHARED_DIR") or REPO.parent / "shared")
+SHARED = FacecmpSettings().shared_dir
 needs_shared = pytest.mark.skipif(
     not (SHARED / "models" / "minifasnet").is_dir(),
     reason=f"shared data not found at {SHARED} (set FACECMP_SHARED_DIR): LFW, liveness samples and "
@@ -356,14 +354,18 @@ def test_download_without_network_is_a_weights_error_or_a_verified_install(tmp_p
 
 # ---------------------------------------------------------------- settings and pose maths
 
-def test_settings_from_env_and_validation(tmp_path):
-    settings = LivenessSettings.from_env({"FACECMP_LIVENESS_THRESHOLD": "0.8",
-                                          "FACECMP_LIVENESS_MIN_FACE_WIDTH_PX": "200",
-                                          "FACECMP_LIVENESS_WEIGHTS_DIR": str(tmp_path)})
+def test_settings_from_env_and_validation(tmp_path, monkeypatch):
+    default = LivenessSettings()
+    monkeypatch.setenv("FACECMP_LIVENESS_THRESHOLD", "0.8")
+    monkeypatch.setenv("FACECMP_LIVENESS_MIN_FACE_WIDTH_PX", "200")
+    monkeypatch.setenv("FACECMP_LIVENESS_WEIGHTS_DIR", str(tmp_path))
+    settings = LivenessSettings()
     assert settings.threshold == 0.8 and settings.min_face_width_px == 200 and settings.weights_dir == tmp_path
-    assert LivenessSettings.from_env({}) == LivenessSettings()
-    with pytest.raises(ValueError, match="FACECMP_LIVENESS_THRESHOLD"):
-        LivenessSettings.from_env({"FACECMP_LIVENESS_THRESHOLD": "high"})
+    assert settings != default and default.threshold == 0.45
+    monkeypatch.setenv("FACECMP_LIVENESS_THRESHOLD", "high")
+    with pytest.raises(ValueError, match="threshold"):
+        LivenessSettings()
+    monkeypatch.delenv("FACECMP_LIVENESS_THRESHOLD")
     with pytest.raises(ValueError):
         LivenessSettings(threshold=1.5)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from facecmp.liveness.checker import NOT_REPORTED_CODES, LivenessChecker, LivenessResult
 from facecmp.liveness.pose import estimate_pose
 from facecmp.liveness.report import format_liveness_report
-from facecmp.liveness.settings import LivenessSettings
+from facecmp.settings import LivenessSettings
 from facecmp.liveness.weights import (MINIFASNET_WEIGHTS, WEIGHTS_DIR_ENV, default_weights_dir,
                                       fetch_minifasnet, load_minifasnet)
 from facecmp.liveness.weights import missing_weights as _missing_weights

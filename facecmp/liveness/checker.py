@@ -37,7 +37,7 @@ from facecmp.errors import LivenessError
 from facecmp.faces import Face
 from facecmp.liveness.crop import crop_face
 from facecmp.liveness.pose import estimate_pose
-from facecmp.liveness.settings import LivenessSettings
+from facecmp.settings import LivenessSettings
 from facecmp.liveness.weights import (FETCH_HINT, MINIFASNET_WEIGHTS, default_weights_dir, load_minifasnet,
                                       missing_weights)
 
@@ -105,8 +105,8 @@ class LivenessChecker:
     Thread-safe: the models are loaded once under a lock and only run in inference mode.
     """
 
-    def __init__(self, settings: LivenessSettings = LivenessSettings(), *, device: str = "cpu"):
-        self.settings = settings
+    def __init__(self, settings: LivenessSettings | None = None, *, device: str = "cpu"):
+        self.settings = settings or LivenessSettings()  # the environment's (FACECMP_LIVENESS_*)
         self.device = device
         self._models: list[tuple[float, int, torch.nn.Module]] | None = None
         self._lock = threading.Lock()

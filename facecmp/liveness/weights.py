@@ -18,7 +18,8 @@ import torch
 
 from facecmp.errors import WeightsError
 from facecmp.liveness.model import MiniFASNet, build_minifasnet
-from facecmp.weights.store import cache_dir, download_url, file_sha256
+from facecmp.settings import cache_dir
+from facecmp.weights.store import download_url, file_sha256
 
 WEIGHTS_DIR_ENV = "FACECMP_LIVENESS_WEIGHTS_DIR"
 ORIGIN = "https://github.com/minivision-ai/Silent-Face-Anti-Spoofing"

