@@ -39,8 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
     weights_commands.add_parser("list", help="the model zoo and what is installed").set_defaults(handler=_weights_list)
     fetch = weights_commands.add_parser("fetch", help="download, verify, convert and cache weights")
-    fetch.add_argument("names", nargs="+", help="registry names, 'minifasnet', or 'default' (what the modes need)")
-    fetch.add_argument("--from", dest="source", help="local copy of the source file/folder (offline machines)")
+    fetch.add_argument("names", nargs="+", help="registry names, a group ('minifasnet': the liveness models), "
+                                                "or 'default' (what the modes need)")
+    fetch.add_argument("--from", dest="source",
+                       help="offline machines: the source file, or a folder holding it under its published name")
+    fetch.add_argument("--base-url", help="fetch URL sources as BASE_URL/<file name> (a mirror)")
     fetch.set_defaults(handler=_weights_fetch)
 
     liveness = commands.add_parser("liveness", help="liveness (presentation attack) check of one image")
@@ -92,35 +95,33 @@ def _compare(args) -> int:
 
 
 def _weights_list(args) -> int:
-    from facecmp.weights.registry import REGISTRY
+    from facecmp.weights.registry import REGISTRY, EmbedderModel
     from facecmp.weights.store import installed, weights_path
 
     for spec in REGISTRY.values():
         state = f"installed at {weights_path(spec.name)}" if installed(spec.name) else "not installed"
-        print(f"{spec.name:14s} {spec.embedding_size:4d}-d  LFW {spec.lfw_accuracy_published:.2%} (published)"
-              f"  {spec.training_data:14s} {state}")
-    from facecmp.liveness import minifasnet_installed
-
-    print(f"{'minifasnet':14s} liveness  {'installed' if minifasnet_installed() else 'not installed'}")
+        model = spec.model
+        if isinstance(model, EmbedderModel):
+            about = (f"{model.embedding_size:4d}-d  LFW {model.lfw_accuracy_published:.2%} (published)"
+                     f"  {model.training_data:14s}")
+        else:
+            about = f"liveness {model.arch} (face box x{model.scale})"
+        print(f"{spec.name:16s} {about} {state}")
     return 0
 
 
 def _weights_fetch(args) -> int:
     from facecmp.modes import MODES
+    from facecmp.weights.registry import GROUPS
     from facecmp.weights.store import fetch, installed
 
-    names = []
-    for name in args.names:
-        names.extend(sorted({w for m in MODES.values() for w in m.weights}) if name == "default" else [name])
+    groups = {"default": tuple(sorted({w for m in MODES.values() for w in m.weights})), **GROUPS}
+    names = [member for name in args.names for member in groups.get(name, (name,))]
     for name in names:
-        if name == "minifasnet":
-            from facecmp.liveness import fetch_minifasnet
-
-            print(f"minifasnet: {fetch_minifasnet(args.source)}")
-        elif installed(name) and args.source is None:
+        if installed(name) and args.source is None:
             print(f"{name}: already installed")
         else:
-            print(f"{name}: {fetch(name, args.source)}")
+            print(f"{name}: {fetch(name, args.source, base_url=args.base_url)}")
     return 0
 
 
