@@ -1,15 +1,22 @@
-"""``facecmp`` command line: compare, weights, liveness, serve.
+"""``facecmp`` command line: compare, weights, liveness, and the commands other packages add.
 
 Exit status: 0 on success (whatever the match decision), 2 on a usage error, 1 on a
 pipeline error (printed as the API's ``{"code", "message"}``).
+
+Packages that build on the library add subcommands through the ``facecmp.commands`` entry-point
+group: each entry point is a ``register(subparsers)`` function (the service's ``facecmp serve``
+is ``serve.cli:register``). The library imports none of them by name.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 
 from facecmp.errors import FacecmpError
+
+COMMAND_GROUP = "facecmp.commands"  # entry points: register(subparsers) functions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,11 +58,25 @@ def _parser() -> argparse.ArgumentParser:
     liveness.add_argument("--json", action="store_true")
     liveness.set_defaults(handler=_liveness)
 
-    serve = commands.add_parser("serve", help="run the REST service (uvicorn)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.set_defaults(handler=_serve)
+    for entry in {entry.name: entry for entry in entry_points(group=COMMAND_GROUP)}.values():
+        try:
+            register = entry.load()
+        except ImportError as exc:  # the package is there, the extra its command needs is not
+            _unavailable(commands, entry.name, entry.extras, exc)
+        else:
+            register(commands)
     return parser
+
+
+def _unavailable(commands, name: str, extras: list[str], error: ImportError) -> None:
+    install = f"pip install 'facecmp[{','.join(extras)}]'" if extras else "install its dependencies"
+    message = f"facecmp {name} needs {error.name or 'a package'}, which is not installed: {install}"
+
+    def refuse(args) -> int:
+        print(message, file=sys.stderr)
+        return 2
+
+    commands.add_parser(name, help=f"(not available: {install})").set_defaults(handler=refuse)
 
 
 def _read_sources(paths: list[str]) -> list[str]:
@@ -134,13 +155,6 @@ def _liveness(args) -> int:
     image = load_image(args.image)
     result = LivenessChecker(LivenessSettings()).check(image, FaceDetector().detect(image, precise=True))
     print(json.dumps(result.to_dict()) if args.json else format_liveness_report(result))
-    return 0
-
-
-def _serve(args) -> int:
-    import serve
-
-    serve.main(args.host, args.port)
     return 0
 
 
