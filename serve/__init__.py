@@ -5,7 +5,13 @@ The service holds no face logic: every answer comes from the shared :class:`face
 """
 from __future__ import annotations
 
-from serve.app import create_app
-from serve.runner import main, run
+from facecmp.extras import require
+
+for _module in ("fastapi", "uvicorn", "fastapi_offline"):
+    require(_module, "serve")  # say which extra is missing before the first import fails
+del _module
+
+from serve.app import create_app  # noqa: E402
+from serve.runner import main, run  # noqa: E402
 
 __all__ = ["create_app", "main", "run"]

@@ -69,3 +69,19 @@ def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path):
     done = _facecmp_with_entry_points(tmp_path, {"missing": "no_such_package.cli:register [serve]"}, "missing")
     assert done.returncode == 2
     assert "pip install 'facecmp[serve]'" in done.stderr and "no_such_package" in done.stderr
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_generic_package_names_resolve_to_this_project(package):
+    """serve, eval and training are generic top-level names (pyproject.toml says why that is
+    acceptable): a same-named package of another distribution would shadow them here."""
+    module = __import__(package)
+    assert Path(module.__file__).resolve().parent == REPO / package
+
+
+def test_a_missing_extra_is_named():
+    from facecmp.extras import require
+
+    assert require("json", "core").dumps([]) == "[]"
+    with pytest.raises(ImportError, match=r"pip install 'facecmp\[eval\]'"):
+        require("no_such_plotting_library", "eval")

@@ -211,6 +211,14 @@ def download_url(url: str, target: Path, *, fix: str) -> Path:
 
 
 def _convert(spec: WeightSpec, source: Path) -> dict[str, torch.Tensor]:
+    try:
+        return _run_converter(spec, source)
+    except ImportError as exc:  # h5py, tensorboard's protos: the 'convert' extra
+        raise WeightsError(f"{spec.name}: converting its source needs {exc.name}, which is not installed: "
+                           "pip install 'facecmp[convert]'") from exc
+
+
+def _run_converter(spec: WeightSpec, source: Path) -> dict[str, torch.Tensor]:
     if spec.converter == "tf-graphdef":
         from facecmp.weights.convert_tf import convert_tf_graph
 
