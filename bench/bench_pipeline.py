@@ -43,6 +43,7 @@ from facecmp.datasets import load_lfw  # noqa: E402
 from facecmp.backends import ComputeOptions  # noqa: E402
 from facecmp.detect import FaceDetector  # noqa: E402
 from facecmp.embed import Embedder  # noqa: E402
+from facecmp.settings import FacecmpSettings  # noqa: E402
 from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
 from facecmp.weights.normalization import prewhiten  # noqa: E402
 from facecmp.weights.store import load_state_dict  # noqa: E402
@@ -225,10 +226,7 @@ def bench_service(args, pairs) -> None:
     print(f"\n== service, POST /compare, 640x480 photos, mode {args.mode}, {args.requests} requests per level")
     configs = [
         ("one at a time: 1 worker x 2 threads", {"FACECMP_MAX_CONCURRENCY": "1", "FACECMP_TORCH_THREADS": str(os.cpu_count())}, [1]),
-        ("4 workers x 1 thread (default)", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1",
-                                             "FACECMP_EMBED_BATCH_WINDOW_MS": "0"}, [1, 4]),
-        ("4 workers x 1 thread, batched embeds", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1",
-                                                  "FACECMP_EMBED_BATCH_WINDOW_MS": "40"}, [1, 4]),
+        ("4 workers x 1 thread (default)", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1"}, [1, 4]),
     ]
     reference = None  # the one-at-a-time server's compares/s
     for label, env, levels in configs:
@@ -331,8 +329,7 @@ def main() -> None:
     parser.add_argument("--no-service", action="store_true")
     parser.add_argument("--only", choices=("single", "embedder", "service"), help="run one section")
     parser.add_argument("--accuracy-guard", type=int, metavar="N", help="only the accuracy guard, on N pairs")
-    parser.add_argument("--lfw", type=Path, default=Path(os.environ.get("FACECMP_SHARED_DIR") or REPO.parent / "shared")
-                        / "data" / "lfw")
+    parser.add_argument("--lfw", type=Path, default=FacecmpSettings().shared_dir / "data" / "lfw")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

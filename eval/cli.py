@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from facecmp.extras import require
+
 EXIT_INCOMPLETE = 3
 
 
@@ -92,8 +94,7 @@ def load_dataset(args):
 
 def command_run(args) -> int:
     started = time.perf_counter()
-    import matplotlib
-
+    matplotlib = require("matplotlib", "eval")
     matplotlib.use("Agg")  # files only, no display needed
     if args.threads:
         import torch
@@ -158,8 +159,9 @@ def command_compare(args) -> int:
 
 
 def _compare_plot(path: Path, run_dirs: list[str], labels: list[str]) -> None:
-    import matplotlib
     import numpy as np
+
+    matplotlib = require("matplotlib", "eval")
 
     matplotlib.use("Agg")
 

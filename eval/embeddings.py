@@ -24,7 +24,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from facecmp.errors import FacecmpError
-from facecmp.weights.store import cache_dir, file_sha256
+from facecmp.settings import cache_dir
+from facecmp.weights.store import file_sha256
 
 
 def default_cache_path() -> Path:

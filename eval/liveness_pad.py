@@ -24,7 +24,8 @@ import torch
 
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
-from facecmp.liveness import LivenessChecker, LivenessSettings
+from facecmp.liveness import LivenessChecker
+from facecmp.settings import FacecmpSettings, LivenessSettings
 
 BLOCK = 50
 
@@ -78,9 +79,8 @@ def time_checks(image: np.ndarray, detector: FaceDetector, checker: LivenessChec
 
 
 def main() -> None:
-    default_shared = os.environ.get("FACECMP_SHARED_DIR") or str(Path(__file__).resolve().parents[1].parent / "shared")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", type=Path, default=Path(default_shared))
+    parser.add_argument("--shared", type=Path, default=FacecmpSettings().shared_dir)
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="MiniFASNet directory (default: <shared>/models/minifasnet)")
     parser.add_argument("--max-apcer", type=float, default=0.01, help="APCER target on the fit part")

@@ -6,8 +6,9 @@ CPU): 2x PyTorch's images/s in float32 at batch 2 on this project's 2-core machi
 on CPUs with native bfloat16 (AMX / AVX512-BF16) 7x in bfloat16, with embeddings within
 1e-3 cosine of float32 (docs/performance.md measures both, and the accuracy guard shows the
 LFW decisions and FMR do not move). Choose with ``FACECMP_EMBED_BACKEND`` (``openvino`` |
-``torch``) and ``FACECMP_PRECISION`` (``auto`` | ``f32`` | ``bf16``); ``auto`` takes
-bfloat16 only where the CPU computes it natively.
+``torch``) and ``FACECMP_PRECISION`` (``auto`` | ``f32`` | ``bf16``), read by
+:class:`facecmp.settings.FacecmpSettings`; ``auto`` takes bfloat16 only where the CPU
+computes it natively.
 
 The converted model is cached as OpenVINO IR beside the weights
 (``<cache>/openvino/<weights>-<digest>/``), so only the first start pays the conversion.
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from facecmp.settings import FacecmpSettings
 
 BACKENDS = ("openvino", "torch")
 # Part of the IR cache key: bump when what is converted changes (not only the weights).
@@ -59,10 +62,10 @@ class ComputeOptions:
             raise ValueError("the torch backend computes in float32; use backend 'openvino' for bf16")
 
     @classmethod
-    def from_env(cls) -> "ComputeOptions":
-        """``$FACECMP_EMBED_BACKEND`` and ``$FACECMP_PRECISION`` over the defaults."""
-        return cls(backend=os.environ.get("FACECMP_EMBED_BACKEND", cls.backend).lower(),
-                   precision=os.environ.get("FACECMP_PRECISION", cls.precision).lower())
+    def from_settings(cls, settings: FacecmpSettings | None = None, **overrides) -> "ComputeOptions":
+        """Backend and precision of ``settings`` (default: the environment's), ``overrides`` on top."""
+        settings = settings or FacecmpSettings()
+        return cls(**{"backend": settings.embed_backend, "precision": settings.precision, **overrides})
 
     @classmethod
     def reference(cls) -> "ComputeOptions":
@@ -71,11 +74,11 @@ class ComputeOptions:
 
     @classmethod
     def for_device(cls, device: str | torch.device, compute: "ComputeOptions | None" = None) -> "ComputeOptions":
-        """What runs on ``device``, resolved: ``compute`` (default: :meth:`from_env`) on a CPU,
+        """What runs on ``device``, resolved: ``compute`` (default: :meth:`from_settings`) on a CPU,
         the PyTorch reference anywhere else (OpenVINO's CPU plugin is the only one used)."""
         if torch.device(device).type != "cpu":
             return cls.reference()
-        return (compute or cls.from_env()).resolved()
+        return (compute or cls.from_settings()).resolved()
 
     def resolved(self) -> "ComputeOptions":
         """``precision`` "auto" made concrete for this CPU: bf16 where OpenVINO computes it natively."""

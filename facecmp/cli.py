@@ -1,15 +1,22 @@
-"""``facecmp`` command line: compare, weights, liveness, serve.
+"""``facecmp`` command line: compare, weights, liveness, and the commands other packages add.
 
 Exit status: 0 on success (whatever the match decision), 2 on a usage error, 1 on a
 pipeline error (printed as the API's ``{"code", "message"}``).
+
+Packages that build on the library add subcommands through the ``facecmp.commands`` entry-point
+group: each entry point is a ``register(subparsers)`` function (the service's ``facecmp serve``
+is ``serve.cli:register``). The library imports none of them by name.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 
 from facecmp.errors import FacecmpError
+
+COMMAND_GROUP = "facecmp.commands"  # entry points: register(subparsers) functions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
     weights_commands.add_parser("list", help="the model zoo and what is installed").set_defaults(handler=_weights_list)
     fetch = weights_commands.add_parser("fetch", help="download, verify, convert and cache weights")
-    fetch.add_argument("names", nargs="+", help="registry names, 'minifasnet', or 'default' (what the modes need)")
-    fetch.add_argument("--from", dest="source", help="local copy of the source file/folder (offline machines)")
+    fetch.add_argument("names", nargs="+", help="registry names, a group ('minifasnet': the liveness models), "
+                                                "or 'default' (what the modes need)")
+    fetch.add_argument("--from", dest="source",
+                       help="offline machines: the source file, or a folder holding it under its published name")
+    fetch.add_argument("--base-url", help="fetch URL sources as BASE_URL/<file name> (a mirror)")
     fetch.set_defaults(handler=_weights_fetch)
 
     liveness = commands.add_parser("liveness", help="liveness (presentation attack) check of one image")
@@ -48,11 +58,25 @@ def _parser() -> argparse.ArgumentParser:
     liveness.add_argument("--json", action="store_true")
     liveness.set_defaults(handler=_liveness)
 
-    serve = commands.add_parser("serve", help="run the REST service (uvicorn)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.set_defaults(handler=_serve)
+    for entry in {entry.name: entry for entry in entry_points(group=COMMAND_GROUP)}.values():
+        try:
+            register = entry.load()
+        except ImportError as exc:  # the package is there, the extra its command needs is not
+            _unavailable(commands, entry.name, entry.extras, exc)
+        else:
+            register(commands)
     return parser
+
+
+def _unavailable(commands, name: str, extras: list[str], error: ImportError) -> None:
+    install = f"pip install 'facecmp[{','.join(extras)}]'" if extras else "install its dependencies"
+    message = f"facecmp {name} needs {error.name or 'a package'}, which is not installed: {install}"
+
+    def refuse(args) -> int:
+        print(message, file=sys.stderr)
+        return 2
+
+    commands.add_parser(name, help=f"(not available: {install})").set_defaults(handler=refuse)
 
 
 def _read_sources(paths: list[str]) -> list[str]:
@@ -92,35 +116,33 @@ def _compare(args) -> int:
 
 
 def _weights_list(args) -> int:
-    from facecmp.weights.registry import REGISTRY
+    from facecmp.weights.registry import REGISTRY, EmbedderModel
     from facecmp.weights.store import installed, weights_path
 
     for spec in REGISTRY.values():
         state = f"installed at {weights_path(spec.name)}" if installed(spec.name) else "not installed"
-        print(f"{spec.name:14s} {spec.embedding_size:4d}-d  LFW {spec.lfw_accuracy_published:.2%} (published)"
-              f"  {spec.training_data:14s} {state}")
-    from facecmp.liveness import minifasnet_installed
-
-    print(f"{'minifasnet':14s} liveness  {'installed' if minifasnet_installed() else 'not installed'}")
+        model = spec.model
+        if isinstance(model, EmbedderModel):
+            about = (f"{model.embedding_size:4d}-d  LFW {model.lfw_accuracy_published:.2%} (published)"
+                     f"  {model.training_data:14s}")
+        else:
+            about = f"liveness {model.arch} (face box x{model.scale})"
+        print(f"{spec.name:16s} {about} {state}")
     return 0
 
 
 def _weights_fetch(args) -> int:
     from facecmp.modes import MODES
+    from facecmp.weights.registry import GROUPS
     from facecmp.weights.store import fetch, installed
 
-    names = []
-    for name in args.names:
-        names.extend(sorted({w for m in MODES.values() for w in m.weights}) if name == "default" else [name])
+    groups = {"default": tuple(sorted({w for m in MODES.values() for w in m.weights})), **GROUPS}
+    names = [member for name in args.names for member in groups.get(name, (name,))]
     for name in names:
-        if name == "minifasnet":
-            from facecmp.liveness import fetch_minifasnet
-
-            print(f"minifasnet: {fetch_minifasnet(args.source)}")
-        elif installed(name) and args.source is None:
+        if installed(name) and args.source is None:
             print(f"{name}: already installed")
         else:
-            print(f"{name}: {fetch(name, args.source)}")
+            print(f"{name}: {fetch(name, args.source, base_url=args.base_url)}")
     return 0
 
 
@@ -131,15 +153,8 @@ def _liveness(args) -> int:
     from facecmp.liveness import LivenessChecker, LivenessSettings, format_liveness_report
 
     image = load_image(args.image)
-    result = LivenessChecker(LivenessSettings.from_env()).check(image, FaceDetector().detect(image, precise=True))
+    result = LivenessChecker(LivenessSettings()).check(image, FaceDetector().detect(image, precise=True))
     print(json.dumps(result.to_dict()) if args.json else format_liveness_report(result))
-    return 0
-
-
-def _serve(args) -> int:
-    import serve
-
-    serve.main(args.host, args.port)
     return 0
 
 

@@ -22,7 +22,8 @@ from facecmp.backends import ComputeOptions, OpenVinoModel
 from facecmp.weights.inception import build_inception_resnet_v1
 from facecmp.weights.normalization import fixed_image_standardization, prewhiten
 from facecmp.weights.registry import get_spec
-from facecmp.weights.store import cache_dir, load_state_dict
+from facecmp.settings import cache_dir
+from facecmp.weights.store import load_state_dict
 
 _NORMALIZE = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
 
@@ -50,7 +51,7 @@ def fuse_embeddings(parts: list[np.ndarray], shares: tuple[float, ...]) -> np.nd
 class Embedder:
     """One pretrained InceptionResnetV1, in eval mode, on ``device``.
 
-    ``compute`` picks the backend (default: ``ComputeOptions.from_env()``; off the CPU always
+    ``compute`` picks the backend (default: ``ComputeOptions.from_settings()``; off the CPU always
     torch). ``model`` is the torch module with the torch backend, else ``None`` (the compiled
     copy replaces it, so the weights are held once).
     """
@@ -61,16 +62,16 @@ class Embedder:
         self.device = torch.device(device)
         compute = ComputeOptions.for_device(self.device, compute)
         self.channels_last = channels_last and compute.backend == "torch"
-        model = build_inception_resnet_v1(self.spec.embedding_size)
+        model = build_inception_resnet_v1(self.spec.model.embedding_size)
         model.load_state_dict(load_state_dict(weights), strict=True)
         model = model.eval()
-        self._normalize = _NORMALIZE[self.spec.normalization]
+        self._normalize = _NORMALIZE[self.spec.model.normalization]
         self.model: torch.nn.Module | None = None
         self._compiled: OpenVinoModel | None = None
         if compute.backend == "openvino":
             self._compiled = OpenVinoModel(
                 _Normalized(self._normalize, model), image_size=CropConfig().size,
-                cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}-{self.spec.normalization}",
+                cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}-{self.spec.model.normalization}",
                 precision=compute.precision, threads=compute.threads or torch.get_num_threads(),
                 streams=compute.streams, cache_root=cache_dir())
         else:
@@ -81,7 +82,7 @@ class Embedder:
 
     @property
     def embedding_size(self) -> int:
-        return self.spec.embedding_size
+        return self.spec.model.embedding_size
 
     def embed(self, crops: np.ndarray, *, flip: bool = False, batch_size: int = 64) -> np.ndarray:
         """(N, S, S, 3) uint8 -> (N, D) float32, unit L2 norm."""

@@ -8,10 +8,10 @@ aligned and box views with casia-webface's box view helps most.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
 from facecmp.align import CropConfig
+from facecmp.settings import FacecmpSettings
 
 #: Bump when decoding, detection, cropping or embedding changes what an image maps to.
 PREPROCESSING_VERSION = 2
@@ -64,13 +64,9 @@ MODES: dict[str, PipelineConfig] = {
 }
 
 
-def default_mode() -> str:
-    """``$FACECMP_MODE`` if set, else ``accurate``."""
-    return os.environ.get("FACECMP_MODE", "accurate").lower()
-
-
 def get_mode(mode: str | None) -> PipelineConfig:
-    name = (mode or default_mode()).lower()
+    """The configuration of ``mode`` (any case); ``None``: ``FacecmpSettings().mode`` ($FACECMP_MODE)."""
+    name = (mode or FacecmpSettings().mode).lower()
     if name not in MODES:
         raise ValueError(f"unknown pipeline mode {name!r}; known: {', '.join(MODES)}")
     return MODES[name]

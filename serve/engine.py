@@ -6,35 +6,27 @@ event loop: :class:`InferenceGate` runs it on ``max_concurrency`` worker threads
 at most ``max_queue`` more requests to wait for one; any further request is refused at once
 with :class:`~serve.errors.ServiceOverloadedError` (503 + Retry-After) instead of piling up.
 
-Concurrent compares can share embedding forward passes (``FACECMP_EMBED_BATCH_WINDOW_MS`` > 0,
-off by default): :class:`EmbedBatcher` collects the face crops of compares that reach their
-embedding step together (waiting at most that long and only while other compares are still
-being prepared) and embeds them in one call of :meth:`FaceComparer.embed_crops`. The face logic stays in
-the library; this module only schedules.
+The face logic stays in the library; this module only schedules. (Cross-request batching of
+the embedder's forward passes was measured and removed: docs/performance.md.)
 """
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-import numpy as np
 import torch
 
 from facecmp import FaceComparer, FacecmpError, __version__
 from facecmp.backends import ComputeOptions
-from facecmp.pipeline import DEFAULT_MIN_SIMILARITY, CompareResult
 from facecmp.decode import DecodeLimits
 from facecmp.errors import LivenessError
-from facecmp.liveness import LivenessSettings
 from facecmp.modes import MODES
 from serve.errors import ServiceNotReadyError, ServiceOverloadedError, UnknownError
+from serve.operations import Defaults, example_bytes
 from serve.settings import Settings
 
 log = logging.getLogger("facecmp.serve")
@@ -100,140 +92,17 @@ class InferenceGate:
 
 
 
-@dataclass
-class _Batch:
-    parts: list[np.ndarray] = field(default_factory=list)
-    size: int = 0
-    done: threading.Event = field(default_factory=threading.Event)
-    result: np.ndarray | None = None
-    error: BaseException | None = None
-
-
-class EmbedBatcher:
-    """Embeds the crops of concurrent compares (one batch per mode) in one forward pass.
-
-    Worker threads call :meth:`slot` before preparing a compare (decode, detect, crop) and
-    then ``embed(crops, mode)``. The first thread to submit crops for a mode leads the batch:
-    it waits, at most ``window_s``, while other compares are still being prepared and the
-    batch holds fewer than ``max_crops`` crops, then embeds all crops at once; the others
-    block until their rows are ready. A lone compare never waits.
-    """
-
-    def __init__(self, embed: Callable[[np.ndarray, str], np.ndarray], *, window_s: float, max_crops: int):
-        self._embed = embed
-        self.window_s = window_s
-        self.max_crops = max_crops
-        self._cond = threading.Condition()
-        self._preparing = 0
-        self._open: dict[str, _Batch] = {}
-        self.batch_sizes: dict[int, int] = {}  # crops per forward pass -> count (for benchmarks)
-
-    def slot(self) -> "_Slot":
-        with self._cond:
-            self._preparing += 1
-        return _Slot(self)
-
-    def _withdraw(self) -> None:
-        with self._cond:
-            self._preparing -= 1
-            self._cond.notify_all()
-
-    def _submit(self, crops: np.ndarray, mode: str) -> np.ndarray:
-        with self._cond:
-            self._preparing -= 1
-            batch = self._open.get(mode)
-            leader = batch is None
-            if leader:
-                batch = self._open[mode] = _Batch()
-            start = batch.size
-            batch.parts.append(crops)
-            batch.size += len(crops)
-            self._cond.notify_all()
-            if leader:
-                deadline = time.monotonic() + self.window_s
-                while batch.size < self.max_crops and self._preparing > 0:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                del self._open[mode]
-                self.batch_sizes[batch.size] = self.batch_sizes.get(batch.size, 0) + 1
-        if leader:
-            try:
-                batch.result = self._embed(np.concatenate(batch.parts), mode)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in every thread of the batch
-                batch.error = exc
-            finally:
-                batch.done.set()
-        else:
-            batch.done.wait()
-        if batch.error is not None:
-            raise batch.error
-        return batch.result[start:start + len(crops)]
-
-
-class _Slot:
-    """One compare's place in :class:`EmbedBatcher`: ``embed`` once, or leave (``with``) without."""
-
-    def __init__(self, batcher: EmbedBatcher):
-        self._batcher = batcher
-        self._open = True
-
-    def embed(self, crops: np.ndarray, mode: str) -> np.ndarray:
-        self._open = False
-        return self._batcher._submit(crops, mode)
-
-    def __enter__(self) -> "_Slot":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._open:
-            self._open = False
-            self._batcher._withdraw()
-
-
-class BatchingComparer:
-    """The shared comparer as the operations see it: ``compare`` embeds through an
-    :class:`EmbedBatcher`; every other attribute is the comparer's own."""
-
-    def __init__(self, comparer: FaceComparer, batcher: EmbedBatcher):
-        self._comparer = comparer
-        self.batcher = batcher
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._comparer, name)
-
-    def compare(self, image_a, image_b, *, min_similarity_score: float = DEFAULT_MIN_SIMILARITY,
-                check_liveness: bool = False, mode: str | None = None) -> CompareResult:
-        with self.batcher.slot() as slot:
-            prepared = self._comparer.prepare_compare(image_a, image_b, check_liveness=check_liveness, mode=mode)
-            start = time.perf_counter()
-            embeddings = slot.embed(prepared.crops, prepared.config.mode)
-            prepared.timings_ms["embed"] = (time.perf_counter() - start) * 1000.0  # includes the batch wait
-        return self._comparer.finish_compare(prepared, embeddings, min_similarity_score=min_similarity_score)
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """Thresholds a request may leave out."""
-
-    min_similarity_score: float
-    liveness_threshold: float
-
-
 class Engine:
     """The pipeline, its load state and the versions it reports."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.liveness_settings = _liveness_settings(settings)
-        self.defaults = Defaults(settings.min_similarity_score, self.liveness_settings.threshold)
+        self.defaults = Defaults(settings.min_similarity_score, settings.liveness.threshold)
         self.gate = InferenceGate(settings.max_concurrency, settings.max_queue, settings.inference_threads)
         # Workers embed on OpenVINO streams of their own (on one stream they queue: docs/performance.md).
-        self.compute = dataclasses.replace(ComputeOptions.from_env(), threads=settings.inference_threads,
-                                           streams=settings.embed_streams)
+        self.compute = ComputeOptions.from_settings(settings, threads=settings.inference_threads,
+                                                    streams=settings.embed_streams)
         self.comparer: FaceComparer | None = None
-        self.scheduled: FaceComparer | BatchingComparer | None = None  # what operations get
         self.load_error: FacecmpError | None = None
         self.versions: dict[str, Any] = {"facecmp": __version__}
         self.version_header = f"facecmp/{__version__}"
@@ -255,7 +124,7 @@ class Engine:
                 mode=self.settings.mode,
                 decode_limits=DecodeLimits(max_bytes=self.settings.max_image_bytes,
                                            max_pixels=self.settings.max_image_pixels),
-                liveness_settings=self.liveness_settings,
+                liveness_settings=self.settings.liveness,
                 compute=self.compute,
             )
             for mode in MODES:
@@ -271,12 +140,6 @@ class Engine:
             return
         self.versions = comparer.versions()
         self.version_header = version_header(self.versions)
-        self.scheduled = comparer
-        if self.settings.embed_batch_window_ms > 0:
-            batcher = EmbedBatcher(lambda crops, mode: comparer.embed_crops(crops, mode=mode),
-                                   window_s=self.settings.embed_batch_window_ms / 1000.0,
-                                   max_crops=self.settings.embed_batch_max_crops)
-            self.scheduled = BatchingComparer(comparer, batcher)
         self.comparer = comparer
         log.info("facecmp serve: models loaded in %.1f s (default mode %s)",
                  time.perf_counter() - start, comparer.mode)
@@ -291,7 +154,7 @@ class Engine:
         """Run ``operation(comparer, body, defaults)`` on a worker thread, within the gate's bounds."""
         if self.comparer is None:
             raise self.not_ready_error()
-        return await self.gate.run(operation, self.scheduled, body, self.defaults)
+        return await self.gate.run(operation, self.comparer, body, self.defaults)
 
 
 def version_header(versions: dict[str, Any]) -> str:
@@ -302,19 +165,9 @@ def version_header(versions: dict[str, Any]) -> str:
     return " ".join(parts).encode("ascii", "replace").decode("ascii")
 
 
-def _liveness_settings(settings: Settings) -> LivenessSettings:
-    """The library's liveness settings (FACECMP_LIVENESS_*), with the service's weights directory."""
-    liveness = LivenessSettings.from_env()
-    if settings.liveness_weights_dir is not None:
-        liveness = dataclasses.replace(liveness, weights_dir=settings.liveness_weights_dir)
-    return liveness
-
-
 def _warm_up(comparer: FaceComparer) -> None:
     """One compare per mode and one liveness check on the bundled example photos, so that
     every model is loaded before the first request and a missing liveness model is reported now."""
-    from serve.operations import example_bytes
-
     examples = example_bytes()
     if examples is None:
         log.warning("facecmp serve: serve/examples is not installed; skipping the warm-up")

@@ -1,15 +1,16 @@
 """What each endpoint asks of the pipeline; these functions run on the inference workers.
 
 Each takes the shared :class:`~facecmp.FaceComparer`, the validated request body and the
-server's :class:`~serve.engine.Defaults`, and returns the response body and the per-image
+server's :class:`Defaults`, and returns the response body and the per-image
 face counts (for the access log). Images are decoded from base64 here, with
 the comparer's limits, and handed to the library as bytes: a request string is never
 interpreted as a server-side path.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from facecmp import FaceComparer
 from facecmp.decode import decode_base64
@@ -19,8 +20,13 @@ from serve.schemas import (
     EXAMPLES_DIR, LivenessRequest, LivenessResponse,
 )
 
-if TYPE_CHECKING:
-    from serve.engine import Defaults
+
+@dataclass(frozen=True)
+class Defaults:
+    """Thresholds a request may leave out (the server's settings)."""
+
+    min_similarity_score: float
+    liveness_threshold: float
 
 
 class Outcome(NamedTuple):

@@ -1,5 +1,8 @@
 """Service settings, read from the environment (prefix ``FACECMP_``) by pydantic-settings.
 
+:class:`Settings` extends the library's :class:`facecmp.settings.FacecmpSettings` (mode, embed
+backend and precision, cache, liveness limits and weights folder), so each variable is read in
+one place and means the same in the library and the service.
 ``get_settings()`` is the cached dependency every route and the app factory use; tests pass
 their own :class:`Settings` to ``create_app(settings)`` or override the dependency.
 API keys are held as ``SecretStr`` so that no repr, log line or traceback shows them.
@@ -12,15 +15,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
+
+from facecmp.settings import FacecmpSettings
 
 MiB = 1024 * 1024
 
 
-class Settings(BaseSettings):
+class Settings(FacecmpSettings):
     """Every field is ``FACECMP_<NAME>`` in the environment (case-insensitive)."""
-
-    model_config = SettingsConfigDict(env_prefix="FACECMP_", frozen=True, extra="ignore")
 
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes the service.")
     port: int = Field(8000, ge=0, le=65535)
@@ -43,22 +46,8 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(
         None, ge=1, description="Intra-op threads per inference; default: CPU cores / max_concurrency.")
 
-    embed_batch_window_ms: float = Field(
-        0.0, ge=0.0, description="Longest wait (ms) for other compares' face crops, so that concurrent "
-                                 "requests share one embedder forward pass; 0 (default) turns batching off: "
-                                 "with the OpenVINO embedder two faces take ~10 ms, less than the wait "
-                                 "costs (docs/performance.md); 40 paid off with the torch backend.")
-    embed_batch_max_crops: int = Field(16, ge=1, description="A shared batch runs at once when it holds this many crops.")
-
     min_similarity_score: float = Field(0.7, ge=0.0, le=1.0,
                                         description="Default is_match threshold on the calibrated score.")
-    mode: Literal["fast", "accurate"] | None = Field(
-        None, description="Default pipeline; None lets the library decide (its default: accurate).")
-    liveness_weights_dir: Path | None = Field(
-        None, description="Directory with the MiniFASNet liveness weights; default: the library's "
-                          "(<facecmp cache>/weights/minifasnet). The library reads the other "
-                          "FACECMP_LIVENESS_* variables (threshold, face size limits) itself.")
-
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("api_keys", mode="before")

@@ -1,18 +1,11 @@
 """Shared fixtures: real photos (5-celebrity sdist, ../shared LFW), one loaded pipeline per mode."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path | None:
-    """``$FACECMP_SHARED_DIR`` or ``<repo>/../shared``, if it exists."""
-    path = Path(os.environ.get("FACECMP_SHARED_DIR") or REPO.parent / "shared")
-    return path if path.is_dir() else None
+from facecmp.settings import shared_dir
 
 
 @pytest.fixture(scope="session")

@@ -90,10 +90,13 @@ def test_centres_round_trip_and_match_the_centred_embedders(mode, tmp_path):
 
 
 def test_pipeline_embeddings_are_centred_with_the_calibration_centres(fast_comparer, celebrity_photos):
-    prepared = fast_comparer.prepare_compare(*celebrity_photos["madonna"][:2])
-    raw = fast_comparer._embedders["msceleb-128"].embed(prepared.crops[:, 0])
+    photos = celebrity_photos["madonna"][:2]
+    images = [fast_comparer.load_image(photo) for photo in photos]
+    faces = [fast_comparer.detector.detect(image)[0] for image in images]
+    crops = fast_comparer._crops(fast_comparer._prepare("fast"), images, faces)
+    raw = fast_comparer._embedders["msceleb-128"].embed(crops[:, 0])
     centre = fast_comparer.calibration("fast").centres[0]
     expected = (raw - centre) / np.linalg.norm(raw - centre, axis=1, keepdims=True)
-    got = fast_comparer.embed_crops(prepared.crops)
+    got = np.stack([rep.embedding for rep in fast_comparer.represent_batch(photos, mode="fast")])
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert np.abs(got - raw).max() > 1e-2  # the centre really moves them

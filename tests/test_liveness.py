@@ -4,9 +4,7 @@ weights) except where noted; those tests skip with the reason when it is absent.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +13,15 @@ from PIL import Image
 
 from facecmp.decode import load_image
 from facecmp.errors import LIVENESS_CODES, LivenessError, WeightsError
-from facecmp.liveness import (MINIFASNET_WEIGHTS, LivenessChecker, LivenessSettings, estimate_pose,
-                              fetch_minifasnet, format_liveness_report, minifasnet_installed)
+from facecmp.liveness import LivenessChecker, LivenessSettings, estimate_pose, format_liveness_report
 from facecmp.liveness.crop import crop_face, enlarged_box, resize_bilinear
 from facecmp.liveness.model import build_minifasnet
-from facecmp.liveness.weights import load_minifasnet
+from facecmp.settings import FacecmpSettings
+from facecmp.liveness.model import load_minifasnet
+from facecmp.weights.registry import MINIFASNET
+from facecmp.weights.store import fetch, installed
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACECMP_SHARED_DIR") or REPO.parent / "shared")
+SHARED = FacecmpSettings().shared_dir
 needs_shared = pytest.mark.skipif(
     not (SHARED / "models" / "minifasnet").is_dir(),
     reason=f"shared data not found at {SHARED} (set FACECMP_SHARED_DIR): LFW, liveness samples and "
@@ -288,23 +287,23 @@ def test_resize_matches_opencv_when_downscaling():
 # ---------------------------------------------------------------- weights
 
 @needs_shared
-@pytest.mark.parametrize("spec", MINIFASNET_WEIGHTS, ids=lambda s: s.arch)
+@pytest.mark.parametrize("spec", MINIFASNET, ids=lambda s: s.model.arch)
 def test_architecture_matches_checkpoint_exactly(spec):
-    state = torch.load(WEIGHTS / spec.file, map_location="cpu", weights_only=True)
+    state = torch.load(WEIGHTS / spec.source.filename, map_location="cpu", weights_only=True)
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    ours = build_minifasnet(spec.arch).state_dict()
+    ours = build_minifasnet(spec.model.arch).state_dict()
     assert sorted(ours) == sorted(state)
     assert all(ours[k].shape == state[k].shape for k in state)
-    model = load_minifasnet(WEIGHTS / spec.file, spec)
+    model = load_minifasnet(spec.name, WEIGHTS)
     assert not model.training
     assert torch.equal(model.prob.weight, state["prob.weight"])
 
 
 @needs_shared
 def test_corrupted_weights_fail_their_checksum(tmp_path, detector):
-    for spec in MINIFASNET_WEIGHTS:
-        shutil.copyfile(WEIGHTS / spec.file, tmp_path / spec.file)
-    damaged = tmp_path / MINIFASNET_WEIGHTS[0].file
+    for spec in MINIFASNET:
+        shutil.copyfile(WEIGHTS / spec.source.filename, tmp_path / spec.source.filename)
+    damaged = tmp_path / MINIFASNET[0].source.filename
     data = bytearray(damaged.read_bytes())
     data[len(data) // 2] ^= 0xFF
     damaged.write_bytes(bytes(data))
@@ -313,57 +312,52 @@ def test_corrupted_weights_fail_their_checksum(tmp_path, detector):
         LivenessChecker(LivenessSettings(weights_dir=tmp_path)).check(image, detector.detect(image, precise=True))
     target = tmp_path / "installed"
     with pytest.raises(WeightsError, match="sha256"):
-        fetch_minifasnet(tmp_path, target_dir=target)
+        fetch(MINIFASNET[0].name, tmp_path, directory=target)
     assert not any(target.glob("*.pth"))
 
 
 @needs_shared
 def test_fetch_from_a_local_directory(tmp_path):
-    settings = LivenessSettings(weights_dir=tmp_path / "w")
-    assert not minifasnet_installed(settings)
-    assert fetch_minifasnet(WEIGHTS, target_dir=tmp_path / "w") == tmp_path / "w"
-    assert minifasnet_installed(settings)
-    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(s.file for s in MINIFASNET_WEIGHTS)
+    target = tmp_path / "w"
+    assert not any(installed(spec.name, target) for spec in MINIFASNET)
+    for spec in MINIFASNET:
+        assert fetch(spec.name, WEIGHTS, directory=target) == target / spec.source.filename
+    assert sorted(p.name for p in target.iterdir()) == sorted(s.source.filename for s in MINIFASNET)
+    for spec in MINIFASNET:
+        load_minifasnet(spec.name, target)  # verified on load as well
 
 
 def test_fetch_from_a_missing_directory_names_the_file(tmp_path):
-    with pytest.raises(WeightsError, match=MINIFASNET_WEIGHTS[0].file):
-        fetch_minifasnet(tmp_path / "nowhere", target_dir=tmp_path / "w")
+    tmp_path.joinpath("nowhere").mkdir()
+    with pytest.raises(WeightsError, match=MINIFASNET[0].source.filename):
+        fetch(MINIFASNET[0].name, tmp_path / "nowhere", directory=tmp_path / "w")
 
 
 def test_empty_weights_dir_is_a_license_error(tmp_path):
     # No model runs, so the image content does not matter: the weights are looked for first.
     frame = np.full((480, 640, 3), GREY, dtype=np.uint8)
     checker = LivenessChecker(LivenessSettings(weights_dir=tmp_path))
-    assert not minifasnet_installed(LivenessSettings(weights_dir=tmp_path))
     with pytest.raises(LivenessError) as info:
         checker.check(frame, [])
     assert info.value.liveness_code == "LICENSE_ERROR"
-    assert "facecmp weights fetch minifasnet --from ../shared/models/minifasnet" in info.value.message
+    assert "facecmp weights fetch minifasnet --from DIR" in info.value.message
     assert "FACECMP_LIVENESS_WEIGHTS_DIR" in info.value.message
-
-
-def test_download_without_network_is_a_weights_error_or_a_verified_install(tmp_path):
-    target = tmp_path / "w"
-    try:
-        fetch_minifasnet(target_dir=target)
-    except WeightsError as error:
-        assert "--from" in error.message and "offline" in error.message
-        assert not any(target.glob("*.pth"))
-    else:  # online: the files arrived and passed their checksums
-        assert minifasnet_installed(LivenessSettings(weights_dir=target))
 
 
 # ---------------------------------------------------------------- settings and pose maths
 
-def test_settings_from_env_and_validation(tmp_path):
-    settings = LivenessSettings.from_env({"FACECMP_LIVENESS_THRESHOLD": "0.8",
-                                          "FACECMP_LIVENESS_MIN_FACE_WIDTH_PX": "200",
-                                          "FACECMP_LIVENESS_WEIGHTS_DIR": str(tmp_path)})
+def test_settings_from_env_and_validation(tmp_path, monkeypatch):
+    default = LivenessSettings()
+    monkeypatch.setenv("FACECMP_LIVENESS_THRESHOLD", "0.8")
+    monkeypatch.setenv("FACECMP_LIVENESS_MIN_FACE_WIDTH_PX", "200")
+    monkeypatch.setenv("FACECMP_LIVENESS_WEIGHTS_DIR", str(tmp_path))
+    settings = LivenessSettings()
     assert settings.threshold == 0.8 and settings.min_face_width_px == 200 and settings.weights_dir == tmp_path
-    assert LivenessSettings.from_env({}) == LivenessSettings()
-    with pytest.raises(ValueError, match="FACECMP_LIVENESS_THRESHOLD"):
-        LivenessSettings.from_env({"FACECMP_LIVENESS_THRESHOLD": "high"})
+    assert settings != default and default.threshold == 0.45
+    monkeypatch.setenv("FACECMP_LIVENESS_THRESHOLD", "high")
+    with pytest.raises(ValueError, match="threshold"):
+        LivenessSettings()
+    monkeypatch.delenv("FACECMP_LIVENESS_THRESHOLD")
     with pytest.raises(ValueError):
         LivenessSettings(threshold=1.5)
 

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from facecmp import __version__
+from facecmp.settings import LivenessSettings
 from serve.app import create_app
 from serve.auth import generated_key_path
 from serve.settings import Settings
@@ -65,7 +66,7 @@ def wait_ready(client: TestClient, timeout_s: float = 600.0) -> None:
 
 @pytest.fixture(scope="module")
 def client():
-    settings = Settings(api_keys=f"{KEY},{OTHER_KEY}", liveness_weights_dir=minifasnet_dir(),
+    settings = Settings(api_keys=f"{KEY},{OTHER_KEY}", liveness=LivenessSettings(weights_dir=minifasnet_dir()),
                         max_concurrency=2, max_queue=8)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         wait_ready(test_client)

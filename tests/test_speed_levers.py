@@ -1,4 +1,4 @@
-"""The speed levers change no result beyond rounding: batched, split, channels-last and
+"""The speed levers change no result beyond rounding: batched, channels-last and
 OpenVINO embeddings equal the plain PyTorch ones; the coarse-first detection still finds
 small faces."""
 from __future__ import annotations
@@ -9,27 +9,16 @@ import numpy as np
 import pytest
 
 from facecmp.backends import ComputeOptions, OpenVinoModel
-from serve.engine import BatchingComparer, EmbedBatcher
-
-
-def test_split_compare_equals_compare(fast_comparer, celebrity_photos):
-    a, b = celebrity_photos["ben_afflek"][:2]
-    whole = fast_comparer.compare(a, b)
-    prepared = fast_comparer.prepare_compare(a, b)
-    split = fast_comparer.finish_compare(prepared, fast_comparer.embed_crops(prepared.crops))
-    assert split.cosine == pytest.approx(whole.cosine, abs=1e-6)
-    assert split.is_match == whole.is_match
-    assert [f.face.box for f in split.faces] == [f.face.box for f in whole.faces]
-    assert list(split.timings_ms) == ["decode", "detect", "crop", "score", "total"]
 
 
 @pytest.mark.parametrize("mode", ["fast", "accurate"])
-def test_crops_of_several_compares_embed_as_one_by_one(fast_comparer, celebrity_photos, mode):
+def test_crops_of_several_images_embed_as_one_by_one(fast_comparer, celebrity_photos, mode):
+    """represent_batch embeds all its faces in one forward pass per embedder."""
     photos = [p for person in sorted(celebrity_photos) for p in celebrity_photos[person][:2]][:6]
-    prepared = [fast_comparer.prepare_compare(photos[i], photos[i + 1], mode=mode) for i in range(0, 6, 2)]
-    together = fast_comparer.embed_crops(np.concatenate([p.crops for p in prepared]), mode=mode)
-    one_by_one = np.concatenate([fast_comparer.embed_crops(p.crops[i:i + 1], mode=mode)
-                                 for p in prepared for i in range(2)])
+    crops = _crops(fast_comparer, photos, mode)
+    config = fast_comparer._prepare(mode)
+    together = fast_comparer._embed(config, crops)
+    one_by_one = np.concatenate([fast_comparer._embed(config, crops[i:i + 1]) for i in range(len(crops))])
     assert np.abs(together - one_by_one).max() < 1e-5
 
 
@@ -48,7 +37,14 @@ def test_channels_last_equals_plain_layout(celebrity_photos):
 def face_crops(fast_comparer, celebrity_photos):
     """(6, 160, 160, 3) real aligned faces of three people."""
     photos = [p for person in sorted(celebrity_photos)[:3] for p in celebrity_photos[person][:2]]
-    return np.concatenate([fast_comparer.prepare_compare(photos[i], photos[i + 1]).crops[:, 0] for i in (0, 2, 4)])
+    return _crops(fast_comparer, photos, "fast")[:, 0]
+
+
+def _crops(comparer, photos, mode) -> np.ndarray:
+    """(N, K, S, S, 3): the most prominent face of each photo as each embedder of ``mode`` cuts it."""
+    images = [comparer.load_image(photo) for photo in photos]
+    faces = [comparer.detector.detect(image)[0] for image in images]
+    return comparer._crops(comparer._prepare(mode), images, faces)
 
 
 @pytest.mark.parametrize("weights", ["msceleb-128", "casia-webface"])
@@ -161,65 +157,3 @@ def test_photos_no_larger_than_the_coarse_pass_are_searched_once_at_full_size(lf
     default, full_size = FaceDetector(), FaceDetector(passes=[(640, 20)])
     for photo in photos:
         assert [f.box for f in default.detect(photo)] == [f.box for f in full_size.detect(photo)]
-
-
-def test_batcher_combines_concurrent_crops_and_returns_each_its_rows():
-    calls: list[int] = []
-
-    def embed(crops: np.ndarray, mode: str) -> np.ndarray:
-        calls.append(len(crops))
-        return crops.reshape(len(crops), -1).astype(np.float32) * (2 if mode == "fast" else 3)
-
-    batcher = EmbedBatcher(embed, window_s=5.0, max_crops=64)
-    slots = [batcher.slot() for _ in range(4)]  # four compares being prepared at once
-    results: dict[int, np.ndarray] = {}
-
-    def submit(i: int) -> None:
-        results[i] = slots[i].embed(np.full((2, 1), i, np.uint8), "fast")
-
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    assert calls == [8]  # one forward pass for the four compares
-    for i in range(4):
-        assert results[i].tolist() == [[2 * i], [2 * i]]
-
-
-def test_batcher_never_waits_alone_and_a_failed_prepare_releases_the_batch():
-    batcher = EmbedBatcher(lambda crops, mode: crops.astype(np.float32), window_s=30.0, max_crops=64)
-    with batcher.slot():
-        pass  # a compare that failed before its embedding step (no face, bad image)
-    with batcher.slot() as slot:
-        assert slot.embed(np.ones((2, 1), np.uint8), "fast").shape == (2, 1)  # would hang on a leak
-
-
-def test_batcher_raises_the_embed_error_in_every_thread():
-    def embed(crops, mode):
-        raise RuntimeError("boom")
-
-    batcher = EmbedBatcher(embed, window_s=0.0, max_crops=4)
-    with batcher.slot() as slot, pytest.raises(RuntimeError, match="boom"):
-        slot.embed(np.ones((2, 1), np.uint8), "fast")
-
-
-def test_batching_comparer_equals_plain_comparer_under_concurrency(fast_comparer, celebrity_photos):
-    batcher = EmbedBatcher(lambda crops, mode: fast_comparer.embed_crops(crops, mode=mode),
-                           window_s=2.0, max_crops=16)
-    scheduled = BatchingComparer(fast_comparer, batcher)
-    people = sorted(celebrity_photos)
-    pairs = [(celebrity_photos[people[i]][0], celebrity_photos[people[(i + k) % len(people)]][1])
-             for i in range(len(people)) for k in (0, 1)][:4]
-    expected = [fast_comparer.compare(a, b) for a, b in pairs]
-    got: dict[int, object] = {}
-    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, scheduled.compare(*pairs[i])))
-               for i in range(len(pairs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    for i, result in enumerate(expected):
-        assert got[i].cosine == pytest.approx(result.cosine, abs=1e-5)
-        assert got[i].is_match == result.is_match
-    assert scheduled.decode_limits is fast_comparer.decode_limits  # everything else passes through

@@ -46,7 +46,7 @@ def test_installed_weights_match_their_registry_digest():
     for name in ("casia-webface", "msceleb-128"):
         state = store.load_state_dict(name)
         assert store.state_dict_digest(state) == REGISTRY[name].state_dict_sha256
-        model = build_inception_resnet_v1(REGISTRY[name].embedding_size)
+        model = build_inception_resnet_v1(REGISTRY[name].model.embedding_size)
         model.load_state_dict(state, strict=True)
 
 
@@ -81,14 +81,22 @@ def test_source_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
         store.fetch("casia-webface", fake)
 
 
-def test_vggface2_without_internet_fails_with_a_clear_message(tmp_path, monkeypatch):
+def test_vggface2_without_a_pinned_digest_is_refused_not_loaded_unchecked(tmp_path, monkeypatch):
     monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))
-    try:
-        path = store.fetch("vggface2")
-    except WeightsError as exc:  # the expected outcome here: no route to GitHub
-        assert "vggface2" in str(exc) and "--from" in str(exc)
-    else:  # a machine with internet: the download must then have passed its checksum
-        assert path.exists() and store.load_state_dict("vggface2")
+    assert REGISTRY["vggface2"].state_dict_sha256 is None
+    store.weights_path("vggface2").parent.mkdir(parents=True)
+    torch.save({"w": torch.ones(2)}, store.weights_path("vggface2"))  # a file in place is not enough
+    with pytest.raises(WeightsError, match="no state-dict digest"):
+        store.load_state_dict("vggface2")
+
+
+def test_a_registry_entry_needs_real_digests():
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="sha256"):
+        replace(REGISTRY["msceleb-128"], state_dict_sha256="")
+    with pytest.raises(ValueError, match="sha256"):
+        replace(REGISTRY["vggface2"], source=replace(REGISTRY["vggface2"].source, sha256=""))
 
 
 def test_cli_lists_the_zoo():

@@ -26,7 +26,7 @@ import numpy as np
 
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
 from facecmp.modes import MODES
-from facecmp.weights.store import cache_dir
+from facecmp.settings import cache_dir
 from training.lfw_features import config_parts, fit_centres, fuse_parts
 from training.lfw_protocol import all_pair_cosines, fold_range
 

@@ -26,7 +26,7 @@ from facecmp.detect import FaceDetector
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.faces import Face
 from facecmp.modes import PipelineConfig
-from facecmp.weights.store import cache_dir
+from facecmp.settings import FacecmpSettings, cache_dir
 from training.lfw_protocol import fold_range
 
 
@@ -120,7 +120,7 @@ def fit_centres(parts: list[np.ndarray], config: PipelineConfig, fit: np.ndarray
 
 def fuse_parts(parts: list[np.ndarray], config: PipelineConfig,
                centres: tuple[np.ndarray | None, ...] | None = None) -> np.ndarray:
-    """(N, D) embeddings from :func:`config_parts` as ``FaceComparer.embed_crops`` computes them
+    """(N, D) embeddings from :func:`config_parts` as ``FaceComparer`` computes them
     for ``config``: parts centred (with ``centres``; ``None``: uncentred) and fused by
     :func:`facecmp.embed.fuse_embeddings`."""
     return fuse_embeddings(centre_embeddings(parts, centres or (None,) * len(parts)), config.fusion_shares())
@@ -128,7 +128,7 @@ def fuse_parts(parts: list[np.ndarray], config: PipelineConfig,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lfw", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/lfw")
+    parser.add_argument("--lfw", type=Path, default=FacecmpSettings().shared_dir / "data" / "lfw")
     parser.add_argument("--out", type=Path, default=cache_dir() / "training" / "lfw")
     parser.add_argument("--weights", nargs="*", default=[])
     parser.add_argument("--crop", default="box", choices=["box", "similarity"])

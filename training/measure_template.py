@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecmp.weights.store import cache_dir
+from facecmp.settings import cache_dir
 
 
 def template(detections: Path, margin: float, size: int = 160) -> np.ndarray:

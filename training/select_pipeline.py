@@ -19,7 +19,7 @@ from facecmp.align import CropConfig
 from facecmp.backends import ComputeOptions
 from facecmp.calibration import load_calibration
 from facecmp.modes import MODES, EmbedderConfig, PipelineConfig
-from facecmp.weights.store import cache_dir
+from facecmp.settings import FacecmpSettings, cache_dir
 from training.lfw_features import config_parts, fit_centres, fuse_parts
 from facecmp.metrics import cutoff_at_fmr, kfold_accuracy
 from training.lfw_protocol import all_pair_cosines, fold_range, view2_pairs
@@ -91,7 +91,7 @@ def describe(config: PipelineConfig) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lfw", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/lfw")
+    parser.add_argument("--lfw", type=Path, default=FacecmpSettings().shared_dir / "data" / "lfw")
     parser.add_argument("--out", type=Path, default=cache_dir() / "training" / "lfw")
     parser.add_argument("--weights", nargs="+", default=["msceleb-128", "casia-webface"])
     parser.add_argument("--crops", nargs="+", default=["box0.2", "similarity0"], help="e.g. box0.2 similarity0")

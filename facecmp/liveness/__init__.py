@@ -15,21 +15,10 @@ from __future__ import annotations
 from facecmp.liveness.checker import NOT_REPORTED_CODES, LivenessChecker, LivenessResult
 from facecmp.liveness.pose import estimate_pose
 from facecmp.liveness.report import format_liveness_report
-from facecmp.liveness.settings import LivenessSettings
-from facecmp.liveness.weights import (MINIFASNET_WEIGHTS, WEIGHTS_DIR_ENV, default_weights_dir,
-                                      fetch_minifasnet, load_minifasnet)
-from facecmp.liveness.weights import missing_weights as _missing_weights
-
-
-def minifasnet_installed(settings: LivenessSettings | None = None) -> bool:
-    """True when every MiniFASNet file is present in the weights directory of ``settings``
-    (presence only; checksums are verified when the models load)."""
-    weights_dir = (settings.weights_dir if settings else None) or default_weights_dir()
-    return not _missing_weights(weights_dir)
-
+from facecmp.settings import LivenessSettings
+from facecmp.liveness.model import load_minifasnet
 
 __all__ = [
-    "LivenessChecker", "LivenessResult", "LivenessSettings", "MINIFASNET_WEIGHTS", "NOT_REPORTED_CODES",
-    "WEIGHTS_DIR_ENV", "default_weights_dir", "estimate_pose", "fetch_minifasnet", "format_liveness_report",
-    "load_minifasnet", "minifasnet_installed",
+    "LivenessChecker", "LivenessResult", "LivenessSettings", "NOT_REPORTED_CODES", "estimate_pose",
+    "format_liveness_report", "load_minifasnet",
 ]

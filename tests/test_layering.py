@@ -1,0 +1,87 @@
+"""The house's import rules, read from the source: facecmp/ imports nothing from serve/, eval/
+or training/, and those three never import each other; `facecmp serve` reaches the service
+only through the `facecmp.commands` entry point that pyproject.toml declares."""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("facecmp", "serve", "eval", "training")
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Top-level package names of every import in ``path`` (relative imports excluded)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None))
+              in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant)):
+            names.add(str(node.args[0].value).split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_packages_import_only_the_library(package):
+    allowed = {"facecmp", package}
+    offenders = {str(path.relative_to(REPO)): sorted((imported_packages(path) & set(PACKAGES)) - allowed)
+                 for path in sorted((REPO / package).rglob("*.py"))}
+    assert {path: bad for path, bad in offenders.items() if bad} == {}
+
+
+def test_the_checker_sees_each_kind_of_import(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("import serve.app\nfrom eval import run\nimport importlib\nimportlib.import_module('training.x')\n")
+    assert {"serve", "eval", "training"} <= imported_packages(source)
+
+
+def _facecmp_with_entry_points(tmp_path: Path, entry_points: dict[str, str], *args: str):
+    """Run ``python -m facecmp.cli ARGS`` with a distribution that declares ``entry_points``
+    in the ``facecmp.commands`` group on its path (as an installed package would)."""
+    dist = tmp_path / "plugin-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin\nVersion: 0\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
+    (dist / "entry_points.txt").write_text(f"[facecmp.commands]\n{lines}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "facecmp.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_facecmp_serve_comes_from_the_entry_point_pyproject_declares(tmp_path):
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["facecmp.commands"]
+    assert declared == {"serve": "serve.cli:register [serve]"}
+    done = _facecmp_with_entry_points(tmp_path, declared, "serve", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--host" in done.stdout and "--port" in done.stdout
+
+
+def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path):
+    done = _facecmp_with_entry_points(tmp_path, {"missing": "no_such_package.cli:register [serve]"}, "missing")
+    assert done.returncode == 2
+    assert "pip install 'facecmp[serve]'" in done.stderr and "no_such_package" in done.stderr
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_generic_package_names_resolve_to_this_project(package):
+    """serve, eval and training are generic top-level names (pyproject.toml says why that is
+    acceptable): a same-named package of another distribution would shadow them here."""
+    module = __import__(package)
+    assert Path(module.__file__).resolve().parent == REPO / package
+
+
+def test_a_missing_extra_is_named():
+    from facecmp.extras import require
+
+    assert require("json", "core").dumps([]) == "[]"
+    with pytest.raises(ImportError, match=r"pip install 'facecmp\[eval\]'"):
+        require("no_such_plotting_library", "eval")
