@@ -1,7 +1,8 @@
 """``FaceComparer``: the one pipeline shared by the library, CLI, eval suite, notebooks and service.
 
 decode -> detect (MTCNN, most prominent face) -> crop -> embed (InceptionResnetV1, per mode)
--> cosine -> calibrated score in [0, 1] -> ``is_match = score >= min_similarity_score``.
+-> cosine -> normalised similarity (cohort AS-norm, age shift: :mod:`facecmp.normalisation`)
+-> calibrated score in [0, 1] -> ``is_match = score >= min_similarity_score``.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.errors import FacecmpError, FaceNotDetectedError
 from facecmp.faces import Face
 from facecmp.modes import MODES, PipelineConfig, get_mode
+from facecmp.normalisation import FaceStats
 from facecmp.weights.registry import get_spec
 
 DEFAULT_MIN_SIMILARITY = 0.7
@@ -32,14 +34,22 @@ DEFAULT_MIN_SIMILARITY = 0.7
 
 @dataclass(frozen=True)
 class FaceReport:
-    """The face a comparison used, how many faces the image held, and the image size (w, h)."""
+    """The face a comparison used, how many faces the image held, and the image size (w, h).
+
+    trust : where the face falls relative to the calibration's faces (see :meth:`Calibration.face_trust`):
+        ``estimated_age`` (years, from the embedding), ``cohort_similarity`` (mean of its top-k
+        cosines with the cohort: how crowded its neighbourhood is), ``cohort_percentile`` and
+        ``face_width_percentile`` (0-100, among the calibration faces).
+    """
 
     face: Face
     face_count: int
     image_size: tuple[int, int]
+    trust: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {**self.face.to_dict(), "face_count": self.face_count, "image_size": list(self.image_size)}
+        return {**self.face.to_dict(), "face_count": self.face_count, "image_size": list(self.image_size),
+                "trust": self.trust}
 
 
 @dataclass(frozen=True)
@@ -54,17 +64,26 @@ class CompareResult:
     is_match: bool
     score: float              # calibrated, [0, 1]
     cosine: float             # raw cosine similarity, [-1, 1]
+    similarity: float         # normalised similarity, what the score is a monotone map of
     min_similarity_score: float
     mode: str
     faces: tuple[FaceReport, FaceReport]
     weights: dict[str, str]
     calibration: str
     timings_ms: dict[str, float]
+    # Why the score's false-match promise may not hold for this pair (empty: it was measured to).
+    calibration_notes: tuple[str, ...] = ()
     liveness: object | None = None   # facecmp.liveness.LivenessResult when checked
+
+    @property
+    def within_calibration(self) -> bool:
+        return not self.calibration_notes
 
     def to_dict(self) -> dict:
         return {
             "is_match": self.is_match, "score": round(self.score, 6), "cosine": round(self.cosine, 6),
+            "similarity": round(self.similarity, 6), "within_calibration": self.within_calibration,
+            "calibration_notes": list(self.calibration_notes),
             "min_similarity_score": self.min_similarity_score, "mode": self.mode,
             "faces": [f.to_dict() for f in self.faces], "weights": self.weights,
             "calibration": self.calibration,
@@ -143,17 +162,21 @@ class FaceComparer:
             crops = self._crops(config, images, chosen)
         with _timed(timings, "embed"):
             embeddings = self._embed(config, crops)
+        calibration = self.calibration(config.mode)
         with _timed(timings, "score"):
             cosine = float(np.clip(embeddings[0] @ embeddings[1], -1.0, 1.0))
-            score = float(self.calibration(config.mode).score(cosine))
+            stats = calibration.face_stats(embeddings)
+            similarity = float(calibration.similarity(cosine, stats[0], stats[1]))
+            score = float(calibration.score(similarity))
+            notes = calibration.coverage_notes(stats, [face.width for face in chosen])
         timings["total"] = sum(timings.values())
-        reports = tuple(FaceReport(face, len(faces), (img.shape[1], img.shape[0]))
-                        for face, faces, img in zip(chosen, detections, images))
+        reports = tuple(FaceReport(face, len(faces), (img.shape[1], img.shape[0]), calibration.face_trust(stats[i], face))
+                        for i, (face, faces, img) in enumerate(zip(chosen, detections, images)))
         return CompareResult(
-            is_match=score >= min_similarity_score, score=score, cosine=cosine,
+            is_match=score >= min_similarity_score, score=score, cosine=cosine, similarity=similarity,
             min_similarity_score=min_similarity_score, mode=config.mode, faces=reports,
-            weights=self.weights_versions(config.mode), calibration=self.calibration(config.mode).id,
-            timings_ms=timings, liveness=liveness,
+            weights=self.weights_versions(config.mode), calibration=calibration.id,
+            timings_ms=timings, calibration_notes=tuple(notes), liveness=liveness,
         )
 
     def compare_sets(self, gallery: Sequence[ImageSource], probe: Sequence[ImageSource], *,
@@ -165,7 +188,7 @@ class FaceComparer:
                 raise rep
         g = np.stack([r.embedding for r in reps[:len(gallery)]])
         p = np.stack([r.embedding for r in reps[len(gallery):]])
-        return float(self.score(np.clip(g @ p.T, -1, 1).max(), mode=mode))
+        return float(self.score_embeddings(g, p, mode=mode).max())
 
     def represent(self, image: ImageSource, *, mode: str | None = None) -> FaceRepresentation:
         """Embedding of the most prominent face; raises like :meth:`compare`."""
@@ -194,14 +217,19 @@ class FaceComparer:
         if found:
             crops = self._crops(config, [decoded[i] for i, _ in found], [f[0] for _, f in found])
             embeddings = self._embed(config, crops)
-            for (i, faces), embedding in zip(found, embeddings):
+            calibration = self.calibration(config.mode)
+            stats = calibration.face_stats(embeddings)
+            for k, ((i, faces), embedding) in enumerate(zip(found, embeddings)):
                 image = decoded[i]
-                results[i] = FaceRepresentation(faces[0], len(faces), (image.shape[1], image.shape[0]), embedding)
+                results[i] = FaceRepresentation(faces[0], len(faces), (image.shape[1], image.shape[0]),
+                                                calibration.face_trust(stats[k], faces[0]), embedding)
         return results
 
-    def score(self, cosine: float | np.ndarray, *, mode: str | None = None) -> float | np.ndarray:
-        """Calibrated score(s) in [0, 1] for cosine similarity(ies) of ``mode``'s embeddings."""
-        return self.calibration(mode).score(cosine)
+    def score_embeddings(self, a: np.ndarray, b: np.ndarray, *, mode: str | None = None) -> np.ndarray:
+        """(N, M) calibrated scores of every pair of ``mode``'s embeddings ``a`` (N, D) and ``b`` (M, D)."""
+        calibration = self.calibration(mode)
+        a, b = np.atleast_2d(a), np.atleast_2d(b)
+        return calibration.score_pairs(a @ b.T, calibration.face_stats(a).column(), calibration.face_stats(b))
 
     def calibration(self, mode: str | None = None) -> Calibration:
         config = self._prepare(mode)

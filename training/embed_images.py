@@ -8,7 +8,8 @@ Output (``--out``, default ``<facecmp cache>/training/<folder name>-<mode>.npz``
 - ``paths``: (N,) image paths relative to the folder, sorted;
 - ``embeddings``: (N, D) float32 unit-norm pipeline embeddings; NaN rows where the image
   failed (no face found, not decodable);
-- ``face_width``, ``probability``, ``face_count``: (N,) of the face the pipeline chose.
+- ``face_width``, ``probability``, ``face_count``: (N,) of the face the pipeline chose;
+- ``root``: the folder, absolute (label files name images relative to their own folder).
 
 Re-running with the same mode and pipeline id reuses the file (``pipeline_id`` is stored).
 """
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from facecmp.errors import FacecmpError
 from facecmp.pipeline import FaceComparer
-from facecmp.weights.store import cache_dir
+from facecmp.settings import cache_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
@@ -52,7 +53,7 @@ def embed_folder(root: Path, out: Path, comparer: FaceComparer, *, mode: str, ba
             width[i], probability[i], count[i] = result.face.width, result.face.probability, result.face_count
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, paths=np.array(paths), embeddings=embeddings, face_width=width, probability=probability,
-             face_count=count, pipeline_id=pipeline)
+             face_count=count, pipeline_id=pipeline, root=str(root.resolve()))
     return out
 
 

@@ -1,0 +1,107 @@
+"""Score normalisation: one cutoff, one false-match rate, whoever is in the photos.
+
+A raw cosine does not mean the same thing for every face. These embedders put faces of some
+groups (young children, Asian adults, ...) closer together than others, so a fixed cosine
+cutoff lets through up to 100 times more different-person pairs there than on LFW. The
+normaliser turns a pair's cosine into a *normalised similarity* whose impostor distribution
+is (nearly) the same for every face, using nothing but the two embeddings:
+
+1. **Adaptive symmetric normalisation (AS-norm)** against an impostor *cohort* that spans
+   ages and groups: for each face, the mean and standard deviation of its ``top_k`` highest
+   cosines with the cohort say how crowded its neighbourhood is;
+   ``z = ((cos - mean_a) / std_a + (cos - mean_b) / std_b) / 2``.
+2. **Age shift.** AS-norm over-corrects children (their neighbourhoods are crowded, yet an
+   impostor pair of two children is not proportionally closer), so ``z`` is shifted by a
+   piecewise-linear function of the *younger* face's estimated age, clamped at
+   ``age_clamp`` (adults all share one shift). The age comes from a linear model on the
+   embedding (``log1p(age)``), fitted with the shift.
+
+Both are fitted by ``training/fit_calibration.py`` (cohort and age model on a labelled face
+set, by default utkface-dev's fit half; the shift on its impostor pairs and LFW's), stored
+beside the mode's calibration as ``<mode>-normaliser.npz`` and named in its provenance. The
+calibration then maps the normalised similarity to the score.
+
+Shapes: ``embeddings`` (N, D) unit-norm; :class:`FaceStats` arrays (N,); pair functions
+broadcast their arguments like NumPy (pass ``stats.column()`` for a matrix of pairs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: A cohort cosine this high is the query photo itself (a cohort photo sent as a query).
+SELF_MATCH_COSINE = 0.9999
+
+
+@dataclass(frozen=True)
+class FaceStats:
+    """What the normaliser needs of each face: (N,) arrays, or broadcastable ones."""
+
+    cohort_mean: np.ndarray
+    cohort_std: np.ndarray
+    estimated_age: np.ndarray
+
+    def __getitem__(self, index) -> "FaceStats":
+        return FaceStats(self.cohort_mean[index], self.cohort_std[index], self.estimated_age[index])
+
+    def column(self) -> "FaceStats":
+        """(N, 1) views, so that a pair function of rows x columns broadcasts to (N, M)."""
+        return self[:, None]
+
+
+@dataclass(frozen=True)
+class ScoreNormaliser:
+    """Cohort, age model and age shift of one pipeline mode (see the module docstring).
+
+    cohort : (M, D) unit-norm embeddings of the mode's pipeline.
+    age_weights, age_bias : ``log1p(age) ~ embedding @ age_weights + age_bias``.
+    shift_ages, shift_values : knots of the shift subtracted from AS-norm, by the younger
+        face's estimated age (clamped at ``age_clamp``).
+    """
+
+    cohort: np.ndarray
+    top_k: int
+    age_weights: np.ndarray
+    age_bias: float
+    age_clamp: float
+    shift_ages: np.ndarray
+    shift_values: np.ndarray
+
+    def face_stats(self, embeddings: np.ndarray, *, block: int = 8192) -> FaceStats:
+        """Cohort statistics and estimated age of (N, D) embeddings."""
+        embeddings = np.atleast_2d(np.asarray(embeddings, np.float32))
+        mean = np.empty(len(embeddings), np.float32)
+        std = np.empty(len(embeddings), np.float32)
+        for start in range(0, len(embeddings), block):
+            cosines = embeddings[start:start + block] @ self.cohort.T
+            cosines[cosines > SELF_MATCH_COSINE] = -1.0
+            top = np.partition(cosines, -self.top_k, axis=1)[:, -self.top_k:]
+            mean[start:start + block], std[start:start + block] = top.mean(axis=1), top.std(axis=1)
+        age = np.expm1(embeddings @ self.age_weights + self.age_bias)
+        return FaceStats(mean, np.maximum(std, 1e-6), np.clip(age, 0.0, None).astype(np.float32))
+
+    def normalise(self, cosine, a: FaceStats, b: FaceStats) -> np.ndarray:
+        """Normalised similarity of pairs (a, b) with cosine ``cosine`` (broadcasting)."""
+        cosine = np.asarray(cosine, np.float32)
+        asnorm = 0.5 * ((cosine - a.cohort_mean) / a.cohort_std + (cosine - b.cohort_mean) / b.cohort_std)
+        return asnorm - self.age_shift(np.minimum(a.estimated_age, b.estimated_age))
+
+    def age_shift(self, younger_age) -> np.ndarray:
+        return np.interp(np.minimum(younger_age, self.age_clamp), self.shift_ages, self.shift_values)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"cohort": self.cohort.astype(np.float16), "age_weights": self.age_weights.astype(np.float32)}
+
+    def to_dict(self) -> dict:
+        return {"top_k": self.top_k, "cohort_size": len(self.cohort), "age_bias": float(self.age_bias),
+                "age_clamp": float(self.age_clamp),
+                "shift": {"age": [round(float(v), 4) for v in self.shift_ages],
+                          "value": [round(float(v), 5) for v in self.shift_values]}}
+
+    @classmethod
+    def from_parts(cls, data: dict, arrays) -> "ScoreNormaliser":
+        return cls(np.asarray(arrays["cohort"], np.float32), int(data["top_k"]),
+                   np.asarray(arrays["age_weights"], np.float32), float(data["age_bias"]),
+                   float(data["age_clamp"]), np.array(data["shift"]["age"], float),
+                   np.array(data["shift"]["value"], float))
