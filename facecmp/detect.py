@@ -13,6 +13,9 @@ searched with its longest side at 320 px for faces of 40 px and up (1/8 of the l
 and only a photo where that finds no face is searched again at 640 px for faces from 20 px
 (1/32). A pass that would not downscale the image is skipped unless it is the last, so
 photos of 320 px or less (LFW's 250 px) get exactly one search, at full size, from 20 px.
+Banners and strips, whose short side a pass's downscaling would bring below its smallest face,
+are scaled for that pass by :func:`pass_scale` instead; an image that cannot hold a face of
+that size at all is not searched in that pass (it has none to find there).
 The MTCNN networks run in channels-last memory format (oneDNN's native layout: 1.35x
 faster here, boxes equal to 1e-4 px).
 """
@@ -88,7 +91,8 @@ class FaceDetector:
 
     def _detect_at(self, images: list[np.ndarray], indices: list[int], detect_pass: DetectPass,
                    results: list[list[Face]]) -> None:
-        prepared = {i: self._downscale(images[i], detect_pass.side) for i in indices}
+        scales = {i: pass_scale(images[i].shape[0], images[i].shape[1], detect_pass) for i in indices}
+        prepared = {i: _resized(images[i], scale) for i, scale in scales.items() if scale is not None}
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, (small, _) in prepared.items():
             by_shape.setdefault(small.shape, []).append(index)
@@ -100,15 +104,6 @@ class FaceDetector:
             for i, b, p, pts in zip(group, boxes, probs, points):
                 results[i] = self._faces(b, p, pts, prepared[i][1], images[i].shape)
 
-    @staticmethod
-    def _downscale(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-        height, width = image.shape[:2]
-        scale = min(1.0, side / max(height, width))
-        if scale == 1.0:
-            return image, 1.0
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
-
     def _faces(self, boxes, probs, points, scale: float, shape: tuple[int, ...]) -> list[Face]:
         if boxes is None:
             return []
@@ -119,6 +114,33 @@ class FaceDetector:
             if prob is not None and prob >= self.min_probability
         ]
         return sorted(faces, key=lambda face: prominence(face, shape[1], shape[0]), reverse=True)
+
+
+def pass_scale(height: int, width: int, detect_pass: DetectPass) -> float | None:
+    """The factor by which a ``width`` x ``height`` image is resized for ``detect_pass``, or
+    None when it cannot hold a face of the pass's smallest size.
+
+    Normally the long side is brought down to ``side``. In a banner or a strip that would leave
+    the short side below ``min_face_size``: MTCNN's pyramid would then be empty (facenet-pytorch
+    fails on it, ``torch.cat`` of nothing) and a face filling the short side would be too small
+    to find. Such an image is scaled so that its short side is ``min_face_size`` instead, never
+    above full size and within the pixels of a square photo at this pass (``side``²); where even
+    that leaves the short side below ``min_face_size`` (thumbnails, strips of a few pixels, or
+    strips over ~1000:1 whose faces would be under ``min_face_size`` px at full size), None.
+    """
+    short, long = sorted((height, width))
+    scale = min(1.0, detect_pass.side / long)
+    if round(short * scale) < detect_pass.min_face_size:
+        scale = min(1.0, detect_pass.min_face_size / short, detect_pass.side / np.sqrt(height * width))
+    return scale if round(short * scale) >= detect_pass.min_face_size else None
+
+
+def _resized(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    if scale == 1.0:
+        return image, 1.0
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
 
 
 def prominence(face: Face, width: int, height: int) -> float:
