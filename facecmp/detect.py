@@ -13,9 +13,9 @@ searched with its longest side at 320 px for faces of 40 px and up (1/8 of the l
 and only a photo where that finds no face is searched again at 640 px for faces from 20 px
 (1/32). A pass that would not downscale the image is skipped unless it is the last, so
 photos of 320 px or less (LFW's 250 px) get exactly one search, at full size, from 20 px.
-Banners and strips, whose short side a pass's downscaling would bring below its smallest face,
-are scaled for that pass by :func:`pass_scale` instead; an image that cannot hold a face of
-that size at all is not searched in that pass (it has none to find there).
+Banners and strips (over 4:1), whose short side that downscaling would shrink below a quarter
+of the pass's side, are scaled by :func:`pass_scale` instead; an image that cannot hold a face
+of the pass's smallest size is not searched in that pass (it has none to find there).
 The MTCNN networks run in channels-last memory format (oneDNN's native layout: 1.35x
 faster here, boxes equal to 1e-4 px).
 """
@@ -120,18 +120,20 @@ def pass_scale(height: int, width: int, detect_pass: DetectPass) -> float | None
     """The factor by which a ``width`` x ``height`` image is resized for ``detect_pass``, or
     None when it cannot hold a face of the pass's smallest size.
 
-    Normally the long side is brought down to ``side``. In a banner or a strip that would leave
-    the short side below ``min_face_size``: MTCNN's pyramid would then be empty (facenet-pytorch
-    fails on it, ``torch.cat`` of nothing) and a face filling the short side would be too small
-    to find. Such an image is scaled so that its short side is ``min_face_size`` instead, never
-    above full size and within the pixels of a square photo at this pass (``side``²); where even
-    that leaves the short side below ``min_face_size`` (thumbnails, strips of a few pixels, or
-    strips over ~1000:1 whose faces would be under ``min_face_size`` px at full size), None.
+    Normally the long side is brought down to ``side``. In a banner or a strip (over 4:1) that
+    would shrink the short side, and every face, below a quarter of ``side``, and below
+    ``min_face_size`` MTCNN's pyramid is empty (facenet-pytorch then fails: ``torch.cat`` of
+    nothing). Such an image keeps a short side of ``side / 4`` (at least ``min_face_size``)
+    instead, never above full size and within the pixels of a square photo at this pass
+    (``side``²). Where even that leaves the short side below ``min_face_size`` (thumbnails,
+    strips a few pixels wide, strips over ~1000:1), the image cannot hold a face this pass
+    finds: None.
     """
     short, long = sorted((height, width))
     scale = min(1.0, detect_pass.side / long)
-    if round(short * scale) < detect_pass.min_face_size:
-        scale = min(1.0, detect_pass.min_face_size / short, detect_pass.side / np.sqrt(height * width))
+    short_floor = max(detect_pass.min_face_size, detect_pass.side / 4)
+    if short * scale < short_floor:
+        scale = min(1.0, short_floor / short, detect_pass.side / np.sqrt(height * width))
     return scale if round(short * scale) >= detect_pass.min_face_size else None
 
 
