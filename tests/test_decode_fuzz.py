@@ -93,6 +93,7 @@ def test_decoder_refuses_bombs_before_decoding(width, height):
 
 # -- hypothesis: valid images of every shape reach detection --------------------------------------
 
+@pytest.mark.slow
 @given(user_images())
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_any_valid_image_gets_a_face_or_face_not_detected(fast_comparer, data):

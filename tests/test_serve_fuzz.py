@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, settings
 
+pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
+
 KEY = "fuzz-key-0123"
 
 

@@ -20,6 +20,8 @@ from facecmp.errors import LIVENESS_CODES
 from image_strategies import user_images
 from serve.testing import running_server
 
+pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
+
 KEY = "server-test-key-42"
 AUTH = {"x-api-key": KEY}
 

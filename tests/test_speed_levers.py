@@ -11,6 +11,8 @@ import pytest
 from facecmp.backends import ComputeOptions, OpenVinoModel
 from serve.engine import BatchingComparer, EmbedBatcher
 
+pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
+
 
 def test_split_compare_equals_compare(fast_comparer, celebrity_photos):
     a, b = celebrity_photos["ben_afflek"][:2]
