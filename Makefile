@@ -33,5 +33,11 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest -q -ra
 
+# The quick tier while working: the core tests (library, in-process service, CLI) in about two
+# minutes on 2 cores; no real servers, notebooks, fuzzing through detection or speed-lever checks.
+.PHONY: test-quick
+test-quick: setup
+	$(BIN)/python -m pytest -q -ra -m "not slow"
+
 bench: setup
 	$(BIN)/python bench/bench_service.py

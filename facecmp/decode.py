@@ -3,7 +3,8 @@
 Accepts a path, raw bytes, a base64 string (with or without a ``data:image/...;base64,``
 prefix), a PIL image or a numpy array (H, W, 3) uint8 RGB or (H, W) grayscale. Returns a
 ``numpy.ndarray`` of shape (H, W, 3), dtype uint8, RGB, with EXIF orientation applied.
-Only JPEG and PNG are accepted from bytes; size limits refuse decompression bombs before
+Only JPEG and PNG are accepted from bytes (a JPEG with a multi-picture header, as many phone
+cameras write, opens in Pillow as "MPO": its first picture is used); size limits refuse decompression bombs before
 any pixel is decoded. Every failure raises :class:`~facecmp.errors.ImageDecodeError`.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from facecmp.errors import ImageDecodeError
 ImageSource = Union[str, bytes, bytearray, os.PathLike, Image.Image, np.ndarray]
 
 _DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
-_ALLOWED_FORMATS = ("JPEG", "PNG")
+_ALLOWED_FORMATS = ("JPEG", "MPO", "PNG")  # MPO: a JPEG whose first picture Pillow decodes by default
 
 
 @dataclass(frozen=True)

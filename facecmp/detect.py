@@ -13,6 +13,9 @@ searched with its longest side at 320 px for faces of 40 px and up (1/8 of the l
 and only a photo where that finds no face is searched again at 640 px for faces from 20 px
 (1/32). A pass that would not downscale the image is skipped unless it is the last, so
 photos of 320 px or less (LFW's 250 px) get exactly one search, at full size, from 20 px.
+Banners and strips (over 4:1), whose short side that downscaling would shrink below a quarter
+of the pass's side, are scaled by :func:`pass_scale` instead; an image that cannot hold a face
+of the pass's smallest size is not searched in that pass (it has none to find there).
 The MTCNN networks run in channels-last memory format (oneDNN's native layout: 1.35x
 faster here, boxes equal to 1e-4 px).
 """
@@ -88,7 +91,8 @@ class FaceDetector:
 
     def _detect_at(self, images: list[np.ndarray], indices: list[int], detect_pass: DetectPass,
                    results: list[list[Face]]) -> None:
-        prepared = {i: self._downscale(images[i], detect_pass.side) for i in indices}
+        scales = {i: pass_scale(images[i].shape[0], images[i].shape[1], detect_pass) for i in indices}
+        prepared = {i: _resized(images[i], scale) for i, scale in scales.items() if scale is not None}
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, (small, _) in prepared.items():
             by_shape.setdefault(small.shape, []).append(index)
@@ -100,15 +104,6 @@ class FaceDetector:
             for i, b, p, pts in zip(group, boxes, probs, points):
                 results[i] = self._faces(b, p, pts, prepared[i][1], images[i].shape)
 
-    @staticmethod
-    def _downscale(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-        height, width = image.shape[:2]
-        scale = min(1.0, side / max(height, width))
-        if scale == 1.0:
-            return image, 1.0
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
-
     def _faces(self, boxes, probs, points, scale: float, shape: tuple[int, ...]) -> list[Face]:
         if boxes is None:
             return []
@@ -119,6 +114,35 @@ class FaceDetector:
             if prob is not None and prob >= self.min_probability
         ]
         return sorted(faces, key=lambda face: prominence(face, shape[1], shape[0]), reverse=True)
+
+
+def pass_scale(height: int, width: int, detect_pass: DetectPass) -> float | None:
+    """The factor by which a ``width`` x ``height`` image is resized for ``detect_pass``, or
+    None when it cannot hold a face of the pass's smallest size.
+
+    Normally the long side is brought down to ``side``. In a banner or a strip (over 4:1) that
+    would shrink the short side, and every face, below a quarter of ``side``, and below
+    ``min_face_size`` MTCNN's pyramid is empty (facenet-pytorch then fails: ``torch.cat`` of
+    nothing). Such an image keeps a short side of ``side / 4`` (at least ``min_face_size``)
+    instead, never above full size and within the pixels of a square photo at this pass
+    (``side``²). Where even that leaves the short side below ``min_face_size`` (thumbnails,
+    strips a few pixels wide, strips over ~1000:1), the image cannot hold a face this pass
+    finds: None.
+    """
+    short, long = sorted((height, width))
+    scale = min(1.0, detect_pass.side / long)
+    short_floor = max(detect_pass.min_face_size, detect_pass.side / 4)
+    if short * scale < short_floor:
+        scale = min(1.0, short_floor / short, detect_pass.side / np.sqrt(height * width))
+    return scale if round(short * scale) >= detect_pass.min_face_size else None
+
+
+def _resized(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    if scale == 1.0:
+        return image, 1.0
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
 
 
 def prominence(face: Face, width: int, height: int) -> float:

@@ -94,7 +94,7 @@ class CompareLiveFaceRequest(_Body):
     probe: Base64Image
     liveness_min_score: float | None = Field(
         None, ge=0.0, le=1.0, description="Below this liveness score the request fails with ERR_LIVENESS_ERROR; "
-                                          "default: the server's liveness threshold (FACECMP_LIVENESS_THRESHOLD, 0.75).")
+                                          "default: the server's liveness threshold (FACECMP_LIVENESS_THRESHOLD, 0.45).")
     os: DeviceOS = Field("DESKTOP", description="Capturing device; accepted for SDK compatibility.")
     search_mode: SearchMode | None = Field(None, description="FAST or ACCURATE pipeline.")
 

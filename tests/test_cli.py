@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 
 
-def _facecmp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def _facecmp(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "facecmp.cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
 def test_compare_json_from_paths_and_stdin(celebrity_photos):
@@ -36,3 +37,17 @@ def test_compare_human_output_and_errors(celebrity_photos, tmp_path):
     done = _facecmp("compare", str(junk), str(b), "--json", "--mode", "fast")
     assert done.returncode == 1
     assert json.loads(done.stdout)["code"] == "ERR_BASE64_IMAGE_CANNOT_BE_DECODED"
+
+
+def test_tiny_image_is_an_error_message_not_a_traceback(celebrity_photos, tmp_path):
+    from PIL import Image
+
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (1, 1), "white").save(tiny)
+    done = _facecmp("compare", str(tiny), str(celebrity_photos["madonna"][0]), "--mode", "fast")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "error ERR_FACE_NOT_DETECTED: A face could not be detected in the image(s)."
+    # The liveness command detects before it looks for its weights (none here: LICENSE_ERROR).
+    done = _facecmp("liveness", str(tiny), "--json", env={"FACECMP_LIVENESS_WEIGHTS_DIR": str(tmp_path)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["metadata"]["code"] == "LICENSE_ERROR"

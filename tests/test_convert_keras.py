@@ -26,6 +26,8 @@ from facecmp.weights.convert_keras import convert_keras_h5
 from facecmp.weights.inception import build_inception_resnet_v1
 from facecmp.weights.normalization import fixed_image_standardization, prewhiten
 
+pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
+
 
 @pytest.fixture(scope="module")
 def h5_path(tmp_path_factory) -> Path:

@@ -39,11 +39,34 @@ def test_jpeg_png_path_bytes_base64_and_data_url_agree(photo, tmp_path):
     assert jpeg.shape == expected.shape and np.abs(jpeg.astype(int) - expected).mean() < 4
 
 
-def test_exif_orientation_is_applied(photo):
+@pytest.mark.parametrize("orientation, turns", [(6, -1), (8, 1), (3, 2)])  # np.rot90: +1 = 90 degrees CCW
+def test_exif_orientation_is_applied(photo, orientation, turns):
+    # 6: "rotate 90 CW to view", 8: "rotate 90 CCW", 3: "rotate 180". The photo is cropped so
+    # that its width and height differ and every orientation tells itself from the others.
+    photo = photo.crop((0, 0, photo.width, photo.height * 3 // 4))
     exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 CW to view"
-    decoded = load_image(_encode(photo, "JPEG", exif=exif.tobytes()))
-    assert decoded.shape[:2] == (photo.width, photo.height)
+    exif[0x0112] = orientation
+    decoded = load_image(_encode(photo, "JPEG", quality=95, exif=exif.tobytes())).astype(int)
+    expected = np.rot90(np.asarray(photo), turns).astype(int)
+    assert decoded.shape == expected.shape
+    assert np.abs(decoded - expected).mean() < 4
+    wrong = np.rot90(np.asarray(photo), turns + 2).astype(int)  # the opposite turn
+    assert np.abs(decoded - wrong).mean() > 20
+
+
+def test_mpo_jpeg_decodes_as_its_first_picture(photo):
+    """Phone cameras write JPEGs with a multi-picture (MPF) header; Pillow opens them as MPO."""
+    second = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).convert("L").convert("RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, format="MPO", save_all=True, append_images=[second], quality=95)
+    data = buffer.getvalue()
+    with Image.open(io.BytesIO(data)) as opened:
+        assert opened.format == "MPO" and opened.n_frames == 2
+    for source in (data, base64.b64encode(data).decode()):
+        decoded = load_image(source).astype(int)
+        assert decoded.shape == (photo.height, photo.width, 3)
+        assert np.abs(decoded - np.asarray(photo)).mean() < 4
+        assert np.abs(decoded - np.asarray(second)).mean() > 20
 
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16", "LA"])

@@ -15,6 +15,8 @@ from PIL import Image
 from eval.cli import EXIT_INCOMPLETE, main
 from eval.embeddings import EmbeddingCache, embed_images
 
+pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

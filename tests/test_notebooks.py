@@ -1,13 +1,16 @@
 """The notebooks run top to bottom (nbclient) on a small subset of the available data."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = {
-    "threshold_exploration.ipynb": {"FACECMP_NB_PAIRS": "40", "FACECMP_NB_IMAGES": "30"},
+    "threshold_exploration.ipynb": {"FACECMP_NB_PAIRS": "40"},
     "pipeline_walkthrough.ipynb": {"FACECMP_NB_PEOPLE": "3", "FACECMP_NB_PHOTOS": "2"},
 }
 
@@ -27,3 +30,8 @@ def test_notebook_runs_without_error(name, monkeypatch, celebrity_photos):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "no figure was drawn"
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE), text
+    if name == "threshold_exploration.ipynb":  # LFW pairs, or the sample photos without ../shared
+        genuine, impostor = (int(v) for v in re.search(r"(\d+) genuine and (\d+) impostor pairs scored", text).groups())
+        assert genuine > 0 and impostor > 0, text

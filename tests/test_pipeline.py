@@ -106,3 +106,31 @@ def test_accurate_mode_separates_people(accurate_comparer, celebrity_photos):
     assert same.mode == "accurate" and same.score > other.score and not other.is_match
     # msceleb-128 aligned and box crops, casia-webface box crop: fused into one vector
     assert accurate_comparer.represent(celebrity_photos["madonna"][0]).embedding.shape == (128 + 128 + 512,)
+
+
+def _png(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_batch_with_thumbnails_banners_and_strips_answers_each_image(fast_comparer, celebrity_photos):
+    """One image MTCNN could not search (an empty pyramid) used to abort the whole batch."""
+    portrait = np.asarray(Image.open(celebrity_photos["madonna"][0]).convert("RGB"))
+    banner = np.full((300, 3000, 3), 90, np.uint8)
+    banner[10:290, 1500:1780] = np.asarray(Image.fromarray(portrait).resize((280, 280), Image.BICUBIC))
+    images = [celebrity_photos["madonna"][1], _png(np.full((1, 1, 3), 200, np.uint8)), _png(banner),
+              _png(np.full((16, 16, 3), 90, np.uint8)), _png(np.full((200, 2400, 3), 90, np.uint8)),
+              _png(np.full((3000, 120, 3), 90, np.uint8))]
+    results = fast_comparer.represent_batch(images)
+    assert [type(r).__name__ for r in results] == ["FaceRepresentation", "FaceNotDetectedError", "FaceRepresentation",
+                                                   "FaceNotDetectedError", "FaceNotDetectedError",
+                                                   "FaceNotDetectedError"]
+    assert results[2].image_size == (3000, 300) and 1500 <= results[2].face.box[0] < 1780
+    # The banner's face is the portrait's person: it matches the same photo on its own.
+    assert fast_comparer.compare(_png(banner), portrait).is_match
+    with pytest.raises(FaceNotDetectedError) as info:
+        fast_comparer.compare(_png(np.full((16, 16, 3), 90, np.uint8)), portrait)
+    assert info.value.metadata == {"image": "probe"}

@@ -1,5 +1,6 @@
 """The REST service as a real uvicorn server on loopback: the official OpenCV FR SDK against it,
-a bounded load test (no 500, flat memory), the access log, and Swagger UI in headless Chromium.
+a bounded load test (no 500, flat memory), images of every shape fuzzed through it (hypothesis),
+the access log, and Swagger UI in headless Chromium.
 """
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings, strategies as st
 
+from facecmp.errors import LIVENESS_CODES
+from image_strategies import user_images
 from serve.testing import running_server
+
+pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
 
 KEY = "server-test-key-42"
 AUTH = {"x-api-key": KEY}
@@ -54,6 +60,33 @@ def sdk(server):
 def people(celebrity_photos):
     return {"ben": celebrity_photos["ben_afflek"], "madonna": celebrity_photos["madonna"],
             "elton": celebrity_photos["elton_john"]}
+
+
+# -- images of every shape through the real service ----------------------------------------------
+
+@given(image=user_images(max_pixels=300_000), check_liveness=st.booleans())
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_valid_image_gets_a_documented_answer(server, people, image, check_liveness):
+    """Sizes from 1x1, any aspect ratio, L/LA/P/RGB/RGBA/CMYK/I;16, JPEG/PNG/MPO: 200, or 400 with
+    a documented code; never a 500 (thumbnails and banners were 500 UNKNOWN_ERROR)."""
+    probe = base64.b64encode(image).decode()
+    reference = b64(people["ben"][0])
+    answers = [
+        requests.post(f"{server.url}/compare", json={"face_base_64": probe, "ref_face_base_64": reference,
+                                                      "check_liveness": check_liveness, "search_mode": "FAST"},
+                      headers=AUTH, timeout=120),
+        requests.post(f"{server.url}/compare", json={"gallery": [reference], "probe": [probe], "search_mode": "FAST"},
+                      headers=AUTH, timeout=120),
+        requests.post(f"{server.url}/liveness", json={"image": probe}, headers=AUTH, timeout=120),
+    ]
+    for response in answers:
+        assert response.status_code in (200, 400), response.text
+        if response.status_code == 400:
+            body = response.json()
+            assert body["code"] in ("ERR_FACE_NOT_DETECTED", "ERR_LIVENESS_ERROR"), body
+            if body["code"] == "ERR_LIVENESS_ERROR":
+                assert body["metadata"]["code"] in LIVENESS_CODES
+    assert answers[2].status_code == 400 or minifasnet_dir() is not None  # no weights: LICENSE_ERROR
 
 
 # -- the official SDK ---------------------------------------------------------------------------

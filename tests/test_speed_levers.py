@@ -9,6 +9,23 @@ import numpy as np
 import pytest
 
 from facecmp.backends import ComputeOptions, OpenVinoModel
+<<<<<<< HEAD
+=======
+from serve.engine import BatchingComparer, EmbedBatcher
+
+pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
+
+
+def test_split_compare_equals_compare(fast_comparer, celebrity_photos):
+    a, b = celebrity_photos["ben_afflek"][:2]
+    whole = fast_comparer.compare(a, b)
+    prepared = fast_comparer.prepare_compare(a, b)
+    split = fast_comparer.finish_compare(prepared, fast_comparer.embed_crops(prepared.crops))
+    assert split.cosine == pytest.approx(whole.cosine, abs=1e-6)
+    assert split.is_match == whole.is_match
+    assert [f.face.box for f in split.faces] == [f.face.box for f in whole.faces]
+    assert list(split.timings_ms) == ["decode", "detect", "crop", "score", "total"]
+>>>>>>> robust
 
 
 @pytest.mark.parametrize("mode", ["fast", "accurate"])

@@ -99,6 +99,20 @@ def test_a_registry_entry_needs_real_digests():
         replace(REGISTRY["vggface2"], source=replace(REGISTRY["vggface2"].source, sha256=""))
 
 
+def test_vggface2_without_internet_fails_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))
+    # Offline on any machine: HTTP(S) goes through a closed local port.
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(WeightsError) as info:
+        store.fetch("vggface2")
+    message = str(info.value)
+    assert "20180402-114759-vggface2.pt" in message and "offline" in message and "--from" in message
+    assert not store.installed("vggface2")
+
+
 def test_cli_lists_the_zoo():
     from facecmp.cli import main
 

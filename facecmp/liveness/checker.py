@@ -8,8 +8,9 @@ order; the first one that fails gives the result's code and the model is not run
 ==========================  ===========================================  =====================
 check                       value                                        code when it fails
 ==========================  ===========================================  =====================
-face_count                  faces with probability >= min_face_prob.     FACE_NOT_FOUND (0),
-                                                                         TOO_MANY_FACES (> 1)
+face_count                  the subject, and the other faces with        FACE_NOT_FOUND (0),
+                            probability >= min_face_prob. and at least   TOO_MANY_FACES (> 1)
+                            min_face_width_px wide
 face_fraction               max(box w / image w, box h / image h)        FACE_TOO_CLOSE
 face_inside_image           pixels by which the box runs off the image   FACE_CROPPED
 border_distance             px from the box to the nearest image edge    FACE_CLOSE_TO_BORDER
@@ -18,6 +19,11 @@ interpupillary_distance     eye-centre distance, px                      FACE_TO
 yaw / pitch / roll          degrees, :func:`estimate_pose`               FACE_ANGLE_TOO_LARGE
 liveness_score              mean P(live) of the two MiniFASNets          FACE_NOT_LIVE
 ==========================  ===========================================  =====================
+
+A face narrower than ``min_face_width_px`` could not pass these checks as the subject, so it
+does not count as a second face: people far behind the subject of a webcam frame (faces of
+50-90 px behind one of 550 px in a 1920x1080 frame) do not fail it with TOO_MANY_FACES.
+:meth:`LivenessChecker.check_requirements` runs the checks alone (no model, no weights).
 
 EYES_CLOSED and FACE_IS_OCCLUDED are never reported: MTCNN's five points say nothing about
 eyelids or occluders, and no model here measures them.
@@ -28,7 +34,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -104,6 +110,15 @@ class LivenessResult:
                             limit=failed.get("limit"), score=self.score)
 
 
+class Requirements(NamedTuple):
+    """The requirement checks of one image: ``code`` of the first failure (None when all
+    passed), ``checks`` as in :class:`LivenessResult`, ``pose`` (empty without a face)."""
+
+    code: str | None
+    checks: dict[str, dict[str, Any]]
+    pose: dict[str, float]
+
+
 class LivenessChecker:
     """Requirement checks and the two-model MiniFASNet ensemble; models load on first use.
 
@@ -131,9 +146,7 @@ class LivenessChecker:
         load_ms = self._ensure_loaded()
         if load_ms:
             timings["load"] = load_ms
-        checks: dict[str, dict[str, Any]] = {}
-        pose: dict[str, float] = {}
-        code = self._requirements(image, faces, checks, pose)
+        code, checks, pose = self.check_requirements(image, faces)
         timings["requirements"] = _ms_since(start) - load_ms
         score = None
         if code is None:
@@ -185,14 +198,19 @@ class LivenessChecker:
             ]
             return _ms_since(start)
 
-    def _requirements(self, image: np.ndarray, faces: list[Face], checks: dict, pose: dict) -> str | None:
-        """Fill ``checks`` and ``pose``; return the code of the first failed check, or None."""
+    def check_requirements(self, image: np.ndarray, faces: list[Face]) -> Requirements:
+        """The image requirement checks of :meth:`check` alone, on the most prominent of
+        ``faces``: no model runs and no weights are needed."""
         s = self.settings
+        checks: dict[str, dict[str, Any]] = {}
+        pose: dict[str, float] = {}
         height, width = image.shape[:2]
-        counted = [f for f in faces if f.probability >= s.min_face_probability]
+        candidates = [f for f in faces if f.probability >= s.min_face_probability]
+        # Faces too small to be the subject themselves (people far behind it) are not a second face.
+        counted = candidates[:1] + [f for f in candidates[1:] if f.width >= s.min_face_width_px]
         checks["face_count"] = _check(len(counted), 1, len(counted) == 1)
         if not counted:
-            return "FACE_NOT_FOUND"
+            return Requirements("FACE_NOT_FOUND", checks, pose)
         face = counted[0]
         x1, y1, x2, y2 = face.box
         fraction = max(face.width / width, face.height / height)
@@ -217,7 +235,7 @@ class LivenessChecker:
             checks[name] = _check(value, limit, passed)
             if code is None and not passed:
                 code = check_code
-        return code
+        return Requirements(code, checks, pose)
 
 
 def _check(value: float, limit: float, passed: bool) -> dict[str, Any]:
