@@ -67,7 +67,8 @@ class Condition:
         return cls(*match.groups())
 
     def holds(self, values: np.ndarray) -> np.ndarray:
-        """(n,) bool: the condition on each label (str array); False where the label is empty.
+        """(n,) bool: the condition on each label (str array); False where the label is empty, or
+        not a number while the condition compares numbers (``<``, ``>``, ...).
 
         >>> Condition.parse("age<18").holds(np.array(["3", "18", "", "40"])).tolist()
         [True, False, False, False]
@@ -75,11 +76,13 @@ class Condition:
         compare = _OPERATORS[self.op]
         target = _number(self.value)
         out = np.zeros(len(values), dtype=bool)
+        ordering = self.op not in ("=", "!=")
         for k, text in enumerate(values):
-            if not text:
-                continue
-            number = _number(text) if target is not None else None
-            out[k] = compare(number, target) if number is not None else compare(text, self.value)
+            number = _number(text) if (text and target is not None) else None
+            if number is not None:
+                out[k] = compare(number, target)
+            elif text and not (ordering and target is not None):   # "old" is not >= 18
+                out[k] = compare(text, self.value)
         return out
 
     def __str__(self) -> str:
