@@ -1,7 +1,9 @@
 """``python -m eval run DATASET --out DIR`` and ``python -m eval compare RUN_DIR ...``.
 
-DATASET is a folder of identities (``<identity>/<image>``), an LFW folder (``pairs.txt`` +
-``images/``), or a CSV/TSV pairs file with a column mapping (``--col-a`` ...). See docs/eval.md.
+DATASET is a folder of identities (``<identity>/<image>``; a folder without identities with
+``--impostors-all-pairs``), an LFW folder (``pairs.txt`` + ``images/``), or a CSV/TSV pairs file
+with a column mapping (``--col-a`` ...). Reports break down by label columns (``--group-by``).
+See docs/eval.md.
 """
 from __future__ import annotations
 
@@ -37,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of pair sampling and bootstrap")
     run.add_argument("--all-pairs", choices=("auto", "yes", "no"), default="auto",
                      help="score every different-identity pair (auto: folder and LFW yes, pairs files no)")
+    groups = run.add_argument_group("breakdown by group (see docs/eval.md)")
+    groups.add_argument("--labels", help="per-image labels: CSV/TSV with a 'path' column (relative to its folder) "
+                                         "and one column per label (default: labels.csv beside a folder dataset)")
+    groups.add_argument("--group-by", nargs="+", action="extend", default=None, metavar="SPEC",
+                        help="COLUMN[:same|pair|min|max][@CONDITION...], e.g. age:min 'race@age>=18' "
+                             "(default: every label column with few values)")
+    groups.add_argument("--bands", action="append", default=[], metavar="COLUMN=EDGES",
+                        help="band a numeric label, e.g. age=0,3,6,13,18,inf (bands 0-2, 3-5, 6-12, 13-17, 18+)")
     embed = run.add_argument_group("embedding")
     embed.add_argument("--backend", choices=("local", "ray"), default="local")
     embed.add_argument("--batch-size", type=int, default=32)
@@ -52,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     folder.add_argument("--folds", type=int, default=10)
     folder.add_argument("--pairs-per-fold", type=int, default=300)
     folder.add_argument("--max-images", type=int, default=None, help="keep whole identities until about N images")
+    folder.add_argument("--impostors-all-pairs", action="store_true",
+                        help="every image is a different person: score every pair of images as an impostor pair "
+                             "(for a folder without identities, e.g. utkface-dev)")
     pairs = run.add_argument_group("LFW and pairs files")
     pairs.add_argument("--pairs-file", default="pairs.txt", help="LFW: protocol file inside the LFW folder")
     pairs.add_argument("--max-pairs", type=int, default=None, help="keep about N pairs, spread over folds and labels")
@@ -62,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--col-id-a", help="identity of image a (default: its folder name)")
     pairs.add_argument("--col-id-b", help="identity of image b")
     pairs.add_argument("--col-group", action="append", default=[], help="break results down by this column (repeatable)")
+    pairs.add_argument("--col-image-label", action="append", default=[], metavar="LABEL=COL_A,COL_B",
+                       help="a per-image label held in two columns (image a's, image b's), e.g. age=age0,age1")
     pairs.add_argument("--root", help="folder the image paths are relative to (relative to the pairs file's folder)")
     pairs.add_argument("--names", help="comma-separated column names for a file without a header row")
     pairs.add_argument("--delimiter", help="field separator (default: tab for .tsv or tab-separated rows, else comma)")
@@ -72,24 +87,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _image_label_columns(specs: list[str]) -> dict[str, tuple[str, str]]:
+    columns = {}
+    for spec in specs:
+        label, _, pair = spec.partition("=")
+        col_a, _, col_b = pair.partition(",")
+        if not (label and col_a and col_b):
+            raise ValueError(f"--col-image-label {spec!r}: write LABEL=COL_A,COL_B, e.g. age=age0,age1")
+        columns[label] = (col_a, col_b)
+    return columns
+
+
 def load_dataset(args):
     from facecmp import datasets
 
     kind = datasets.detect_format(args.dataset) if args.format == "auto" else args.format
     if kind == "lfw":
-        return datasets.load_lfw(args.dataset, pairs_file=args.pairs_file, max_pairs=args.max_pairs,
-                                 name=args.name or "lfw")
-    if kind == "folder":
+        dataset = datasets.load_lfw(args.dataset, pairs_file=args.pairs_file, max_pairs=args.max_pairs,
+                                    name=args.name or "lfw")
+    elif kind == "folder" and args.impostors_all_pairs:
+        return datasets.load_impostor_folder(args.dataset, seed=args.seed, max_images=args.max_images,
+                                             name=args.name, labels_file=args.labels)
+    elif kind == "folder":
         return datasets.load_folder(args.dataset, n_folds=args.folds, pairs_per_fold=args.pairs_per_fold,
-                                    seed=args.seed, max_images=args.max_images, name=args.name)
-    if not (args.col_a and args.col_b and args.col_same):
-        raise SystemExit("a pairs file needs --col-a, --col-b and --col-same")
-    return datasets.load_pairs_file(
-        args.dataset, col_a=args.col_a, col_b=args.col_b, col_same=args.col_same, col_fold=args.col_fold,
-        col_id_a=args.col_id_a, col_id_b=args.col_id_b, group_columns=tuple(args.col_group), root=args.root,
-        names=args.names.split(",") if args.names else None,
-        delimiter=args.delimiter.encode().decode("unicode_escape") if args.delimiter else None,
-        max_pairs=args.max_pairs, all_vs_all=args.all_pairs == "yes", name=args.name)
+                                    seed=args.seed, max_images=args.max_images, name=args.name,
+                                    labels_file=args.labels)
+    else:
+        if not (args.col_a and args.col_b and args.col_same):
+            raise SystemExit("a pairs file needs --col-a, --col-b and --col-same")
+        dataset = datasets.load_pairs_file(
+            args.dataset, col_a=args.col_a, col_b=args.col_b, col_same=args.col_same, col_fold=args.col_fold,
+            col_id_a=args.col_id_a, col_id_b=args.col_id_b, group_columns=tuple(args.col_group), root=args.root,
+            names=args.names.split(",") if args.names else None,
+            delimiter=args.delimiter.encode().decode("unicode_escape") if args.delimiter else None,
+            max_pairs=args.max_pairs, all_vs_all=args.all_pairs == "yes", name=args.name,
+            image_label_columns=_image_label_columns(args.col_image_label))
+    if args.labels:
+        dataset.labels.update(datasets.read_labels(args.labels, dataset.images))
+    return dataset
+
+
+def make_groupings(args, dataset) -> list:
+    """The :class:`eval.groups.Grouping` of each --group-by spec (default: every label column)."""
+    from eval import groups
+
+    bands = dict(groups.parse_bands(text) for text in args.bands)
+    if args.group_by is None:
+        specs, notes = groups.default_specs(dataset.labels, bands)
+        dataset.notes.extend(notes)
+    else:
+        specs = [groups.GroupSpec.parse(text) for text in args.group_by]
+    return [groups.make_grouping(spec, dataset.labels, bands) for spec in specs]
 
 
 def command_run(args) -> int:
@@ -107,7 +155,11 @@ def command_run(args) -> int:
     from eval.run import Settings, evaluate
 
     out = Path(args.out)
-    dataset = load_dataset(args)
+    try:
+        dataset = load_dataset(args)
+        groupings = make_groupings(args, dataset)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc.args[0] if exc.args else exc}") from None
     load_s = time.perf_counter() - started
     comparer = FaceComparer(mode=args.mode)
     cache = EmbeddingCache(":memory:" if args.no_cache else args.cache)
@@ -127,7 +179,7 @@ def command_run(args) -> int:
         return EXIT_INCOMPLETE
     settings = Settings(cutoffs=args.cutoffs, fmr_targets=args.fmr_targets, n_resamples=args.bootstrap,
                         seed=args.seed, all_pairs={"auto": None, "yes": True, "no": False}[args.all_pairs])
-    evaluation = evaluate(dataset, comparer, embedding, mode=args.mode, settings=settings)
+    evaluation = evaluate(dataset, comparer, embedding, mode=args.mode, settings=settings, groupings=groupings)
     out.mkdir(parents=True, exist_ok=True)
     timing = evaluation.summary["timing"]
     timing["load_s"] = round(load_s, 3)

@@ -92,8 +92,43 @@ def rates_vs_cutoff(grid, fmr, fnmr, *, cutoffs=(), title="") -> plt.Figure:
     return fig
 
 
+def group_fmr(groups: dict[str, dict], *, promised: float | None = None, title="") -> plt.Figure:
+    """FMR of each group at one cutoff with its 95% interval (log x), the promised FMR as a line.
+
+    groups : group name -> operating point (``fmr``, ``fmr_ci``, ``n_impostor``, and
+    ``fmr_upper_rule_of_three`` when no impostor was accepted: drawn as an open marker there).
+    """
+    names = [n for n, p in groups.items() if p["n_impostor"]]
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.4 * len(names)))
+    for y, name in enumerate(names):
+        point = groups[name]
+        if point["fmr"]:
+            low, high = (v if v is not None else point["fmr"] for v in point["fmr_ci"])
+            ax.errorbar(point["fmr"], y, xerr=[[point["fmr"] - max(low, 0)], [max(high - point["fmr"], 0)]], fmt="o",
+                        color="tab:blue", capsize=3)
+        else:
+            ax.plot(point.get("fmr_upper_rule_of_three") or 1.0, y, "<", color="tab:blue", fillstyle="none")
+    if promised:
+        ax.axvline(promised, color="tab:red", linestyle="--", linewidth=1, label=f"promised {promised:g}")
+        ax.axvspan(promised / 3, promised * 3, color="tab:red", alpha=0.08, label="within 3x of the promise")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(names)), [f"{n} ({groups[n]['n_impostor']:,})" for n in names], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("FMR (impostor pairs accepted), 95% interval; open marker: none accepted, rule-of-3 bound")
+    ax.grid(True, which="both", axis="x", alpha=0.3)
+    ax.set_title(title or "FMR by group", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _file_safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
 def write_plots(out_dir: str | Path, summary: dict, curves: dict[str, np.ndarray]) -> list[str]:
-    """Write ``<set>_histogram.png``, ``<set>_rates.png`` and ``det.png``; returns file names."""
+    """Write ``<set>_histogram.png``, ``<set>_rates.png``, ``det.png`` and, per breakdown,
+    ``groups_<set>_<spec>.png`` (FMR at the first cutoff by group); returns file names."""
     out_dir = Path(out_dir)
     cutoffs = summary["settings"]["cutoffs"]
     written = []
@@ -122,4 +157,16 @@ def write_plots(out_dir: str | Path, summary: dict, curves: dict[str, np.ndarray
         fig.savefig(out_dir / "det.png", dpi=110)
         plt.close(fig)
         written.append("det.png")
+    for name, info in summary["comparison_sets"].items():
+        for column, groups in info.get("groups", {}).items():
+            at_cutoff = {value: group["operating_points"][0] for value, group in groups.items()}
+            if not any(p["n_impostor"] for p in at_cutoff.values()):
+                continue
+            promised = next(iter(at_cutoff.values())).get("promised_fmr")
+            fig = group_fmr(at_cutoff, promised=promised,
+                            title=f"{summary['dataset']['name']} ({name}): FMR at {cutoffs[0]:g} by {column}")
+            file_name = f"groups_{name}_{_file_safe(column)}.png"
+            fig.savefig(out_dir / file_name, dpi=110)
+            plt.close(fig)
+            written.append(file_name)
     return written

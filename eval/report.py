@@ -89,7 +89,25 @@ def tradeoff_sentence(points: list[dict]) -> list[str]:
     return lines
 
 
-def _set_section(name: str, info: dict) -> list[str]:
+def ratio(value) -> str:
+    """1.234 -> '1.23x'; None -> 'n/a'."""
+    return "n/a" if value is None else f"{value:.3g}x"
+
+
+def group_table(groups: dict) -> list[str]:
+    """Rows per group and cutoff: pairs, FMR, the FMR as a multiple of the promise, FNMR."""
+    lines = ["| group | genuine / impostor pairs | cutoff | FMR [95% CI] (k/n) | x the promise | FNMR [95% CI] (k/n) |",
+             "|---|---|---|---|---|---|"]
+    for value, group in groups.items():
+        for k, p in enumerate(group["operating_points"]):
+            head = f"{value} | {group['n_genuine']:,} / {group['n_impostor']:,}" if k == 0 else " | "
+            fmr = _fmr_cell(p) if p["n_impostor"] else "n/a"
+            fnmr = _fnmr_cell(p) if p["n_genuine"] else "n/a"
+            lines.append(f"| {head} | {p['cutoff']:g} | {fmr} | {ratio(p.get('fmr_to_promised'))} | {fnmr} |")
+    return lines
+
+
+def _set_section(name: str, info: dict, group_titles: dict[str, str]) -> list[str]:
     titles = {"protocol": "Listed pairs (the dataset's protocol)",
               "all_vs_all": "All pairs of images (every genuine and every impostor comparison)"}
     lines = [f"### {titles.get(name, name)}", ""]
@@ -120,10 +138,8 @@ def _set_section(name: str, info: dict) -> list[str]:
         lines.append(f"- {k['n_folds']}-fold best-threshold accuracy: {100 * k['mean']:.2f}% ± {100 * k['std']:.2f}% "
                      f"(threshold chosen on the other folds; {k['n_pairs']:,} pairs, {k['excluded_pairs']} excluded)")
     for column, groups in info.get("groups", {}).items():
-        lines += ["", f"By `{column}`:", "", "| group | cutoff | FMR | FNMR |", "|---|---|---|---|"]
-        for value, group in groups.items():
-            for p in group["operating_points"]:
-                lines.append(f"| {value} | {p['cutoff']:g} | {_fmr_cell(p)} | {_fnmr_cell(p)} |")
+        title = f" — {group_titles[column]}" if column in group_titles else ""
+        lines += ["", f"By `{column}`{title}:", ""] + group_table(groups)
     return lines + [""]
 
 
@@ -163,8 +179,9 @@ def render_report(summary: dict, plots: list[str] = ()) -> str:
             lines.append(f"- ... and {enrol['n_failed'] - len(enrol['failed_examples'])} more")
         lines += ["", "</details>"]
     lines += ["", "## Error rates at the cutoffs", ""]
+    group_titles = {g["name"]: g["title"] for g in summary["settings"].get("group_by", [])}
     for name, info in summary["comparison_sets"].items():
-        lines += _set_section(name, info)
+        lines += _set_section(name, info, group_titles)
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     lines += ["## Timing", "", "| step | seconds |", "|---|---|"]

@@ -7,23 +7,28 @@
   folds of a folder); k-fold best-threshold accuracy when folds are given;
 * ``all_vs_all`` — every pair of images (when identities are trustworthy), which resolves
   false-match rates far below 1 / (number of listed impostor pairs).
+
+Each set is also broken down by group (``groups``: per-pair label columns and the
+:class:`eval.groups.Grouping` of each group-by spec): pairs, FMR and FNMR at every cutoff
+with intervals, and the measured FMR as a multiple of the promised one.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 
 from facecmp import metrics
 from facecmp.datasets import FaceDataset
 from eval.embeddings import EmbeddingResult
-from eval.scoring import all_vs_all, pair_scores
+from eval.groups import Grouping, PairCollector
+from eval.scoring import PairScorer, all_vs_all
 
 SCHEMA_VERSION = 1
 PLOT_GRID = np.arange(1001) / 1000          # cutoffs at which FMR/FNMR-vs-cutoff curves are drawn
 HISTOGRAM_EDGES = np.arange(101) / 100      # score histogram bins for plots
+GROUP_RESAMPLES = 500                       # bootstrap resamples per group (many groups, each smaller)
 
 
 @dataclass
@@ -60,6 +65,30 @@ def _rounded(value, digits: int = 8):
     return None if np.isnan(value) else round(value, digits)
 
 
+def operating_points(false_matches, n_impostor, false_non_matches, n_genuine, *, cutoffs, fmr_ci, fnmr_ci,
+                     promised_fmr=None) -> list[dict]:
+    """One dict per cutoff: counts, rates, 95% intervals ((n_cutoffs, 2) ``fmr_ci``/``fnmr_ci``), the promise."""
+    points = []
+    for k, cutoff in enumerate(cutoffs):
+        fm, fnm = float(false_matches[k]), float(false_non_matches[k])
+        fmr = fm / n_impostor if n_impostor else np.nan
+        point = {
+            "cutoff": cutoff,
+            "fmr": _rounded(fmr), "false_matches": int(fm), "n_impostor": int(n_impostor),
+            "fmr_ci": [_rounded(fmr_ci[k][0]), _rounded(fmr_ci[k][1])],
+            "fnmr": _rounded(fnm / n_genuine if n_genuine else np.nan), "false_non_matches": int(fnm),
+            "n_genuine": int(n_genuine), "fnmr_ci": [_rounded(fnmr_ci[k][0]), _rounded(fnmr_ci[k][1])],
+        }
+        if fm == 0 and n_impostor:
+            point["fmr_upper_rule_of_three"] = _rounded(3.0 / n_impostor)
+        if promised_fmr is not None:
+            promised = float(promised_fmr(cutoff))
+            point["promised_fmr"] = _rounded(promised)
+            point["fmr_to_promised"] = _rounded(fmr / promised, 4) if n_impostor else None
+        points.append(point)
+    return points
+
+
 def summarise_scores(genuine, impostor, *, settings: Settings, intervals: metrics.RateIntervals,
                      exact_false_matches=None, promised_fmr=None, genuine_weight=None, impostor_weight=None
                      ) -> tuple[dict, dict[str, np.ndarray]]:
@@ -72,20 +101,9 @@ def summarise_scores(genuine, impostor, *, settings: Settings, intervals: metric
                                                  genuine_weight=genuine_weight, impostor_weight=impostor_weight)
     if exact_false_matches is not None:
         fm = np.asarray(exact_false_matches, dtype=np.float64)
-    points = []
-    for k, cutoff in enumerate(settings.cutoffs):
-        point = {
-            "cutoff": cutoff,
-            "fmr": _rounded(fm[k] / n_imp if n_imp else np.nan), "false_matches": int(fm[k]), "n_impostor": int(n_imp),
-            "fmr_ci": [_rounded(intervals.fmr_low[k]), _rounded(intervals.fmr_high[k])],
-            "fnmr": _rounded(fnm[k] / n_gen if n_gen else np.nan), "false_non_matches": int(fnm[k]),
-            "n_genuine": int(n_gen), "fnmr_ci": [_rounded(intervals.fnmr_low[k]), _rounded(intervals.fnmr_high[k])],
-        }
-        if fm[k] == 0 and n_imp:
-            point["fmr_upper_rule_of_three"] = _rounded(3.0 / n_imp)
-        if promised_fmr is not None:
-            point["promised_fmr"] = _rounded(promised_fmr(cutoff))
-        points.append(point)
+    points = operating_points(fm, n_imp, fnm, n_gen, cutoffs=settings.cutoffs,
+                              fmr_ci=np.c_[intervals.fmr_low, intervals.fmr_high],
+                              fnmr_ci=np.c_[intervals.fnmr_low, intervals.fnmr_high], promised_fmr=promised_fmr)
     summary: dict = {"n_genuine": int(n_gen), "n_impostor": int(n_imp), "operating_points": points}
     curves: dict[str, np.ndarray] = {}
     if n_gen and n_imp:
@@ -129,11 +147,12 @@ def enrolment_summary(dataset: FaceDataset, embedding: EmbeddingResult, *, max_e
     }
 
 
-def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, score_fn, settings: Settings, promised_fmr):
+def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, scorer: PairScorer, settings: Settings, promised_fmr,
+              groupings: list[Grouping]):
     pairs = dataset.pairs
     valid = embedding.ok[pairs.a] & embedding.ok[pairs.b]
     scores = np.full(len(pairs), np.nan)
-    scores[valid] = pair_scores(embedding.embeddings, pairs.a[valid], pairs.b[valid], score_fn)
+    scores[valid] = scorer.pairs(pairs.a[valid], pairs.b[valid])
     ids_a, ids_b = dataset.identities[pairs.a], dataset.identities[pairs.b]
 
     def one_set(selection: np.ndarray, n_resamples: int):
@@ -163,20 +182,52 @@ def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, score_fn, settin
             "fold_accuracies": [_rounded(a) for a in result.fold_accuracies],
             "thresholds": [_rounded(t) for t in result.thresholds],
             "n_pairs": int(valid.sum()), "excluded_pairs": int((~valid).sum())}
+    by_column = {column: (values, sorted(set(values.tolist()))) for column, values in pairs.groups.items()}
+    for grouping in groupings:
+        group = grouping.of_pairs(pairs.a, pairs.b)
+        by_column[grouping.spec.name] = (np.where(group >= 0, np.array(grouping.names + [""])[group], ""),
+                                         grouping.names)
     summary["groups"] = {}
-    for column, values in pairs.groups.items():
+    for column, (values, names) in by_column.items():
         summary["groups"][column] = {}
-        for value in sorted(set(values.tolist())):
-            group_summary, _ = one_set(values == value, min(settings.n_resamples, 500))
+        for value in names:
+            if not (values == value).any():
+                continue
+            group_summary, _ = one_set(values == value, min(settings.n_resamples, GROUP_RESAMPLES))
             summary["groups"][column][value] = {k: group_summary[k] for k in
                                                 ("n_genuine", "n_impostor", "operating_points", "excluded_pairs")}
     return summary, curves, scores
 
 
-def _all_vs_all(dataset: FaceDataset, embedding: EmbeddingResult, score_fn, settings: Settings, promised_fmr):
+def _all_vs_all_groups(dataset: FaceDataset, ok: np.ndarray, collector: PairCollector, groupings: list[Grouping],
+                       settings: Settings, promised_fmr) -> dict:
+    """Per grouping and group: every pair of the images with a face, from what ``collector`` kept."""
+    genuine_pairs, genuine = collector.genuine()
+    impostor_pairs, impostor = collector.accepted_impostors()
+    groups = {}
+    for grouping in groupings:
+        rates = metrics.grouped_pair_rates(
+            dataset.identities, np.where(ok, grouping.codes, -1), grouping.table, genuine_pairs=genuine_pairs,
+            genuine=genuine, impostor_pairs=impostor_pairs, impostor=impostor, cutoffs=settings.cutoffs,
+            n_resamples=min(settings.n_resamples, GROUP_RESAMPLES), confidence=settings.confidence,
+            random_state=settings.seed)
+        ci = rates.intervals
+        groups[grouping.spec.name] = {
+            name: {"n_genuine": int(rates.n_genuine[g]), "n_impostor": int(rates.n_impostor[g]),
+                   "operating_points": operating_points(
+                       rates.false_matches[g], rates.n_impostor[g], rates.false_non_matches[g], rates.n_genuine[g],
+                       cutoffs=settings.cutoffs, fmr_ci=np.c_[ci.fmr_low[g], ci.fmr_high[g]],
+                       fnmr_ci=np.c_[ci.fnmr_low[g], ci.fnmr_high[g]], promised_fmr=promised_fmr)}
+            for g, name in enumerate(grouping.names) if rates.n_genuine[g] + rates.n_impostor[g] > 0}
+    return groups
+
+
+def _all_vs_all(dataset: FaceDataset, embedding: EmbeddingResult, scorer: PairScorer, settings: Settings, promised_fmr,
+                groupings: list[Grouping]):
     ok = embedding.ok
-    result = all_vs_all(embedding.embeddings[ok], dataset.identities[ok], score_fn, cutoffs=settings.cutoffs,
-                        n_bins=settings.n_bins)
+    collector = PairCollector(min(settings.cutoffs)) if groupings else None
+    result = all_vs_all(scorer, np.flatnonzero(ok), dataset.identities[ok], cutoffs=settings.cutoffs,
+                        n_bins=settings.n_bins, on_block=collector)
     n_ids = result.impostor_totals.shape[0]
     genuine_totals = np.bincount(result.genuine_ids, minlength=n_ids).astype(np.float64)
     false_non_matches = np.stack([np.bincount(result.genuine_ids, weights=(result.genuine < c).astype(float),
@@ -189,6 +240,8 @@ def _all_vs_all(dataset: FaceDataset, embedding: EmbeddingResult, score_fn, sett
                                        exact_false_matches=result.false_matches, promised_fmr=promised_fmr,
                                        impostor_weight=weight)
     summary["impostor_histogram_resolution"] = 1.0 / settings.n_bins
+    if groupings:
+        summary["groups"] = _all_vs_all_groups(dataset, ok, collector, groupings, settings, promised_fmr)
     return summary, curves
 
 
@@ -220,7 +273,7 @@ def calibration_check(comparer, mode, comparison_sets: dict, reference_cutoff: f
 
 
 def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode: str | None = None,
-             settings: Settings | None = None) -> Evaluation:
+             settings: Settings | None = None, groupings: list[Grouping] = ()) -> Evaluation:
     """Score ``dataset`` from its embeddings and summarise; see the module docstring.
 
     Parameters
@@ -230,11 +283,13 @@ def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode
     embedding : EmbeddingResult of ``dataset.images`` (complete).
     mode : pipeline mode.
     settings : Settings
+    groupings : breakdowns by per-image labels (:func:`eval.groups.make_grouping`), applied to every set.
     """
     settings = settings or Settings()
     if not embedding.complete:
         raise ValueError("embeddings are incomplete (the run stopped early); finish embedding first")
-    score_fn = partial(comparer.score, mode=mode)
+    scorer = PairScorer(comparer, embedding.embeddings, mode=mode)
+    groupings = list(groupings)
     calibration = comparer.calibration(mode)
     promised_fmr = calibration.fmr_at_score
     timings: dict[str, float] = {}
@@ -242,14 +297,14 @@ def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode
     curves: dict[str, np.ndarray] = {}
     start = time.perf_counter()
     if dataset.pairs is not None:
-        summary, set_curves, _ = _protocol(dataset, embedding, score_fn, settings, promised_fmr)
+        summary, set_curves, _ = _protocol(dataset, embedding, scorer, settings, promised_fmr, groupings)
         comparison_sets["protocol"] = summary
         curves.update({f"protocol_{k}": v for k, v in set_curves.items()})
     timings["protocol_s"] = time.perf_counter() - start
     use_all = dataset.all_vs_all if settings.all_pairs is None else settings.all_pairs
     if use_all and embedding.ok.sum() >= 2:
         start = time.perf_counter()
-        summary, set_curves = _all_vs_all(dataset, embedding, score_fn, settings, promised_fmr)
+        summary, set_curves = _all_vs_all(dataset, embedding, scorer, settings, promised_fmr, groupings)
         seconds = time.perf_counter() - start
         summary["seconds"] = round(seconds, 3)
         summary["pairs_per_second"] = round((summary["n_genuine"] + summary["n_impostor"]) / max(seconds, 1e-9))
@@ -266,7 +321,9 @@ def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode
         "settings": {"cutoffs": list(settings.cutoffs), "fmr_targets": list(settings.fmr_targets),
                      "bootstrap": {"n_resamples": settings.n_resamples, "confidence": settings.confidence,
                                    "seed": settings.seed, "unit": "identity"},
-                     "match_rule": "score >= cutoff"},
+                     "match_rule": "score >= cutoff",
+                     "group_by": [{"name": g.spec.name, "title": g.spec.title(), "groups": g.names}
+                                  for g in groupings]},
         "enrolment": enrolment_summary(dataset, embedding),
         "comparison_sets": comparison_sets,
         "calibration_check": calibration_check(comparer, mode, comparison_sets, settings.cutoffs[0]),

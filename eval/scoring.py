@@ -1,14 +1,15 @@
 """Scores from cached embeddings: listed pairs, and every pair of images (all-vs-all).
 
-``score_fn`` maps cosine similarities (an array of any shape) to calibrated scores of the
-same shape: ``functools.partial(comparer.score, mode=mode)``.
+:class:`PairScorer` is the one place eval turns embeddings into scores: every listed pair and
+every block of the all-vs-all walk is scored by it, through the comparer's own score.
 
 All-vs-all never materialises the n*(n-1)/2 impostor scores (29.6 million for LFW's 7,701
-images): it walks blocks of rows of the cosine matrix (one matrix product each) and keeps
+images): it walks blocks of rows of the score matrix and keeps
 
 * every genuine (same-identity) score, with its identity — there are few;
 * a histogram of impostor scores in ``n_bins`` equal bins over [0, 1] (curves, EER, TAR@FAR);
-* exact impostor counts at each named cutoff, per identity pair (the identity bootstrap).
+* exact impostor counts at each named cutoff, per identity pair (the identity bootstrap);
+* whatever an ``on_block`` visitor keeps (the pairs a breakdown by group needs).
 """
 from __future__ import annotations
 
@@ -17,10 +18,40 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def pair_scores(embeddings: np.ndarray, a: np.ndarray, b: np.ndarray, score_fn) -> np.ndarray:
-    """Calibrated scores of pairs (a[k], b[k]); embeddings (n_images, D) unit norm -> (n_pairs,)."""
-    cosine = np.clip(np.einsum("ij,ij->i", embeddings[a], embeddings[b]), -1.0, 1.0)
-    return np.asarray(score_fn(cosine), dtype=np.float64)
+class PairScorer:
+    """Calibrated scores of pairs of embedded images, as :class:`facecmp.FaceComparer` scores them.
+
+    comparer : facecmp.FaceComparer (its ``score`` maps cosine similarities to calibrated scores).
+    embeddings : (n_images, D) float32, unit-norm rows (zero rows for images without a face).
+    mode : pipeline mode of the embeddings.
+    """
+
+    def __init__(self, comparer, embeddings: np.ndarray, *, mode: str | None = None):
+        self.comparer, self.mode = comparer, mode
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+
+    def _score(self, cosine: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Scores of images ``a`` against ``b`` (index arrays broadcast to ``cosine``'s shape).
+
+        Every score eval reports comes from here; the indices let a score that also depends on
+        each face (not only on the cosine) be computed in this one place.
+        """
+        return np.asarray(self.comparer.score(np.clip(cosine, -1.0, 1.0), mode=self.mode), dtype=np.float64)
+
+    def pairs(self, a: np.ndarray, b: np.ndarray, *, chunk: int = 1 << 16) -> np.ndarray:
+        """Scores of pairs (a[k], b[k]): (n_pairs,) from two (n_pairs,) index arrays, in chunks."""
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        out = np.empty(a.size, dtype=np.float64)
+        for start in range(0, a.size, chunk):
+            ia, ib = a[start:start + chunk], b[start:start + chunk]
+            out[start:start + chunk] = self._score(np.einsum("ij,ij->i", self.embeddings[ia], self.embeddings[ib]),
+                                                   ia, ib)
+        return out
+
+    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Scores of every image in ``rows`` against every image in ``cols``: (len(rows), len(cols))."""
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        return self._score(self.embeddings[rows] @ self.embeddings[cols].T, rows[:, None], cols[None, :])
 
 
 @dataclass
@@ -68,24 +99,26 @@ def _sum_segments(mask: np.ndarray, row_starts: np.ndarray, col_starts: np.ndarr
     return np.add.reduceat(by_col, row_starts, axis=0)
 
 
-def all_vs_all(embeddings: np.ndarray, identities: np.ndarray, score_fn, *, cutoffs=(0.7, 0.67),
-               n_bins: int = 100_000, block_size: int = 1024) -> AllPairs:
-    """Score every pair of images; see the module docstring.
+def all_vs_all(scorer: PairScorer, images: np.ndarray, identities: np.ndarray, *, cutoffs=(0.7, 0.67),
+               n_bins: int = 100_000, block_size: int = 1024, on_block=None) -> AllPairs:
+    """Score every pair of ``images``; see the module docstring.
 
     Parameters
     ----------
-    embeddings : (n, D) float32, unit-norm rows (only images that have one).
-    identities : (n,) int identity codes (any integers).
-    score_fn : cosine array -> score array.
+    scorer : PairScorer over the dataset's embeddings.
+    images : (n,) int, the images to pair (indices into the scorer's embeddings; those with a face).
+    identities : (n,) int identity codes (any integers) of those images.
     cutoffs : sequence of float, keyword-only.
     n_bins : int, resolution of the impostor histogram over [0, 1].
-    block_size : rows of the cosine matrix per matrix product.
+    block_size : rows of the score matrix per matrix product.
+    on_block : optional ``f(rows, cols, scores, genuine, impostor)`` called on every block: image
+        indices (r,) and (c,), scores (r, c), and the (r, c) masks of its genuine and impostor pairs.
     """
     labels, codes = np.unique(np.asarray(identities), return_inverse=True)
     order = np.argsort(codes, kind="stable")
-    emb = np.ascontiguousarray(embeddings[order], dtype=np.float32)
+    images = np.asarray(images, dtype=np.int64)[order]
     codes = codes[order]
-    n, n_ids = emb.shape[0], labels.size
+    n, n_ids = images.size, labels.size
     cutoffs = np.asarray(cutoffs, dtype=np.float64)
     starts = _segment_starts(codes)
     hist = np.zeros(n_bins, dtype=np.int64)
@@ -102,8 +135,7 @@ def all_vs_all(embeddings: np.ndarray, identities: np.ndarray, score_fn, *, cuto
     if r0 < n:
         blocks.append((r0, n))
     for r0, r1 in blocks:
-        cos = np.clip(emb[r0:r1] @ emb[r0:].T, -1.0, 1.0)
-        scores = np.asarray(score_fn(cos), dtype=np.float64)
+        scores = scorer.block(images[r0:r1], images[r0:])
         rows = np.arange(r0, r1)[:, None]
         cols = np.arange(r0, n)[None, :]
         upper = cols > rows
@@ -112,6 +144,8 @@ def all_vs_all(embeddings: np.ndarray, identities: np.ndarray, score_fn, *, cuto
         genuine.append(scores[genuine_mask])
         genuine_ids.append(np.broadcast_to(codes[r0:r1, None], genuine_mask.shape)[genuine_mask])
         impostor = upper & ~same
+        if on_block is not None:
+            on_block(images[r0:r1], images[r0:], scores, genuine_mask, impostor)
         bins = np.minimum((scores[impostor] * n_bins).astype(np.int64), n_bins - 1)
         hist += np.bincount(bins, minlength=n_bins)
         # Per identity pair: sum over column segments, then over row segments.

@@ -10,10 +10,17 @@ person or not, fold, group labels). Three adapters:
 * :func:`load_lfw` — the LFW View 2 ``pairs.txt`` protocol over ``images/<Name>/<Name>_NNNN.jpg``.
 * :func:`load_pairs_file` — any CSV/TSV of pairs with a column mapping (path a, path b,
   same, optional fold, identity and group columns), e.g. CACD-VS's ``pairs.tsv``.
+
+Images can carry labels (age, gender, race, a quality band ...): ``FaceDataset.labels``, read
+from a ``labels.csv`` (a ``path`` column and one column per label; :func:`read_labels`) beside a
+folder or given for any dataset, or from per-image columns of a pairs file. A folder without
+identities (no per-person subfolders, e.g. one ``images/`` folder) is refused unless every
+pair of different images is declared an impostor pair (``impostors_all_pairs=True``).
 """
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+LABELS_FILE = "labels.csv"
 _TRUE = {"1", "true", "yes", "y", "same", "genuine", "match", "t"}
 _FALSE = {"0", "false", "no", "n", "different", "impostor", "non-match", "nonmatch", "f", "-1"}
 
@@ -64,6 +72,7 @@ class FaceDataset:
     all_vs_all : whether every pair of images with different identities is a trustworthy
         impostor comparison (identity labels are complete and correct).
     notes : caveats to print in the report.
+    labels : label column -> ndarray of str, shape (n_images,), "" where an image has none.
     """
 
     name: str
@@ -75,6 +84,7 @@ class FaceDataset:
     pairs: Pairs | None = None
     all_vs_all: bool = False
     notes: list[str] = field(default_factory=list)
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_images(self) -> int:
@@ -86,7 +96,8 @@ class FaceDataset:
 
     def describe(self) -> dict:
         info = {"name": self.name, "kind": self.kind, "source": self.source, "n_images": self.n_images,
-                "n_identities": self.n_identities, "all_vs_all": self.all_vs_all, "notes": list(self.notes)}
+                "n_identities": self.n_identities, "all_vs_all": self.all_vs_all, "notes": list(self.notes),
+                "label_columns": list(self.labels)}
         if self.pairs is not None:
             info["n_pairs"] = len(self.pairs)
             info["n_genuine_pairs"] = int(self.pairs.same.sum())
@@ -127,6 +138,39 @@ def _restrict(images: list[Path], pairs: Pairs) -> tuple[list[Path], Pairs]:
     remap[used] = np.arange(used.size)
     kept = [images[i] for i in used]
     return kept, Pairs(remap[pairs.a], remap[pairs.b], pairs.same, pairs.fold, pairs.groups)
+
+
+def _key(path: Path) -> str:
+    return os.path.normpath(os.path.abspath(path))
+
+
+def read_labels(path: str | Path, images: list[Path]) -> dict[str, np.ndarray]:
+    """Per-image labels from a CSV/TSV with a ``path`` column and one column per label.
+
+    Paths resolve against the labels file's folder. Returns label column -> (n_images,) str
+    ("" for an image without a row); rows naming images outside ``images`` are ignored.
+    Raises ValueError when the file has no ``path`` column or labels none of ``images``.
+    """
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        columns = [c for c in (reader.fieldnames or []) if c != "path"]
+        if "path" not in (reader.fieldnames or []):
+            raise ValueError(f"{path} needs a 'path' column (and one column per label); it has {reader.fieldnames}")
+        rows = {_key(path.parent / row["path"]): row for row in reader}
+    keys = [_key(p) for p in images]
+    if images and not any(k in rows for k in keys):
+        raise ValueError(f"{path} labels none of the {len(images)} images (its paths resolve against {path.parent})")
+    return {column: np.array([(rows[k][column] or "").strip() if k in rows else "" for k in keys], dtype=str)
+            for column in columns}
+
+
+def _labels_note(labels: dict[str, np.ndarray], source: str) -> list[str]:
+    if not labels:
+        return []
+    labelled = int(np.any(np.stack([v != "" for v in labels.values()]), axis=0).sum())
+    n_images = len(next(iter(labels.values())))
+    return [f"labels from {source}: {', '.join(labels)} ({labelled:,} of {n_images:,} images labelled)"]
 
 
 # -- folder of identities -------------------------------------------------------------------
@@ -201,8 +245,41 @@ def sample_pairs(identities: np.ndarray, folds: np.ndarray, *, pairs_per_fold: i
                  np.array(same_all, dtype=bool), np.array(fold_all))
 
 
+def list_images(root: str | Path) -> list[Path]:
+    """Every image file below ``root`` (any depth), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a directory")
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_impostor_folder(root: str | Path, *, seed: int = 0, max_images: int | None = None, name: str | None = None,
+                         labels_file: str | Path | None = None) -> FaceDataset:
+    """Every image below ``root`` as a person of its own: every pair of images is an impostor pair.
+
+    For sets without identities where nearly every photo shows a different person (e.g.
+    utkface-dev); the few same-person or near-duplicate pairs count as false matches.
+    ``max_images`` keeps a seeded random sample; labels as in :func:`load_folder`.
+    """
+    root = Path(root)
+    paths = list_images(root)
+    if not paths:
+        raise FileNotFoundError(f"no images below {root} (looked for {', '.join(IMAGE_SUFFIXES)})")
+    if max_images is not None and max_images < len(paths):
+        keep = np.sort(np.random.default_rng(seed).permutation(len(paths))[:max_images])
+        paths = [paths[k] for k in keep]
+    labels_path = Path(labels_file) if labels_file else root / LABELS_FILE
+    labels = read_labels(labels_path, paths) if (labels_file or labels_path.is_file()) else {}
+    notes = ["every pair of different images is an impostor pair (--impostors-all-pairs): a pair that shows "
+             "one person twice, or near-duplicate photos, counts as a false match"]
+    return FaceDataset(name or root.name, "folder", str(root), paths, np.arange(len(paths)),
+                       [str(p.relative_to(root)) for p in paths], None, all_vs_all=True,
+                       notes=notes + _labels_note(labels, str(labels_path)), labels=labels)
+
+
 def load_folder(root: str | Path, *, n_folds: int = 10, pairs_per_fold: int = 300, seed: int = 0,
-                max_images: int | None = None, name: str | None = None) -> FaceDataset:
+                max_images: int | None = None, name: str | None = None, labels_file: str | Path | None = None
+                ) -> FaceDataset:
     """A folder of identities ``<root>/<identity>/<image>``.
 
     Parameters
@@ -215,9 +292,20 @@ def load_folder(root: str | Path, *, n_folds: int = 10, pairs_per_fold: int = 30
     seed : int, default 0
     max_images : int, optional
         Keep whole identities, in seeded random order, until about this many images.
+    labels_file : path, optional
+        Per-image labels (:func:`read_labels`); default ``<root>/labels.csv`` when it exists.
+
+    Raises ValueError when the images are not in two or more identity folders: use
+    :func:`load_impostor_folder` to treat every pair of images as an impostor pair.
     """
     root = Path(root)
-    found = list_identity_folder(root)
+    found = list_identity_folder(root) if any(p.is_dir() for p in root.iterdir()) else {}
+    if len(set(found.values())) < 2:
+        where = f"one folder, {next(iter(found.values()))}/" if found else "the folder itself"
+        raise ValueError(
+            f"{root} has no identities: {len(found) or len(list_images(root)):,} images in {where}. A folder of "
+            "identities holds <identity>/<image>. If every pair of different images shows two different people, "
+            "pass --impostors-all-pairs to score them all as impostor pairs.")
     paths = list(found)
     if max_images is not None and max_images < len(paths):
         by_identity: dict[str, list[Path]] = {}
@@ -238,9 +326,12 @@ def load_folder(root: str | Path, *, n_folds: int = 10, pairs_per_fold: int = 30
     n_folds = max(2, min(n_folds, len(names) // 2))
     folds = assign_folds(identities, n_folds=n_folds, seed=seed)
     pairs = sample_pairs(identities, folds, pairs_per_fold=pairs_per_fold, seed=seed)
+    labels_path = Path(labels_file) if labels_file else root / LABELS_FILE
+    labels = read_labels(labels_path, paths) if (labels_file or labels_path.is_file()) else {}
     return FaceDataset(name or root.name, "folder", str(root), paths, identities, names, pairs, all_vs_all=True,
                        notes=[f"protocol pairs: {n_folds} identity-disjoint folds, up to {pairs_per_fold} genuine "
-                              f"and as many impostor pairs per fold, seed {seed}"])
+                              f"and as many impostor pairs per fold, seed {seed}"]
+                       + _labels_note(labels, str(labels_path)), labels=labels)
 
 
 # -- LFW View 2 -----------------------------------------------------------------------------
@@ -339,7 +430,8 @@ def load_pairs_file(path: str | Path, *, col_a: str | int, col_b: str | int, col
                     col_id_b: str | int | None = None, group_columns: tuple[str | int, ...] = (),
                     root: str | Path | None = None, names: list[str] | None = None,
                     delimiter: str | None = None, max_pairs: int | None = None,
-                    all_vs_all: bool = False, name: str | None = None) -> FaceDataset:
+                    all_vs_all: bool = False, name: str | None = None,
+                    image_label_columns: dict[str, tuple[str | int, str | int]] | None = None) -> FaceDataset:
     """A CSV/TSV of pairs: one row per pair, columns chosen by name or 0-based number.
 
     Parameters
@@ -356,10 +448,14 @@ def load_pairs_file(path: str | Path, *, col_a: str | int, col_b: str | int, col
     root : folder of the images; relative to the pairs file's folder. Default: that folder.
     max_pairs : keep about this many pairs, spread over (fold, same).
     all_vs_all : trust the identities enough to score every different-identity pair.
+    image_label_columns : label name -> (column for image a, column for image b), e.g.
+        ``{"age": ("age0", "age1")}``: per-image labels (``FaceDataset.labels``).
     """
     path = Path(path)
     header, rows = _read_table(path, delimiter, list(names) if names else None)
-    referenced = [c for c in (col_a, col_b, col_same, col_fold, col_id_a, col_id_b, *group_columns)
+    image_label_columns = dict(image_label_columns or {})
+    label_specs = [c for pair in image_label_columns.values() for c in pair]
+    referenced = [c for c in (col_a, col_b, col_same, col_fold, col_id_a, col_id_b, *group_columns, *label_specs)
                   if c is not None and not (isinstance(c, int) or str(c).isdigit())]
     if header is None and referenced and all(c in rows[0] for c in referenced):
         header, rows = rows[0], rows[1:]
@@ -368,6 +464,7 @@ def load_pairs_file(path: str | Path, *, col_a: str | int, col_b: str | int, col
                {"a": col_a, "b": col_b, "same": col_same, "fold": col_fold, "id_a": col_id_a,
                 "id_b": col_id_b}.items() if spec is not None}
     group_index = {str(g): _column(header, g) for g in group_columns}
+    label_index = {label: (_column(header, ca), _column(header, cb)) for label, (ca, cb) in image_label_columns.items()}
 
     def resolve(cell: str) -> Path:
         p = Path(cell)
@@ -382,6 +479,12 @@ def load_pairs_file(path: str | Path, *, col_a: str | int, col_b: str | int, col
             label = r[columns[key]] if key in columns else p.parent.name or p.stem
             if identity_of.setdefault(p, label) != label:
                 raise ValueError(f"{p} is given two identities: {identity_of[p]!r} and {label!r}")
+    label_of: dict[str, dict[Path, str]] = {label: {} for label in label_index}
+    for label, (ia, ib) in label_index.items():
+        for r, pa, pb in zip(rows, a_paths, b_paths):
+            for p, value in ((pa, r[ia]), (pb, r[ib])):
+                if label_of[label].setdefault(p, value) != value:
+                    raise ValueError(f"{p} is given two {label!r} labels: {label_of[label][p]!r} and {value!r}")
     missing = sorted({str(p) for p in a_paths + b_paths if not p.is_file()})
     if missing:
         raise FileNotFoundError(f"{len(missing)} images named in {path} are missing, e.g. {missing[0]} "
@@ -398,8 +501,9 @@ def load_pairs_file(path: str | Path, *, col_a: str | int, col_b: str | int, col
     paths, identities, id_names = _index(paths, identity_of)
     notes = [] if ("id_a" in columns and "id_b" in columns) else [
         "identities: the folder holding each image (no identity columns given)"]
+    labels = {label: np.array([values[p] for p in paths], dtype=str) for label, values in label_of.items()}
     return FaceDataset(name or path.parent.name or path.stem, "pairs", str(path), paths, identities, id_names,
-                       pairs, all_vs_all=all_vs_all, notes=notes)
+                       pairs, all_vs_all=all_vs_all, notes=notes, labels=labels)
 
 
 def detect_format(path: str | Path) -> str:

@@ -33,8 +33,8 @@ DEFAULT_FMR_TARGETS = (1e-2, 1e-3, 1e-4)
 __all__ = [
     "DEFAULT_CUTOFFS", "DEFAULT_FMR_TARGETS", "fmr_fnmr", "match_counts", "roc_curve", "det_curve",
     "equal_error_rate", "fnmr_at_fmr", "tar_at_far", "cutoff_at_fmr", "min_impostors_for_fmr",
-    "kfold_accuracy", "identity_counts", "bootstrap_rates", "bootstrap_fmr_fnmr",
-    "KFoldAccuracy", "OperatingPoint", "RateIntervals",
+    "kfold_accuracy", "identity_counts", "bootstrap_rates", "bootstrap_fmr_fnmr", "grouped_pair_rates",
+    "GroupRates", "KFoldAccuracy", "OperatingPoint", "RateIntervals",
 ]
 
 
@@ -527,3 +527,134 @@ def bootstrap_fmr_fnmr(genuine, impostor, *, genuine_ids, impostor_ids, cutoffs=
                              impostor_ids=codes[genuine_ids.size:].reshape(-1, 2),
                              n_identities=labels.size, cutoffs=cutoffs)
     return bootstrap_rates(*counts, n_resamples=n_resamples, confidence=confidence, random_state=random_state)
+
+
+class GroupRates(NamedTuple):
+    """Result of :func:`grouped_pair_rates`, per group g and cutoff c.
+
+    n_genuine, n_impostor : (n_groups,) comparisons.
+    false_non_matches, false_matches : (n_groups, n_cutoffs).
+    intervals : RateIntervals whose arrays are (n_groups, n_cutoffs); NaN where undefined.
+    """
+
+    n_genuine: np.ndarray
+    n_impostor: np.ndarray
+    false_non_matches: np.ndarray
+    false_matches: np.ndarray
+    intervals: RateIntervals
+
+
+def grouped_pair_rates(identities, labels, label_pair_group, *, genuine_pairs, genuine, impostor_pairs, impostor,
+                       cutoffs=DEFAULT_CUTOFFS, n_resamples=1000, confidence=0.95, random_state=0):
+    """FMR and FNMR per group over *every* pair of labelled images, with identity-bootstrap intervals.
+
+    Every pair of images with a label (``labels >= 0``) is a comparison: genuine when the two
+    identities are equal, impostor otherwise; its group is ``label_pair_group[label_a, label_b]``.
+    Impostor pairs are never listed in full: per group and resample their number is
+    ``(S' M S - q' Q) / 2 - sum_i w_i^2 G_i`` with ``S``, ``Q`` the sums of ``w`` and ``w^2``
+    over the images of each label, ``M`` the label pairs of the group (``q`` its diagonal) and
+    ``G_i`` the genuine pairs of identity ``i`` in it; only impostor pairs that some cutoff
+    accepts are needed, as a list. Resampling is by identity (see the module docstring); with
+    one image per identity it is by image.
+
+    Parameters
+    ----------
+    identities : array-like of int, shape (n_images,)
+    labels : array-like of int, shape (n_images,)
+        Label index 0..L-1 of each image; -1 leaves the image out.
+    label_pair_group : array-like of int, shape (L, L)
+        Symmetric; group index (0..n_groups-1) of a pair of labels, -1 for no group.
+    genuine_pairs : array-like of int, shape (n_genuine, 2), keyword-only
+        Every same-identity pair of images (i < j).
+    genuine : array-like of shape (n_genuine,)
+        Their scores.
+    impostor_pairs : array-like of int, shape (n_accepted, 2)
+        Every different-identity pair scoring at least ``min(cutoffs)`` (more may be given).
+    impostor : array-like of shape (n_accepted,)
+        Their scores.
+    cutoffs : sequence of float
+    n_resamples, confidence, random_state : the bootstrap.
+
+    Returns
+    -------
+    GroupRates
+
+    Examples
+    --------
+    Four people labelled a, a, b, b; one accepted impostor pair among the two a's:
+
+    >>> r = grouped_pair_rates([0, 1, 2, 3], [0, 0, 1, 1], [[0, 2], [2, 1]], genuine_pairs=np.zeros((0, 2), int),
+    ...                        genuine=[], impostor_pairs=[[0, 1], [2, 3]], impostor=[0.9, 0.2], cutoffs=[0.7],
+    ...                        n_resamples=50)
+    >>> r.n_impostor.tolist(), r.false_matches[:, 0].tolist()
+    ([1.0, 1.0, 4.0], [1.0, 0.0, 0.0])
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    table = np.asarray(label_pair_group, dtype=np.int64)
+    cutoffs = np.asarray(cutoffs, dtype=np.float64).ravel()
+    n_groups = int(table.max()) + 1 if table.size else 0
+    inside = labels >= 0
+    id_labels, id_codes = np.unique(np.asarray(identities)[inside], return_inverse=True)
+    n_identities = id_labels.size
+    identity = np.full(labels.size, -1, dtype=np.int64)
+    identity[inside] = id_codes
+    images_per_label = np.zeros((n_identities, table.shape[0]))
+    np.add.at(images_per_label, (identity[inside], labels[inside]), 1.0)
+
+    def groups_of(pairs: np.ndarray) -> np.ndarray:
+        la, lb = labels[pairs[:, 0]], labels[pairs[:, 1]]
+        return np.where((la >= 0) & (lb >= 0), table[np.maximum(la, 0), np.maximum(lb, 0)], -1)
+
+    genuine_pairs = np.asarray(genuine_pairs, dtype=np.int64).reshape(-1, 2)
+    genuine = np.asarray(genuine, dtype=np.float64)
+    group = groups_of(genuine_pairs)
+    kept = group >= 0
+    genuine_per_identity = np.zeros((n_groups, n_identities))
+    np.add.at(genuine_per_identity, (group[kept], identity[genuine_pairs[kept, 0]]), 1.0)
+    misses_per_identity = np.zeros((cutoffs.size, n_groups, n_identities))
+    for c, cutoff in enumerate(cutoffs):
+        missed = kept & (genuine < cutoff)
+        np.add.at(misses_per_identity[c], (group[missed], identity[genuine_pairs[missed, 0]]), 1.0)
+
+    rng = np.random.default_rng(random_state)
+    draws = rng.multinomial(n_identities, np.full(n_identities, 1.0 / max(n_identities, 1)), size=n_resamples)
+    weights = np.vstack([np.ones(n_identities), draws]).astype(np.float64)     # row 0: the estimate itself
+    squares = weights ** 2
+    label_sums, label_squares = weights @ images_per_label, squares @ images_per_label
+    n_impostor = np.empty((weights.shape[0], n_groups))
+    for g in range(n_groups):
+        members = (table == g).astype(np.float64)
+        n_impostor[:, g] = 0.5 * (((label_sums @ members) * label_sums).sum(axis=1)
+                                  - label_squares @ np.diag(members)) - squares @ genuine_per_identity[g]
+    n_genuine = weights @ genuine_per_identity.T                                 # (B+1, G)
+    misses = np.stack([weights @ m.T for m in misses_per_identity])             # (C, B+1, G)
+
+    impostor_pairs = np.asarray(impostor_pairs, dtype=np.int64).reshape(-1, 2)
+    impostor = np.asarray(impostor, dtype=np.float64)
+    impostor_group = groups_of(impostor_pairs)
+    rows, cols = identity[impostor_pairs[:, 0]], identity[impostor_pairs[:, 1]]
+    false_matches = np.zeros((cutoffs.size, weights.shape[0], n_groups))
+    weights_t = weights.T
+    for c, cutoff in enumerate(cutoffs):
+        for g in range(n_groups):
+            chosen = (impostor_group == g) & (impostor >= cutoff)
+            if chosen.any():
+                matrix = scipy.sparse.coo_array((np.ones(int(chosen.sum())), (rows[chosen], cols[chosen])),
+                                                shape=(n_identities, n_identities)).tocsr()
+                false_matches[c, :, g] = _quadratic(matrix, weights_t)
+    tail = (1.0 - confidence) / 2 * 100
+
+    def interval(samples):                       # (C, B, G) -> two (G, C)
+        if samples.shape[1] == 0:
+            nan = np.full((samples.shape[2], samples.shape[0]), np.nan)
+            return nan, nan
+        with np.errstate(invalid="ignore"):
+            all_nan = np.all(np.isnan(samples), axis=1)
+            low, high = np.nanpercentile(np.where(all_nan[:, None, :], 0.0, samples), [tail, 100 - tail], axis=1)
+        return np.where(all_nan, np.nan, low).T, np.where(all_nan, np.nan, high).T
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fmr_low, fmr_high = interval(false_matches[:, 1:] / n_impostor[None, 1:])
+        fnmr_low, fnmr_high = interval(misses[:, 1:] / n_genuine[None, 1:])
+    return GroupRates(n_genuine[0], np.rint(n_impostor[0]), misses[:, 0].T, false_matches[:, 0].T,
+                      RateIntervals(fmr_low, fmr_high, fnmr_low, fnmr_high))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from facecmp import metrics
-from eval.scoring import all_vs_all
+from eval.groups import PairCollector
+from eval.scoring import PairScorer, all_vs_all
 
 # Impostor scores uniform on [0, 1): k / 1000; genuine uniform on [0.5, 1.5).
 IMPOSTOR = np.arange(1000) / 1000
@@ -115,22 +116,40 @@ def test_bootstrap_resamples_people_not_comparisons():
     assert ci.fmr_high[0] > 0.5
 
 
-def _brute_force(embeddings, identities, score_fn, cutoffs):
-    scores = score_fn(np.clip(embeddings @ embeddings.T, -1, 1))
-    i, j = np.triu_indices(len(identities), 1)
+def _brute_force(scorer, identities):
+    n = len(identities)
+    scores = scorer.block(np.arange(n), np.arange(n))
+    i, j = np.triu_indices(n, 1)
     same = identities[i] == identities[j]
     return scores[i, j][same], scores[i, j][~same], (identities[i][~same], identities[j][~same])
 
 
-def test_all_vs_all_in_blocks_equals_brute_force():
+@pytest.fixture(scope="module")
+def clustered(fast_comparer):
+    """300 embeddings of 60 people (16-d clusters) scored by the real fast pipeline's calibration."""
     rng = np.random.default_rng(0)
     identities = rng.integers(0, 60, 300)
     centres = rng.normal(size=(60, 16))
     embeddings = centres[identities] + rng.normal(size=(300, 16))
     embeddings = (embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)).astype(np.float32)
-    score_fn = lambda c: np.interp(c, [-1, 0.0, 0.3, 1], [0, 0.5, 0.7, 1])  # noqa: E731
-    result = all_vs_all(embeddings, identities, score_fn, cutoffs=(0.7, 0.67), block_size=37)
-    genuine, impostor, (id_a, id_b) = _brute_force(embeddings, identities, score_fn, (0.7, 0.67))
+    return PairScorer(fast_comparer, embeddings, mode="fast"), identities
+
+
+def test_pair_scorer_scores_pairs_and_blocks_as_the_comparer_does(clustered, fast_comparer):
+    scorer, _ = clustered
+    a, b = np.array([0, 5, 7]), np.array([1, 5, 200])
+    cosine = np.einsum("ij,ij->i", scorer.embeddings[a], scorer.embeddings[b])
+    np.testing.assert_allclose(scorer.pairs(a, b, chunk=2), fast_comparer.score(np.clip(cosine, -1, 1), mode="fast"))
+    np.testing.assert_allclose(scorer.block(a, b)[[0, 1, 2], [0, 1, 2]], scorer.pairs(a, b))
+
+
+def test_all_vs_all_in_blocks_equals_brute_force(clustered):
+    scorer, identities = clustered
+    visited = []
+    result = all_vs_all(scorer, np.arange(300), identities, cutoffs=(0.7, 0.67), block_size=37,
+                        on_block=lambda rows, cols, scores, gen, imp: visited.append(int(imp.sum())))
+    genuine, impostor, (id_a, id_b) = _brute_force(scorer, identities)
+    assert sum(visited) == impostor.size and len(visited) > 1
     np.testing.assert_allclose(np.sort(result.genuine), np.sort(genuine), rtol=1e-6)
     assert result.n_impostor == impostor.size
     expected = [(impostor >= c).sum() for c in (0.7, 0.67)]
@@ -155,3 +174,55 @@ def test_all_vs_all_in_blocks_equals_brute_force():
     scores, weights = result.impostor_as_weighted()
     np.testing.assert_allclose(metrics.fmr_fnmr([1.0], scores, cutoffs=[0.7], impostor_weight=weights)[0],
                                [expected[0] / impostor.size])
+
+
+def test_grouped_pair_rates_count_every_pair_of_each_group(clustered):
+    scorer, identities = clustered
+    rng = np.random.default_rng(1)
+    labels = rng.integers(-1, 3, 300)                         # -1: an image outside every group
+    table = np.array([[0, 3, 3], [3, 1, 3], [3, 3, 2]])       # "both a", "both b", "both c", "mixed"
+    collector = PairCollector(0.6)
+    all_vs_all(scorer, np.arange(300), identities, cutoffs=(0.7,), block_size=50, on_block=collector)
+    genuine_pairs, genuine = collector.genuine()
+    impostor_pairs, impostor = collector.accepted_impostors()
+    assert impostor.min() >= 0.6
+    rates = metrics.grouped_pair_rates(identities, labels, table, genuine_pairs=genuine_pairs, genuine=genuine,
+                                       impostor_pairs=impostor_pairs, impostor=impostor, cutoffs=(0.7, 0.6),
+                                       n_resamples=100)
+    scores = scorer.block(np.arange(300), np.arange(300))
+    i, j = np.triu_indices(300, 1)
+    inside = (labels[i] >= 0) & (labels[j] >= 0)
+    group = np.where(inside, table[labels[i], labels[j]], -1)
+    same = identities[i] == identities[j]
+    for g in range(4):
+        impostor = scores[i, j][(group == g) & ~same]
+        genuine_scores = scores[i, j][(group == g) & same]
+        assert rates.n_impostor[g] == impostor.size and rates.n_genuine[g] == genuine_scores.size
+        np.testing.assert_array_equal(rates.false_matches[g], [(impostor >= c).sum() for c in (0.7, 0.6)])
+        np.testing.assert_array_equal(rates.false_non_matches[g], [(genuine_scores < c).sum() for c in (0.7, 0.6)])
+        low, high = rates.intervals.fmr_low[g], rates.intervals.fmr_high[g]
+        assert np.all(low <= rates.false_matches[g] / impostor.size + 1e-12)
+        assert np.all(rates.false_matches[g] / impostor.size <= high + 1e-12)
+    assert rates.false_matches[:, 0].sum() > 0
+
+
+def test_grouped_pair_rates_of_one_group_match_the_dense_identity_bootstrap(clustered):
+    scorer, identities = clustered
+    result = all_vs_all(scorer, np.arange(300), identities, cutoffs=(0.7, 0.67))
+    n = len(identities)
+    scores = scorer.block(np.arange(n), np.arange(n))
+    i, j = np.triu_indices(n, 1)
+    same = identities[i] == identities[j]
+    accepted = ~same & (scores[i, j] >= 0.67)
+    rates = metrics.grouped_pair_rates(identities, np.zeros(n, int), [[0]], genuine_pairs=np.c_[i[same], j[same]],
+                                       genuine=scores[i, j][same], impostor_pairs=np.c_[i[accepted], j[accepted]],
+                                       impostor=scores[i, j][accepted], cutoffs=(0.7, 0.67), n_resamples=200)
+    n_ids = result.impostor_totals.shape[0]
+    gen_totals = np.bincount(result.genuine_ids, minlength=n_ids)
+    misses = np.stack([np.bincount(result.genuine_ids, weights=result.genuine < c, minlength=n_ids) for c in (0.7, 0.67)])
+    dense = metrics.bootstrap_rates(gen_totals, misses, result.impostor_totals, list(result.false_match_matrices),
+                                    n_resamples=200)
+    assert rates.n_impostor[0] == result.n_impostor
+    np.testing.assert_array_equal(rates.false_matches[0], result.false_matches)
+    for grouped, reference in zip(rates.intervals, dense):
+        np.testing.assert_allclose(grouped[0], reference, rtol=1e-5)
