@@ -2,10 +2,22 @@
 
 The CLI's ``facecmp serve [--host] [--port]`` calls :func:`main`. The service holds no face
 logic: every answer comes from the shared :class:`facecmp.FaceComparer`.
+
+The names load on first use, so that importing a light module of the package (Ray's proxy
+imports ``serve.ray_proxy``) does not load the pipeline.
 """
 from __future__ import annotations
 
-from serve.app import create_app
-from serve.runner import main, run
-
 __all__ = ["create_app", "main", "run"]
+
+
+def __getattr__(name: str):
+    if name == "create_app":
+        from serve.app import create_app
+
+        return create_app
+    if name in ("main", "run"):
+        from serve import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'serve' has no attribute {name!r}")
