@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 
 from pydantic import SecretStr
 from ray import serve as ray_serve
@@ -93,35 +92,34 @@ def build_app(args: dict) -> Application:
 
 def run(settings: Settings) -> None:
     """Deploy on ``settings.ray_address`` (or a Ray instance started here), wait until every replica
-    is ready, then serve until SIGINT/SIGTERM, and remove the application."""
+    is ready, serve until SIGINT/SIGTERM, then remove the application (also when it failed)."""
     import ray
 
     from serve.runner import configure_logging
 
     configure_logging(settings.log_level)
     ray.init(address=settings.ray_address, log_to_driver=False)
+    # After ray.init, which installs a SIGTERM handler that aborts: SIGTERM stops it as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         ray_serve.start(http_options={"host": settings.host, "port": settings.port},
                         controller_options=CONTROLLER_OPTIONS)
-        app = application(settings)
-        ray_serve.run(app, name=APP_NAME, route_prefix="/")
-        replicas = ("autoscaling {}-{}".format(settings.ray_autoscaling_min, settings.ray_autoscaling_max)
-                    if settings.ray_autoscaling_max else settings.ray_replicas)
-        log.info("facecmp serve: Ray Serve application %r ready (%s replicas) at http://%s:%s",
-                 APP_NAME, replicas, settings.host, settings.port)
-        _wait_for_signal()
-        ray_serve.delete(APP_NAME)
+        try:
+            ray_serve.run(application(settings), name=APP_NAME, route_prefix="/")
+            replicas = (f"autoscaling {settings.ray_autoscaling_min}-{settings.ray_autoscaling_max}"
+                        if settings.ray_autoscaling_max else settings.ray_replicas)
+            log.info("facecmp serve: Ray Serve application %r ready (%s replicas) at http://%s:%s",
+                     APP_NAME, replicas, settings.host, settings.port)
+            while True:
+                signal.pause()
+        except KeyboardInterrupt:
+            log.info("facecmp serve: stopping; removing the Ray Serve application %r", APP_NAME)
+        finally:
+            ray_serve.delete(APP_NAME)
     finally:
         if settings.ray_address is None:  # the Ray instance is this process's
             ray_serve.shutdown()
         ray.shutdown()
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
 
 
 def main(settings: Settings | None = None, **overrides) -> None:
