@@ -1,12 +1,14 @@
 """The FastAPI application: ``create_app(settings=None)``.
 
 Start-up (lifespan) resolves the API keys and loads the pipeline once, on one of the inference
-worker threads: ``/health`` answers at once, ``/ready`` once the models are loaded. All routes share one
-:class:`~serve.engine.Engine`. Swagger UI (``/docs``) and ReDoc are served from the
+worker threads: ``/health`` answers at once, ``/ready`` once the models are loaded. With
+``wait_for_models`` start-up itself waits for them (Ray Serve replicas: serve/cluster.py). All
+routes share one :class:`~serve.engine.Engine`. Swagger UI (``/docs``) and ReDoc are served from the
 ``fastapi-offline`` package's own copies of their JS/CSS: no CDN is contacted.
 """
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -44,6 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.gate.open()
         loading = engine.gate.run_in_worker(engine.load)
         try:
+            if settings.wait_for_models:
+                await asyncio.shield(loading)  # a cancelled start-up still lets the load finish
+                if not engine.ready:
+                    raise engine.not_ready_error()
             yield
         finally:
             await loading  # a load cannot be interrupted; Engine.load never raises

@@ -50,6 +50,23 @@ class Settings(FacecmpSettings):
                                         description="Default is_match threshold on the calibrated score.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    wait_for_models: bool = Field(
+        False, description="Finish start-up only once the models are loaded, and fail it if they cannot be: "
+                           "for hosts that send traffic as soon as start-up ends (Ray Serve replicas). "
+                           "Off, /health answers at once and /ready tells when the models are loaded.")
+
+    # Ray Serve (serve/cluster.py, `python -m serve cluster`); host and port are then the Ray proxy's.
+    ray_address: str | None = Field(
+        None, description="Ray cluster to deploy to ('HOST:6379' of `ray start --head`, or 'auto'); "
+                          "None starts a Ray instance on this machine.")
+    ray_replicas: int = Field(2, ge=1, description="Replicas, each a process holding one FaceComparer.")
+    ray_autoscaling_min: int = Field(1, ge=0, description="Fewest replicas when autoscaling is on.")
+    ray_autoscaling_max: int | None = Field(
+        None, ge=1, description="Most replicas; set, it turns autoscaling on in place of ray_replicas.")
+    ray_target_ongoing_requests: float | None = Field(
+        None, gt=0, description="Autoscaling aims at this many requests per replica; default max_concurrency.")
+    ray_replica_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves for each replica.")
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
