@@ -293,7 +293,7 @@ def accuracy_guard(args) -> int:
         found = np.array([not isinstance(r, Exception) for r in reps])
         emb = np.stack([r.embedding if ok else np.zeros_like(reps[int(np.argmax(found))].embedding)
                         for r, ok in zip(reps, found)])
-        matched = comparer.score(np.clip(emb @ emb.T, -1, 1)) >= 0.7
+        matched = comparer.score_embeddings(emb, emb) >= 0.7
         usable = found[:, None] & found[None, :]
         decisions = matched[pairs[:, 0], pairs[:, 1]] & usable[pairs[:, 0], pairs[:, 1]]
         false_matches, impostors = int((matched & impostor & usable).sum()), int((impostor & usable).sum())

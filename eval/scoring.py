@@ -21,14 +21,16 @@ import numpy as np
 class PairScorer:
     """Calibrated scores of pairs of embedded images, as :class:`facecmp.FaceComparer` scores them.
 
-    comparer : facecmp.FaceComparer (its ``score`` maps cosine similarities to calibrated scores).
+    comparer : facecmp.FaceComparer (its calibration maps a pair's cosine and the two faces'
+        statistics to the calibrated score).
     embeddings : (n_images, D) float32, unit-norm rows (zero rows for images without a face).
     mode : pipeline mode of the embeddings.
     """
 
     def __init__(self, comparer, embeddings: np.ndarray, *, mode: str | None = None):
-        self.comparer, self.mode = comparer, mode
+        self.calibration = comparer.calibration(mode)
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.stats = self.calibration.face_stats(self.embeddings)  # each face's cohort statistics, once
 
     def _score(self, cosine: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Scores of images ``a`` against ``b`` (index arrays broadcast to ``cosine``'s shape).
@@ -36,7 +38,7 @@ class PairScorer:
         Every score eval reports comes from here; the indices let a score that also depends on
         each face (not only on the cosine) be computed in this one place.
         """
-        return np.asarray(self.comparer.score(np.clip(cosine, -1.0, 1.0), mode=self.mode), dtype=np.float64)
+        return np.asarray(self.calibration.score_pairs(cosine, self.stats[a], self.stats[b]), dtype=np.float64)
 
     def pairs(self, a: np.ndarray, b: np.ndarray, *, chunk: int = 1 << 16) -> np.ndarray:
         """Scores of pairs (a[k], b[k]): (n_pairs,) from two (n_pairs,) index arrays, in chunks."""

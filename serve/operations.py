@@ -16,7 +16,7 @@ from facecmp import FaceComparer
 from facecmp.decode import decode_base64
 from facecmp.errors import LivenessError
 from serve.schemas import (
-    CompareLiveFaceRequest, CompareLiveFaceResponse, CompareResponse, FaceCompareRequest, ImageSetCompareRequest,
+    CompareLiveFaceRequest, CompareLiveFaceResponse, CompareResponse, FaceCompareRequest, FaceTrust, ImageSetCompareRequest,
     EXAMPLES_DIR, LivenessRequest, LivenessResponse,
 )
 
@@ -48,7 +48,10 @@ def compare_pair(comparer: FaceComparer, body: FaceCompareRequest, defaults: Def
                               min_similarity_score=threshold, check_liveness=body.check_liveness,
                               mode=_mode(body.search_mode))
     liveness = float(result.liveness.score) if result.liveness is not None else None
-    response = CompareResponse(is_match=result.is_match, score=result.score, liveness_score=liveness)
+    response = CompareResponse(is_match=result.is_match, score=result.score, liveness_score=liveness,
+                               within_calibration=result.within_calibration,
+                               calibration_notes=list(result.calibration_notes),
+                               faces=[FaceTrust(**report.trust) for report in result.faces])
     return Outcome(response, tuple(report.face_count for report in result.faces))
 
 

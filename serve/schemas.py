@@ -69,11 +69,32 @@ CompareRequest = Annotated[
 ]
 
 
+class FaceTrust(BaseModel):
+    """Where one face falls relative to the faces the calibration was fitted on."""
+
+    estimated_age: float | None = Field(None, description="Age in years estimated from the embedding.")
+    cohort_similarity: float | None = Field(
+        None, description="Mean of the face's top cosines with the normalisation cohort: how crowded its "
+                          "neighbourhood of faces is (children and some groups sit closer together).")
+    cohort_similarity_percentile: float | None = Field(None, ge=0, le=100,
+                                                       description="Its percentile among the calibration faces.")
+    face_width_percentile: float | None = Field(
+        None, ge=0, le=100, description="The face's width in pixels as a percentile of the calibration faces' "
+                                        "(a resolution figure: low means smaller faces than it was fitted on).")
+
+
 class CompareResponse(BaseModel):
     is_match: bool = Field(description="`score >= min_similarity_score` (the server default for image sets).")
-    score: float = Field(ge=0.0, le=1.0, description="Calibrated similarity in [0, 1].")
+    score: float = Field(ge=0.0, le=1.0, description="Calibrated score in [0, 1]: 0.7 stands for a false-match "
+                                                     "rate of 1 in 1,000, each 0.1 more for 10 times fewer.")
     liveness_score: float | None = Field(
         None, ge=0.0, le=1.0, description="Liveness of the probe; present only when it was checked.")
+    within_calibration: bool | None = Field(
+        None, description="False when the pair lies outside what the calibration was fitted and measured on "
+                          "(see `calibration_notes`): the score's false-match meaning is then not backed by "
+                          "measurement. Face pairs only.")
+    calibration_notes: list[str] | None = Field(None, description="Why `within_calibration` is false.")
+    faces: list[FaceTrust] | None = Field(None, description="Probe, then reference. Face pairs only.")
 
 
 class LivenessRequest(_Body):

@@ -14,13 +14,15 @@ from facecmp.modes import MODES
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_packaged_calibration_is_monotone_continuous_and_bounded(mode):
     calibration = load_calibration(mode, MODES[mode].fingerprint())
-    cosines = np.linspace(-1, 1, 20001)
-    scores = calibration.score(cosines)
+    knots = calibration.similarity_knots
+    similarities = np.linspace(knots[0] - 1, knots[-1] + 1, 20001)
+    scores = calibration.score(similarities)
     assert scores[0] == 0.0 and 0.0 <= scores.min() and scores.max() <= 1.0
     assert np.all(np.diff(scores) >= 0)
     assert np.max(np.abs(np.diff(scores))) < 0.01  # continuous: no jumps at this resolution
-    assert calibration.score(calibration.cosine_at(0.7)) == pytest.approx(0.7, abs=1e-6)
-    assert "LFW" in calibration.dataset and calibration.info["heldout"]["impostor_pairs"] > 1_000_000
+    assert calibration.score(calibration.similarity_at(0.7)) == pytest.approx(0.7, abs=1e-6)
+    assert "LFW" in calibration.dataset and calibration.info["heldout"]["lfw"]["impostor_pairs"] > 1_000_000
+    assert calibration.normaliser is not None and "utkface-dev" in calibration.dataset
 
 
 def test_promise_arithmetic():
@@ -40,11 +42,27 @@ def test_missing_or_broken_calibration_raises(tmp_path):
     with pytest.raises(CalibrationError):
         load_calibration("fast", MODES["fast"].fingerprint(), tmp_path / "absent.json")
     broken = tmp_path / "broken.json"
-    data = load_calibration("fast", MODES["fast"].fingerprint()).to_dict()
+    load_calibration("fast", MODES["fast"].fingerprint()).save(broken)
+    data = json.loads(broken.read_text())
     data["knots"]["score"] = data["knots"]["score"][::-1]
     broken.write_text(json.dumps(data))
     with pytest.raises(CalibrationError, match="monotone"):
         load_calibration("fast", MODES["fast"].fingerprint(), broken)
+
+
+def test_a_normaliser_file_that_does_not_match_its_digest_is_refused(tmp_path):
+    target = tmp_path / "fast.json"
+    load_calibration("fast", MODES["fast"].fingerprint()).save(target)
+    load_calibration("fast", MODES["fast"].fingerprint(), target)  # intact: loads
+    npz = tmp_path / "fast-normaliser.npz"
+    blob = bytearray(npz.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # one byte changed
+    npz.write_bytes(bytes(blob))
+    with pytest.raises(CalibrationError, match="sha256"):
+        load_calibration("fast", MODES["fast"].fingerprint(), target)
+    npz.unlink()
+    with pytest.raises(CalibrationError, match="no usable calibration"):
+        load_calibration("fast", MODES["fast"].fingerprint(), target)
 
 
 @pytest.mark.slow
@@ -62,8 +80,8 @@ def test_score_0_7_means_about_1_in_1000_false_matches_on_held_out_lfw(fast_comp
     emb = np.stack([reps[i].embedding for i in ok])
     ids = dataset.identities[chosen[ok]]
     upper = np.triu(np.ones((len(ok), len(ok)), bool), 1)
-    impostor = (emb @ emb.T)[upper & (ids[:, None] != ids[None, :])]
-    scores = fast_comparer.score(impostor)
+    impostor = fast_comparer.score_embeddings(emb, emb)[upper & (ids[:, None] != ids[None, :])]
+    scores = impostor
     fmr_07 = np.mean(scores >= 0.7)
     fmr_06 = np.mean(scores >= 0.6)
     # ~240k impostor pairs: 1e-3 means ~240 false matches (Poisson sd ~16); allow population drift x2.
@@ -87,7 +105,7 @@ def test_false_match_rates_on_the_sample_photos_stay_near_the_promise(fast_compa
     assert len(ok) >= len(paths) - 2
     emb = np.stack([reps[i].embedding for i in ok])
     ids = np.array(people)[ok]
-    scores = fast_comparer.score(np.clip(emb @ emb.T, -1, 1))
+    scores = fast_comparer.score_embeddings(emb, emb)
     upper = np.triu(np.ones(scores.shape, bool), 1)
     impostor, genuine = scores[upper & (ids[:, None] != ids[None, :])], scores[upper & (ids[:, None] == ids[None, :])]
     assert impostor.size > 5000 and genuine.size > 1000
@@ -105,12 +123,15 @@ def test_centres_round_trip_and_match_the_centred_embedders(mode, tmp_path):
     assert [None if c is None else c.shape for c in calibration.centres] == \
         [(size,) if e.centred else None for size, e in zip(sizes, config.embedders)]
     copy = tmp_path / "copy.json"
-    copy.write_text(json.dumps(calibration.to_dict()))
+    calibration.save(copy)
     reloaded = load_calibration(mode, config.fingerprint(), copy)
     for mine, theirs in zip(calibration.centres, reloaded.centres):
         np.testing.assert_allclose(mine, theirs, atol=1e-7)
+    np.testing.assert_array_equal(reloaded.normaliser.cohort, calibration.normaliser.cohort)
     uncentred = tmp_path / "uncentred.json"
-    uncentred.write_text(json.dumps({**calibration.to_dict(), "centres": [None] * len(config.embedders)}))
+    data = json.loads(copy.read_text())
+    uncentred.write_text(json.dumps({**data, "centres": [None] * len(config.embedders)}))
+    (tmp_path / "uncentred-normaliser.npz").write_bytes((tmp_path / "copy-normaliser.npz").read_bytes())
     with pytest.raises(CalibrationError, match="centres"):
         load_calibration(mode, config.fingerprint(), uncentred)
 

@@ -378,27 +378,6 @@ def test_empty_weights_dir_is_a_license_error(tmp_path):
     assert "FACECMP_LIVENESS_WEIGHTS_DIR" in info.value.message
 
 
-<<<<<<< HEAD
-=======
-def offline(monkeypatch) -> None:
-    """Route this process's HTTP(S) through a closed local port: every download fails as offline."""
-    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")
-    for name in ("no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def test_download_without_network_is_a_weights_error_naming_the_offline_fix(tmp_path, monkeypatch):
-    offline(monkeypatch)
-    target = tmp_path / "w"
-    with pytest.raises(WeightsError) as info:
-        fetch_minifasnet(target_dir=target)
-    assert MINIFASNET_WEIGHTS[0].url in info.value.message
-    assert "offline" in info.value.message and "--from" in info.value.message
-    assert not any(target.glob("*.pth")) and not minifasnet_installed(LivenessSettings(weights_dir=target))
-
-
->>>>>>> robust
 # ---------------------------------------------------------------- settings and pose maths
 
 def test_settings_from_env_and_validation(tmp_path, monkeypatch):

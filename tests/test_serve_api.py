@@ -129,8 +129,14 @@ def test_compare_same_and_different_person(client, photos):
     same = post_compare(client, {"face_base_64": photos["same_a"], "ref_face_base_64": photos["same_b"]})
     other = post_compare(client, {"face_base_64": photos["same_a"], "ref_face_base_64": photos["other"]})
     assert same.status_code == 200 and other.status_code == 200
-    assert set(same.json()) == {"is_match", "score"}  # nothing else: no boxes, no landmarks
+    # The seed's field and the score, plus how far the score can be trusted; no boxes, no landmarks.
+    assert set(same.json()) == {"is_match", "score", "within_calibration", "calibration_notes", "faces"}
     assert 0.0 <= other.json()["score"] < same.json()["score"] <= 1.0
+    for face in same.json()["faces"]:
+        assert set(face) == {"estimated_age", "cohort_similarity", "cohort_similarity_percentile",
+                             "face_width_percentile"}
+        assert 0 < face["estimated_age"] < 120 and 0 <= face["cohort_similarity_percentile"] <= 100
+    assert same.json()["within_calibration"] is (not same.json()["calibration_notes"])
     assert same.json()["is_match"] is (same.json()["score"] >= 0.7)
     assert other.json()["is_match"] is False
     assert same.headers["x-facecmp-version"].startswith("facecmp/")
@@ -158,7 +164,7 @@ def test_compare_with_liveness(client, shared):
     ok = post_compare(client, {"face_base_64": b64(live[0]), "ref_face_base_64": b64(live[1]),
                                "check_liveness": True})
     assert ok.status_code == 200, ok.text
-    assert set(ok.json()) == {"is_match", "score", "liveness_score"}
+    assert {"is_match", "score", "liveness_score", "within_calibration"} <= set(ok.json())
     assert ok.json()["liveness_score"] > 0.5
     refused = post_compare(client, {"face_base_64": b64(spoof[1]), "ref_face_base_64": b64(live[0]),
                                     "check_liveness": True})

@@ -1,0 +1,129 @@
+"""Score normalisation and its fitting code: the score depends on who is in the photos, the fit
+recovers what synthetic data was built with, and training embeds through the pipeline itself."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facecmp.calibration import fmr_promised, load_calibration
+from facecmp.modes import MODES
+from facecmp.normalisation import FaceStats, ScoreNormaliser
+from training.fit_calibration import PROMISE_TOLERANCE, fit_age_shift, fit_knots, unkept_age_bands
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_a_face_in_a_crowded_neighbourhood_needs_a_higher_cosine_for_the_same_score():
+    rng = np.random.default_rng(0)
+    centre = np.eye(16)[0]
+    cluster = _unit(centre + rng.normal(size=(200, 16)) * 0.3)       # many faces alike (say, babies)
+    cohort = np.concatenate([cluster, _unit(rng.normal(size=(200, 16)))])
+    normaliser = ScoreNormaliser(cohort, 20, np.zeros(16, np.float32), np.log1p(30.0), 20.0,
+                                 np.array([0.0, 20.0]), np.zeros(2))
+    crowded = _unit(centre[None, :])
+    lonely = _unit(-centre[None, :])
+    stats_crowded, stats_lonely = normaliser.face_stats(crowded), normaliser.face_stats(lonely)
+    assert stats_crowded.cohort_mean[0] > stats_lonely.cohort_mean[0] + 0.1
+    same_cosine = 0.5
+    assert normaliser.normalise(same_cosine, stats_crowded[0], stats_crowded[0]) < \
+        normaliser.normalise(same_cosine, stats_lonely[0], stats_lonely[0])
+    np.testing.assert_allclose(stats_crowded.estimated_age, 30.0, rtol=1e-5)  # zero weights: the bias alone
+
+
+def test_a_cohort_photo_sent_as_a_query_is_not_its_own_neighbour():
+    rng = np.random.default_rng(1)
+    cohort = _unit(rng.normal(size=(50, 8)))
+    normaliser = ScoreNormaliser(cohort, 1, np.zeros(8, np.float32), 0.0, 20.0, np.array([0.0, 20.0]), np.zeros(2))
+    stats = normaliser.face_stats(cohort[:1])
+    assert stats.cohort_mean[0] < 0.99  # its top-1 is another face, not itself (cosine 1)
+
+
+def test_younger_face_age_shift_is_applied_and_clamped():
+    normaliser = ScoreNormaliser(np.eye(4, dtype=np.float32), 1, np.zeros(4, np.float32), 0.0, 20.0,
+                                 np.array([2.0, 10.0, 20.0]), np.array([-2.0, -1.0, 0.0]))
+    assert normaliser.age_shift(2.0) == pytest.approx(-2.0)
+    assert normaliser.age_shift(6.0) == pytest.approx(-1.5)
+    assert normaliser.age_shift(60.0) == pytest.approx(0.0)  # adults share the clamped shift
+    child, adult = FaceStats(np.float32(0), np.float32(1), np.float32(2)), FaceStats(np.float32(0), np.float32(1), np.float32(40))
+    # The younger face decides: a child with an adult gets the child's shift.
+    assert normaliser.normalise(0.5, child, adult) == pytest.approx(0.5 + 2.0)
+
+
+def test_fit_knots_reaches_the_promised_false_match_rates_on_the_data_it_was_fitted_on():
+    impostor = np.random.default_rng(2).normal(size=2_000_000)
+    similarity, score, tail = fit_knots(impostor, lowest=-10.0)
+    for s in (0.5, 0.6, 0.67, 0.7, 0.8):
+        cut = np.interp(s, score, similarity)
+        assert np.mean(impostor >= cut) == pytest.approx(fmr_promised(s), rel=0.08)
+    assert np.all(np.diff(similarity) > 0) and np.all(np.diff(score) >= 0)
+    assert tail["empirical_up_to_score"] >= 0.8
+
+
+def test_fit_age_shift_recovers_a_known_shift():
+    rng = np.random.default_rng(3)
+    ages = rng.uniform(0, 60, 1_500_000)
+    true_shift = np.where(ages < 10, 1.0 - ages / 10, 0.0)  # children's impostor scores sit higher
+    values = rng.normal(size=ages.size) + true_shift
+    shift_ages, shift_values = fit_age_shift(values, ages, clamp=20.0)
+    assert shift_values[-1] == 0.0 and shift_ages[-1] == 20.0
+    assert np.interp(1.0, shift_ages, shift_values) == pytest.approx(0.9, abs=0.15)
+    assert np.interp(5.0, shift_ages, shift_values) == pytest.approx(0.5, abs=0.15)
+
+
+def test_only_bands_over_the_promise_are_flagged():
+    def band(fmr):
+        return {"normalised": {"0.7": fmr}}
+    groups = {f"younger face {low}-{high - 1}": band(1e-3) for low, high in
+              ((0, 3), (3, 6), (6, 13), (13, 18), (18, 30), (30, 45), (45, 60), (60, 200))}
+    groups["younger face 0-2"] = band(1e-3 * PROMISE_TOLERANCE * 2)
+    groups["younger face 18-29"] = band(1e-4)  # stricter than promised: reported, not flagged
+    assert [b["low"] for b in unkept_age_bands(groups)] == [0]
+
+
+def test_packaged_calibrations_carry_their_held_out_figures_and_provenance():
+    for mode in MODES:
+        calibration = load_calibration(mode, MODES[mode].fingerprint())
+        heldout = calibration.info["heldout"]
+        groups = heldout["utkface-dev held-out half"]
+        assert 0.5e-3 <= heldout["lfw"]["at"]["0.7"]["fmr"] <= 2e-3
+        assert "non-commercial" in calibration.info["terms"]
+        # The normalisation must beat the cosine-only map on the group it helps most.
+        asian = groups["adults, both asian"]
+        assert asian["normalised"]["0.7"] < asian["cosine-only"]["0.7"] / 10
+
+
+def test_training_embeds_through_the_pipeline_itself(fast_comparer, tmp_path, celebrity_photos):
+    from training.embed_images import embed_folder
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = celebrity_photos["madonna"][:3]
+    for i, photo in enumerate(photos):
+        (folder / f"{i}.jpg").write_bytes(open(photo, "rb").read())
+    (folder / "not-a-face.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = embed_folder(folder, tmp_path / "out.npz", fast_comparer, mode="fast")
+    data = np.load(out)
+    assert list(data["paths"]) == ["0.jpg", "1.jpg", "2.jpg", "not-a-face.png"]
+    expected = np.stack([r.embedding for r in fast_comparer.represent_batch(photos, mode="fast")])
+    np.testing.assert_allclose(data["embeddings"][:3], expected, atol=1e-6)
+    assert np.isnan(data["embeddings"][3]).all() and str(data["pipeline_id"]) == fast_comparer.pipeline_id("fast")
+
+
+def test_compare_reports_how_far_its_score_can_be_trusted(fast_comparer, celebrity_photos):
+    photos = celebrity_photos["madonna"]
+    result = fast_comparer.compare(photos[0], photos[1], mode="fast")
+    calibration = fast_comparer.calibration("fast")
+    for face in result.faces:
+        assert {"estimated_age", "cohort_similarity", "cohort_similarity_percentile", "face_width_percentile"} <= set(face.trust)
+        assert 0 <= face.trust["cohort_similarity_percentile"] <= 100
+    emb = np.stack([r.embedding for r in fast_comparer.represent_batch(photos[:2], mode="fast")])
+    stats = calibration.face_stats(emb)
+    assert result.similarity == pytest.approx(float(calibration.similarity(emb[0] @ emb[1], stats[0], stats[1])), abs=1e-4)
+    assert result.score == pytest.approx(calibration.score(result.similarity), abs=1e-6)
+    assert result.within_calibration == (not result.calibration_notes)
+    # A face smaller than 99 % of the calibration faces is named in the notes.
+    tiny = [face.width for face in (r.face for r in result.faces)]
+    notes = calibration.coverage_notes(stats, [calibration.coverage["face_width"] - 1, tiny[1]])
+    assert any(note.startswith("probe: face") for note in notes)
