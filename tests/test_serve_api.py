@@ -53,9 +53,11 @@ def minifasnet_dir() -> Path | None:
 
 def liveness_installed() -> bool:
     """Whether the ``client`` fixture's service has the MiniFASNet weights."""
-    from facecmp.liveness import LivenessSettings, minifasnet_installed
+    from facecmp.weights.registry import MINIFASNET
+    from facecmp.weights.store import installed, weights_dir
 
-    return minifasnet_installed(LivenessSettings(weights_dir=minifasnet_dir()))
+    folder = weights_dir(MINIFASNET[0].name, minifasnet_dir())
+    return all(installed(spec.name, folder) for spec in MINIFASNET)
 
 
 def wait_ready(client: TestClient, timeout_s: float = 600.0) -> None:
