@@ -44,7 +44,8 @@ REPLICA_PREFIX = "SERVE_REPLICA::facecmp#FaceCompare#"
 # does not answer its checks in 5-10 s; a busy 2-core machine loading two replicas can take longer.
 ENV = {**os.environ, "FACECMP_MODE": "fast", "RAY_USAGE_STATS_ENABLED": "0",
        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-       "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
+       "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60",
+       "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # the head stops without 30 s of draining
 
 
 # -- without a cluster: settings to Ray options, keys, the config file, the proxy's 503 -----------
