@@ -27,7 +27,7 @@ HISTOGRAM_EDGES = np.arange(101) / 100      # score histogram bins for plots
 
 
 @dataclass
-class Settings:
+class EvaluationOptions:
     """What an evaluation computes.
 
     cutoffs : score cutoffs to report (a match is ``score >= cutoff``); the first is the
@@ -60,7 +60,7 @@ def _rounded(value, digits: int = 8):
     return None if np.isnan(value) else round(value, digits)
 
 
-def summarise_scores(genuine, impostor, *, settings: Settings, intervals: metrics.RateIntervals,
+def summarise_scores(genuine, impostor, *, settings: EvaluationOptions, intervals: metrics.RateIntervals,
                      exact_false_matches=None, promised_fmr=None, genuine_weight=None, impostor_weight=None
                      ) -> tuple[dict, dict[str, np.ndarray]]:
     """Operating points, EER, TAR@FAR and cutoffs at target FMRs of one comparison set.
@@ -129,7 +129,7 @@ def enrolment_summary(dataset: FaceDataset, embedding: EmbeddingResult, *, max_e
     }
 
 
-def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, score_fn, settings: Settings, promised_fmr):
+def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, score_fn, settings: EvaluationOptions, promised_fmr):
     pairs = dataset.pairs
     valid = embedding.ok[pairs.a] & embedding.ok[pairs.b]
     scores = np.full(len(pairs), np.nan)
@@ -173,7 +173,7 @@ def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, score_fn, settin
     return summary, curves, scores
 
 
-def _all_vs_all(dataset: FaceDataset, embedding: EmbeddingResult, score_fn, settings: Settings, promised_fmr):
+def _all_vs_all(dataset: FaceDataset, embedding: EmbeddingResult, score_fn, settings: EvaluationOptions, promised_fmr):
     ok = embedding.ok
     result = all_vs_all(embedding.embeddings[ok], dataset.identities[ok], score_fn, cutoffs=settings.cutoffs,
                         n_bins=settings.n_bins)
@@ -220,7 +220,7 @@ def calibration_check(comparer, mode, comparison_sets: dict, reference_cutoff: f
 
 
 def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode: str | None = None,
-             settings: Settings | None = None) -> Evaluation:
+             settings: EvaluationOptions | None = None) -> Evaluation:
     """Score ``dataset`` from its embeddings and summarise; see the module docstring.
 
     Parameters
@@ -229,9 +229,9 @@ def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode
     comparer : facecmp.FaceComparer — supplies the score calibration (and its promise).
     embedding : EmbeddingResult of ``dataset.images`` (complete).
     mode : pipeline mode.
-    settings : Settings
+    settings : EvaluationOptions
     """
-    settings = settings or Settings()
+    settings = settings or EvaluationOptions()
     if not embedding.complete:
         raise ValueError("embeddings are incomplete (the run stopped early); finish embedding first")
     score_fn = partial(comparer.score, mode=mode)

@@ -4,7 +4,8 @@
 same shape: ``functools.partial(comparer.score, mode=mode)``.
 
 All-vs-all never materialises the n*(n-1)/2 impostor scores (29.6 million for LFW's 7,701
-images): it walks blocks of rows of the cosine matrix (one matrix product each) and keeps
+images): it walks blocks of rows of the cosine matrix (:func:`facecmp.metrics.all_pair_blocks`,
+one matrix product each, as the calibration fit does) and keeps
 
 * every genuine (same-identity) score, with its identity — there are few;
 * a histogram of impostor scores in ``n_bins`` equal bins over [0, 1] (curves, EER, TAR@FAR);
@@ -15,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from facecmp.metrics import all_pair_blocks
 
 
 def pair_scores(embeddings: np.ndarray, a: np.ndarray, b: np.ndarray, score_fn) -> np.ndarray:
@@ -85,7 +88,7 @@ def all_vs_all(embeddings: np.ndarray, identities: np.ndarray, score_fn, *, cuto
     order = np.argsort(codes, kind="stable")
     emb = np.ascontiguousarray(embeddings[order], dtype=np.float32)
     codes = codes[order]
-    n, n_ids = emb.shape[0], labels.size
+    n_ids = labels.size
     cutoffs = np.asarray(cutoffs, dtype=np.float64)
     starts = _segment_starts(codes)
     hist = np.zeros(n_bins, dtype=np.int64)
@@ -93,25 +96,10 @@ def all_vs_all(embeddings: np.ndarray, identities: np.ndarray, score_fn, *, cuto
     fm_matrices = np.zeros((cutoffs.size, n_ids, n_ids), dtype=np.float32)
     false_matches = np.zeros(cutoffs.size, dtype=np.int64)
     genuine, genuine_ids = [], []
-    # Blocks end at identity boundaries so that an identity's rows never straddle two blocks.
-    blocks, r0 = [], 0
-    for end in np.r_[starts[1:], n]:
-        if end - r0 >= block_size:
-            blocks.append((r0, int(end)))
-            r0 = int(end)
-    if r0 < n:
-        blocks.append((r0, n))
-    for r0, r1 in blocks:
-        cos = np.clip(emb[r0:r1] @ emb[r0:].T, -1.0, 1.0)
-        scores = np.asarray(score_fn(cos), dtype=np.float64)
-        rows = np.arange(r0, r1)[:, None]
-        cols = np.arange(r0, n)[None, :]
-        upper = cols > rows
-        same = codes[r0:r1, None] == codes[None, r0:]
-        genuine_mask = upper & same
+    for r0, r1, cos, genuine_mask, impostor in all_pair_blocks(emb, codes, block_size=block_size, identity_blocks=True):
+        scores = np.asarray(score_fn(np.clip(cos, -1.0, 1.0)), dtype=np.float64)
         genuine.append(scores[genuine_mask])
         genuine_ids.append(np.broadcast_to(codes[r0:r1, None], genuine_mask.shape)[genuine_mask])
-        impostor = upper & ~same
         bins = np.minimum((scores[impostor] * n_bins).astype(np.int64), n_bins - 1)
         hist += np.bincount(bins, minlength=n_bins)
         # Per identity pair: sum over column segments, then over row segments.
