@@ -152,7 +152,7 @@ def command_run(args) -> int:
 
     from eval import plots, report
     from eval.embeddings import EmbeddingCache, embed_images
-    from eval.run import Settings, evaluate
+    from eval.run import EvaluationOptions, evaluate
 
     out = Path(args.out)
     try:
@@ -177,7 +177,7 @@ def command_run(args) -> int:
         print(f"stopped after {embedding.n_computed} new images (--limit); {missing} still to embed. "
               "Run the same command again to continue.", file=sys.stderr)
         return EXIT_INCOMPLETE
-    settings = Settings(cutoffs=args.cutoffs, fmr_targets=args.fmr_targets, n_resamples=args.bootstrap,
+    settings = EvaluationOptions(cutoffs=args.cutoffs, fmr_targets=args.fmr_targets, n_resamples=args.bootstrap,
                         seed=args.seed, all_pairs={"auto": None, "yes": True, "no": False}[args.all_pairs])
     evaluation = evaluate(dataset, comparer, embedding, mode=args.mode, settings=settings, groupings=groupings)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,24 +25,31 @@ import torch
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
 from facecmp.liveness import LivenessChecker
+from facecmp.metrics import fmr_fnmr
 from facecmp.settings import FacecmpSettings, LivenessSettings
 
 BLOCK = 50
 
 
+# Liveness is scored like verification: live faces are the genuine comparisons and attacks the
+# impostors, so APCER (attacks accepted) is metrics' FMR and BPCER (live faces refused) its FNMR.
+THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
+
+
 def error_rates(live_scores: np.ndarray, spoof_scores: np.ndarray, threshold: float) -> dict[str, float]:
     """APCER (spoof score >= threshold) and BPCER (live score < threshold), as fractions."""
-    return {"threshold": threshold, "apcer": float(np.mean(spoof_scores >= threshold)),
-            "bpcer": float(np.mean(live_scores < threshold)),
+    apcer, bpcer = fmr_fnmr(live_scores, spoof_scores, cutoffs=[threshold])
+    return {"threshold": threshold, "apcer": float(apcer[0]), "bpcer": float(bpcer[0]),
             "n_live": int(live_scores.size), "n_spoof": int(spoof_scores.size)}
 
 
 def pick_threshold(live_scores: np.ndarray, spoof_scores: np.ndarray, max_apcer: float) -> float:
-    """Lowest threshold (on a 0.01 grid) whose APCER is at most ``max_apcer`` on the given scores."""
-    for threshold in np.round(np.arange(0.01, 1.0, 0.01), 2):
-        if np.mean(spoof_scores >= threshold) <= max_apcer:
-            return float(threshold)
-    return 0.99
+    """Lowest threshold on a 0.01 grid whose APCER is at most ``max_apcer`` on the given scores
+    (0.99 when none is). :func:`facecmp.metrics.cutoff_at_fmr` would return a score, not a grid
+    point; the grid keeps the documented threshold (0.45) a round number."""
+    apcer, _ = fmr_fnmr(live_scores, spoof_scores, cutoffs=THRESHOLD_GRID)
+    passing = np.flatnonzero(apcer <= max_apcer)
+    return float(THRESHOLD_GRID[passing[0]]) if passing.size else 0.99
 
 
 def score_folder(folder: Path, detector: FaceDetector, checker: LivenessChecker) -> dict:

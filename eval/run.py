@@ -32,7 +32,7 @@ GROUP_RESAMPLES = 500                       # bootstrap resamples per group (man
 
 
 @dataclass
-class Settings:
+class EvaluationOptions:
     """What an evaluation computes.
 
     cutoffs : score cutoffs to report (a match is ``score >= cutoff``); the first is the
@@ -89,7 +89,7 @@ def operating_points(false_matches, n_impostor, false_non_matches, n_genuine, *,
     return points
 
 
-def summarise_scores(genuine, impostor, *, settings: Settings, intervals: metrics.RateIntervals,
+def summarise_scores(genuine, impostor, *, settings: EvaluationOptions, intervals: metrics.RateIntervals,
                      exact_false_matches=None, promised_fmr=None, genuine_weight=None, impostor_weight=None
                      ) -> tuple[dict, dict[str, np.ndarray]]:
     """Operating points, EER, TAR@FAR and cutoffs at target FMRs of one comparison set.
@@ -147,7 +147,7 @@ def enrolment_summary(dataset: FaceDataset, embedding: EmbeddingResult, *, max_e
     }
 
 
-def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, scorer: PairScorer, settings: Settings, promised_fmr,
+def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, scorer: PairScorer, settings: EvaluationOptions, promised_fmr,
               groupings: list[Grouping]):
     pairs = dataset.pairs
     valid = embedding.ok[pairs.a] & embedding.ok[pairs.b]
@@ -200,7 +200,7 @@ def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, scorer: PairScor
 
 
 def _all_vs_all_groups(dataset: FaceDataset, ok: np.ndarray, collector: PairCollector, groupings: list[Grouping],
-                       settings: Settings, promised_fmr) -> dict:
+                       settings: EvaluationOptions, promised_fmr) -> dict:
     """Per grouping and group: every pair of the images with a face, from what ``collector`` kept."""
     genuine_pairs, genuine = collector.genuine()
     impostor_pairs, impostor = collector.accepted_impostors()
@@ -222,7 +222,7 @@ def _all_vs_all_groups(dataset: FaceDataset, ok: np.ndarray, collector: PairColl
     return groups
 
 
-def _all_vs_all(dataset: FaceDataset, embedding: EmbeddingResult, scorer: PairScorer, settings: Settings, promised_fmr,
+def _all_vs_all(dataset: FaceDataset, embedding: EmbeddingResult, scorer: PairScorer, settings: EvaluationOptions, promised_fmr,
                 groupings: list[Grouping]):
     ok = embedding.ok
     collector = PairCollector(min(settings.cutoffs)) if groupings else None
@@ -273,7 +273,7 @@ def calibration_check(comparer, mode, comparison_sets: dict, reference_cutoff: f
 
 
 def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode: str | None = None,
-             settings: Settings | None = None, groupings: list[Grouping] = ()) -> Evaluation:
+             settings: EvaluationOptions | None = None, groupings: list[Grouping] = ()) -> Evaluation:
     """Score ``dataset`` from its embeddings and summarise; see the module docstring.
 
     Parameters
@@ -282,10 +282,10 @@ def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode
     comparer : facecmp.FaceComparer — supplies the score calibration (and its promise).
     embedding : EmbeddingResult of ``dataset.images`` (complete).
     mode : pipeline mode.
-    settings : Settings
+    settings : EvaluationOptions
     groupings : breakdowns by per-image labels (:func:`eval.groups.make_grouping`), applied to every set.
     """
-    settings = settings or Settings()
+    settings = settings or EvaluationOptions()
     if not embedding.complete:
         raise ValueError("embeddings are incomplete (the run stopped early); finish embedding first")
     scorer = PairScorer(comparer, embedding.embeddings, mode=mode)

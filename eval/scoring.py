@@ -4,7 +4,8 @@
 every block of the all-vs-all walk is scored by it, through the comparer's own score.
 
 All-vs-all never materialises the n*(n-1)/2 impostor scores (29.6 million for LFW's 7,701
-images): it walks blocks of rows of the score matrix and keeps
+images): it walks blocks of rows of the cosine matrix (:func:`facecmp.metrics.all_pair_blocks`,
+one matrix product each, as the calibration fit does) and keeps
 
 * every genuine (same-identity) score, with its identity — there are few;
 * a histogram of impostor scores in ``n_bins`` equal bins over [0, 1] (curves, EER, TAR@FAR);
@@ -16,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from facecmp.metrics import all_pair_blocks
 
 
 class PairScorer:
@@ -32,7 +35,7 @@ class PairScorer:
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self.stats = self.calibration.face_stats(self.embeddings)  # each face's cohort statistics, once
 
-    def _score(self, cosine: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def scores(self, cosine: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Scores of images ``a`` against ``b`` (index arrays broadcast to ``cosine``'s shape).
 
         Every score eval reports comes from here; the indices let a score that also depends on
@@ -46,14 +49,14 @@ class PairScorer:
         out = np.empty(a.size, dtype=np.float64)
         for start in range(0, a.size, chunk):
             ia, ib = a[start:start + chunk], b[start:start + chunk]
-            out[start:start + chunk] = self._score(np.einsum("ij,ij->i", self.embeddings[ia], self.embeddings[ib]),
+            out[start:start + chunk] = self.scores(np.einsum("ij,ij->i", self.embeddings[ia], self.embeddings[ib]),
                                                    ia, ib)
         return out
 
     def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Scores of every image in ``rows`` against every image in ``cols``: (len(rows), len(cols))."""
         rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
-        return self._score(self.embeddings[rows] @ self.embeddings[cols].T, rows[:, None], cols[None, :])
+        return self.scores(self.embeddings[rows] @ self.embeddings[cols].T, rows[:, None], cols[None, :])
 
 
 @dataclass
@@ -120,7 +123,7 @@ def all_vs_all(scorer: PairScorer, images: np.ndarray, identities: np.ndarray, *
     order = np.argsort(codes, kind="stable")
     images = np.asarray(images, dtype=np.int64)[order]
     codes = codes[order]
-    n, n_ids = images.size, labels.size
+    n_ids = labels.size
     cutoffs = np.asarray(cutoffs, dtype=np.float64)
     starts = _segment_starts(codes)
     hist = np.zeros(n_bins, dtype=np.int64)
@@ -128,24 +131,11 @@ def all_vs_all(scorer: PairScorer, images: np.ndarray, identities: np.ndarray, *
     fm_matrices = np.zeros((cutoffs.size, n_ids, n_ids), dtype=np.float32)
     false_matches = np.zeros(cutoffs.size, dtype=np.int64)
     genuine, genuine_ids = [], []
-    # Blocks end at identity boundaries so that an identity's rows never straddle two blocks.
-    blocks, r0 = [], 0
-    for end in np.r_[starts[1:], n]:
-        if end - r0 >= block_size:
-            blocks.append((r0, int(end)))
-            r0 = int(end)
-    if r0 < n:
-        blocks.append((r0, n))
-    for r0, r1 in blocks:
-        scores = scorer.block(images[r0:r1], images[r0:])
-        rows = np.arange(r0, r1)[:, None]
-        cols = np.arange(r0, n)[None, :]
-        upper = cols > rows
-        same = codes[r0:r1, None] == codes[None, r0:]
-        genuine_mask = upper & same
+    for r0, r1, cos, genuine_mask, impostor in all_pair_blocks(scorer.embeddings[images], codes,
+                                                               block_size=block_size, identity_blocks=True):
+        scores = scorer.scores(cos, images[r0:r1, None], images[None, r0:])
         genuine.append(scores[genuine_mask])
         genuine_ids.append(np.broadcast_to(codes[r0:r1, None], genuine_mask.shape)[genuine_mask])
-        impostor = upper & ~same
         if on_block is not None:
             on_block(images[r0:r1], images[r0:], scores, genuine_mask, impostor)
         bins = np.minimum((scores[impostor] * n_bins).astype(np.int64), n_bins - 1)

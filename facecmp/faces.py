@@ -28,10 +28,6 @@ class Face:
     def height(self) -> float:
         return self.box[3] - self.box[1]
 
-    @property
-    def area(self) -> float:
-        return max(self.width, 0.0) * max(self.height, 0.0)
-
     def to_dict(self) -> dict:
         return {
             "box": [round(float(v), 2) for v in self.box],

@@ -85,3 +85,16 @@ def test_a_missing_extra_is_named():
     assert require("json", "core").dumps([]) == "[]"
     with pytest.raises(ImportError, match=r"pip install 'facecmp\[eval\]'"):
         require("no_such_plotting_library", "eval")
+
+
+def test_only_the_settings_modules_read_the_environment():
+    readers = set()
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and \
+                        getattr(node.value, "id", None) == "os" and not isinstance(node.ctx, ast.Store):
+                    readers.add(str(path.relative_to(REPO)))
+    # settings.py: XDG_CACHE_HOME for the default cache; eval/cli.py only sets tqdm's refresh
+    # interval; serve/testing.py hands the whole environment to the server it starts.
+    assert readers == {"facecmp/settings.py", "eval/cli.py", "serve/testing.py"}

@@ -15,7 +15,7 @@ from PIL import Image
 from facecmp.decode import load_image
 from facecmp.errors import LIVENESS_CODES, LivenessError, WeightsError
 from facecmp.liveness import LivenessChecker, LivenessSettings, estimate_pose, format_liveness_report
-from facecmp.liveness.crop import crop_face, enlarged_box, resize_bilinear
+from facecmp.liveness.crop import context_crop, enlarged_box, resize_bilinear
 from facecmp.liveness.model import build_minifasnet
 from facecmp.settings import FacecmpSettings
 from facecmp.liveness.model import load_minifasnet
@@ -302,7 +302,7 @@ def test_crop_is_the_reference_box_resized_like_opencv(detector, big_face):
     assert 0 < left and 0 < top and right < image.shape[1] - 1 and bottom < image.shape[0] - 1
     assert enlarged_box(image.shape[1], image.shape[0], (x, y, w, h), 2.7) == (left, top, right, bottom)
     expected = cv2.resize(image[top:bottom + 1, left:right + 1], (80, 80))
-    assert np.array_equal(crop_face(image, box, 2.7), expected)
+    assert np.array_equal(context_crop(image, box, 2.7), expected)
     # At 4.0 the box no longer fits vertically: scale shrinks to (H - 1) / h and it spans the height.
     left4, top4, right4, bottom4 = enlarged_box(image.shape[1], image.shape[0], (x, y, w, h), 4.0)
     assert top4 == 0 and bottom4 == image.shape[0] - 1 and 0 <= left4 < right4 <= image.shape[1] - 1

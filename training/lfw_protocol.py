@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facecmp.datasets import load_lfw
+from facecmp.metrics import all_pair_blocks
 
 
 def fold_range(text: str) -> set[int]:
@@ -32,18 +33,14 @@ def all_pair_cosines(embeddings: np.ndarray, identities: np.ndarray, block: int 
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Cosines of all genuine and all impostor pairs (i < j) among rows without NaN.
 
-    Returns (genuine, impostor) 1-D float32 arrays, computed in blocks of a matrix product:
-    the calibration fit needs the raw impostor tail, not only counts at cutoffs.
+    Returns (genuine, impostor) 1-D float32 arrays, computed in blocks of a matrix product
+    (:func:`facecmp.metrics.all_pair_blocks`, the walk the eval suite's all-vs-all uses): the
+    calibration fit needs the raw impostor tail, not only counts at cutoffs.
     """
     ok = ~np.isnan(embeddings).any(axis=1)
-    emb, ids = embeddings[ok], identities[ok]
-    _, codes = np.unique(ids, return_inverse=True)
+    _, codes = np.unique(identities[ok], return_inverse=True)
     genuine, impostor = [], []
-    for start in range(0, len(emb), block):
-        sims = emb[start:start + block] @ emb.T
-        rows = np.arange(start, min(start + block, len(emb)))
-        upper = np.arange(len(emb))[None, :] > rows[:, None]
-        same = codes[rows][:, None] == codes[None, :]
-        genuine.append(sims[upper & same])
-        impostor.append(sims[upper & ~same])
+    for part in all_pair_blocks(embeddings[ok], codes, block_size=block):
+        genuine.append(part.cosine[part.genuine])
+        impostor.append(part.cosine[part.impostor])
     return np.concatenate(genuine).astype(np.float32), np.concatenate(impostor).astype(np.float32)

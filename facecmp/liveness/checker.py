@@ -41,7 +41,7 @@ import torch
 
 from facecmp.errors import LivenessError
 from facecmp.faces import Face
-from facecmp.liveness.crop import crop_face
+from facecmp.liveness.crop import context_crop
 from facecmp.liveness.pose import estimate_pose
 from facecmp.settings import LivenessSettings
 from facecmp.liveness.model import load_minifasnet
@@ -170,7 +170,7 @@ class LivenessChecker:
         probabilities = []
         with torch.inference_mode():
             for scale, size, model in self._models:
-                crop = crop_face(bgr, face.box, scale, size)
+                crop = context_crop(bgr, face.box, scale, size)
                 batch = torch.from_numpy(crop).permute(2, 0, 1)[None].float().to(self.device)
                 probabilities.append(torch.softmax(model(batch), dim=1)[0, 1].item())
         return float(sum(probabilities) / len(probabilities))

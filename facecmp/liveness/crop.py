@@ -40,8 +40,8 @@ def enlarged_box(image_width: int, image_height: int, box_xywh: tuple[int, int, 
     return int(left), int(top), int(right), int(bottom)
 
 
-def crop_face(image: np.ndarray, box: tuple[float, float, float, float], scale: float,
-              size: int = 80) -> np.ndarray:
+def context_crop(image: np.ndarray, box: tuple[float, float, float, float], scale: float,
+                 size: int = 80) -> np.ndarray:
     """(H, W, C) uint8 image, face box (x1, y1, x2, y2) -> (size, size, C) uint8 crop."""
     height, width = image.shape[:2]
     left, top, right, bottom = enlarged_box(width, height, reference_box(box), scale)
