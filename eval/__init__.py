@@ -6,7 +6,8 @@ with identity-bootstrap confidence intervals, measured through exactly the pipel
 service runs (:class:`facecmp.FaceComparer`).
 
 Modules: ``datasets`` (adapters), ``embeddings`` (cached, resumable, local or Ray),
-``scoring`` (pairs and blocked all-vs-all), ``metrics`` (pure functions on score arrays),
+``scoring`` (the one place pairs are scored; blocked all-vs-all), ``groups`` (breakdowns by
+label columns), ``metrics`` (pure functions on score arrays),
 ``run`` (one evaluation -> summary), ``report`` and ``plots`` (files), ``cli``
 (``python -m eval run|compare``). Imports ``facecmp`` only.
 """
