@@ -5,9 +5,9 @@ how often 0.7 and 0.67 let an impostor through (FMR) and turn a genuine person a
 with identity-bootstrap confidence intervals, measured through exactly the pipeline the
 service runs (:class:`facecmp.FaceComparer`).
 
-Modules: ``embeddings`` (cached, resumable, local or Ray), ``scoring`` (pairs and blocked
-all-vs-all), ``run`` (one evaluation -> summary), ``report`` and ``plots`` (files), ``cli``
-(``python -m eval run|compare``), ``liveness_pad`` (APCER/BPCER of the liveness check). The
-dataset adapters and the metrics are the library's (``facecmp.datasets``, ``facecmp.metrics``).
-Imports ``facecmp`` only.
+Modules: ``embeddings`` (cached, resumable, local or Ray), ``scoring`` (the one place pairs
+are scored; blocked all-vs-all), ``groups`` (breakdowns by label columns), ``run`` (one
+evaluation -> summary), ``report`` and ``plots`` (files), ``cli`` (``python -m eval
+run|compare``), ``liveness_pad`` (APCER/BPCER of the liveness check). The dataset adapters and
+the metrics are the library's (``facecmp.datasets``, ``facecmp.metrics``). Imports ``facecmp`` only.
 """

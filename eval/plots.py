@@ -115,7 +115,7 @@ def group_fmr(groups: dict[str, dict], *, promised: float | None = None, title="
     ax.set_xscale("log")
     ax.set_yticks(range(len(names)), [f"{n} ({groups[n]['n_impostor']:,})" for n in names], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("FMR (impostor pairs accepted), 95% interval; open marker: none accepted, rule-of-3 bound")
+    ax.set_xlabel("FMR with 95% interval (open triangle: none accepted, at the rule-of-3 bound)", fontsize=8)
     ax.grid(True, which="both", axis="x", alpha=0.3)
     ax.set_title(title or "FMR by group", fontsize=10)
     fig.tight_layout()

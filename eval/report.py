@@ -104,6 +104,12 @@ def group_table(groups: dict) -> list[str]:
             fmr = _fmr_cell(p) if p["n_impostor"] else "n/a"
             fnmr = _fnmr_cell(p) if p["n_genuine"] else "n/a"
             lines.append(f"| {head} | {p['cutoff']:g} | {fmr} | {ratio(p.get('fmr_to_promised'))} | {fnmr} |")
+    at_promise = {value: g["cutoff_at_promised_fmr"] for value, g in groups.items() if "cutoff_at_promised_fmr" in g}
+    if at_promise:
+        fmr = next(iter(at_promise.values()))["fmr"]
+        cells = [f"{value} {c['cutoff']:.3f}" if c["cutoff"] is not None else f"{value} n/a ({c['reason']})"
+                 for value, c in at_promise.items()]
+        lines += ["", f"Cutoff at which each group's FMR is the promised {fmr:g} ({one_in(fmr)}): " + "; ".join(cells) + "."]
     return lines
 
 

@@ -199,13 +199,36 @@ def _protocol(dataset: FaceDataset, embedding: EmbeddingResult, scorer: PairScor
     return summary, curves, scores
 
 
+def cutoff_at_group_fmr(accepted, n_impostor: int, *, fmr: float, floor: float) -> dict:
+    """The lowest cutoff keeping a group's FMR <= ``fmr``, from its impostor scores >= ``floor``.
+
+    Exact when it lies at or above ``floor`` (the group's FMR at ``floor`` exceeds ``fmr``);
+    otherwise ``cutoff`` is None and the group meets ``fmr`` already at ``floor``.
+    """
+    entry = {"fmr": fmr, "cutoff": None, "measured_fmr": None, "floor": floor}
+    if n_impostor < metrics.min_impostors_for_fmr(fmr):
+        return {**entry, "reason": f"{n_impostor:,} impostor pairs cannot resolve an FMR of {fmr:g}"}
+    if len(accepted) <= fmr * n_impostor:
+        return {**entry, "reason": f"FMR <= {fmr:g} already at {floor:g}"}
+    below = np.nextafter(floor, -np.inf)          # stands for every impostor pair scoring under the floor
+    cutoff, measured = metrics.cutoff_at_fmr(np.r_[accepted, below], fmr=fmr,
+                                             impostor_weight=np.r_[np.ones(len(accepted)), n_impostor - len(accepted)])
+    if cutoff > accepted.max():
+        top = int((accepted == accepted.max()).sum())
+        return {**entry, "reason": f"no cutoff reaches it: {top:,} pairs ({top / n_impostor:.2g}) score the "
+                                   f"highest score, {accepted.max():g}"}
+    return {**entry, "cutoff": _rounded(cutoff), "measured_fmr": _rounded(measured), "reason": None}
+
+
 def _all_vs_all_groups(dataset: FaceDataset, ok: np.ndarray, collector: PairCollector, groupings: list[Grouping],
                        settings: EvaluationOptions, promised_fmr) -> dict:
     """Per grouping and group: every pair of the images with a face, from what ``collector`` kept."""
     genuine_pairs, genuine = collector.genuine()
     impostor_pairs, impostor = collector.accepted_impostors()
+    reference = settings.cutoffs[0]
     groups = {}
     for grouping in groupings:
+        impostor_group = grouping.of_pairs(impostor_pairs[:, 0], impostor_pairs[:, 1])
         rates = metrics.grouped_pair_rates(
             dataset.identities, np.where(ok, grouping.codes, -1), grouping.table, genuine_pairs=genuine_pairs,
             genuine=genuine, impostor_pairs=impostor_pairs, impostor=impostor, cutoffs=settings.cutoffs,
@@ -217,7 +240,10 @@ def _all_vs_all_groups(dataset: FaceDataset, ok: np.ndarray, collector: PairColl
                    "operating_points": operating_points(
                        rates.false_matches[g], rates.n_impostor[g], rates.false_non_matches[g], rates.n_genuine[g],
                        cutoffs=settings.cutoffs, fmr_ci=np.c_[ci.fmr_low[g], ci.fmr_high[g]],
-                       fnmr_ci=np.c_[ci.fnmr_low[g], ci.fnmr_high[g]], promised_fmr=promised_fmr)}
+                       fnmr_ci=np.c_[ci.fnmr_low[g], ci.fnmr_high[g]], promised_fmr=promised_fmr),
+                   "cutoff_at_promised_fmr": cutoff_at_group_fmr(
+                       impostor[impostor_group == g], int(rates.n_impostor[g]), fmr=float(promised_fmr(reference)),
+                       floor=min(settings.cutoffs))}
             for g, name in enumerate(grouping.names) if rates.n_genuine[g] + rates.n_impostor[g] > 0}
     return groups
 

@@ -223,3 +223,16 @@ def test_utkface_subset_breaks_down_by_younger_face_and_adult_groups(tmp_path, s
     assert set(every["groups"]["age:min"]) <= {"0-2", "3-5", "6-12", "13-17", "18+"}
     assert set(every["groups"]["race@age>=18"]) <= {f"both {r}" for r in ("white", "black", "asian", "indian", "other")} | {"mixed"}
     assert (out / "groups_all_vs_all_age_min.png").stat().st_size > 0
+
+
+def test_cutoff_at_a_group_fmr_is_exact_above_the_floor():
+    from eval.run import cutoff_at_group_fmr
+
+    accepted = np.array([0.95, 0.9, 0.8, 0.75, 0.7])          # 5 of 3,001 impostor pairs score >= 0.67
+    at = cutoff_at_group_fmr(accepted, 3001, fmr=1e-3, floor=0.67)
+    assert at["cutoff"] == 0.8 and at["measured_fmr"] == pytest.approx(3 / 3001, abs=1e-8)
+    assert cutoff_at_group_fmr(accepted, 4000, fmr=1e-3, floor=0.67)["cutoff"] == 0.75    # FMR 4/4000 <= 1e-3
+    assert cutoff_at_group_fmr(accepted, 10_000, fmr=1e-3, floor=0.67)["cutoff"] is None   # 5e-4 at 0.67 already
+    assert "cannot resolve" in cutoff_at_group_fmr(accepted, 100, fmr=1e-3, floor=0.67)["reason"]
+    saturated = cutoff_at_group_fmr(np.r_[np.ones(10), accepted], 3001, fmr=1e-3, floor=0.67)
+    assert saturated["cutoff"] is None and "10 pairs" in saturated["reason"]
