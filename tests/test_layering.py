@@ -96,5 +96,6 @@ def test_only_the_settings_modules_read_the_environment():
                         getattr(node.value, "id", None) == "os" and not isinstance(node.ctx, ast.Store):
                     readers.add(str(path.relative_to(REPO)))
     # settings.py: XDG_CACHE_HOME for the default cache; eval/cli.py only sets tqdm's refresh
-    # interval; serve/testing.py hands the whole environment to the server it starts.
-    assert readers == {"facecmp/settings.py", "eval/cli.py", "serve/testing.py"}
+    # interval; serve/testing.py hands the whole environment to the server it starts, and
+    # serve/cluster.py the FACECMP_* variables to the replicas Ray starts on other nodes.
+    assert readers == {"facecmp/settings.py", "eval/cli.py", "serve/testing.py", "serve/cluster.py"}

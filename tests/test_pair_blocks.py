@@ -58,7 +58,13 @@ def test_eval_all_vs_all_walks_the_same_pairs_as_the_fit():
     codes = np.sort(rng.integers(0, 300, 1200))
     emb = rng.normal(size=(1200, 128)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    result = all_vs_all(emb, codes, lambda cosine: (cosine + 1) / 2, cutoffs=(0.55,), block_size=256)
+    class CosineScorer:  # eval.scoring.PairScorer's interface, with the cosine as its own score
+        embeddings = emb
+
+        def scores(self, cosine, a, b):
+            return (np.clip(cosine, -1, 1) + 1.0) / 2
+
+    result = all_vs_all(CosineScorer(), np.arange(len(emb)), codes, cutoffs=(0.55,), block_size=256)
     genuine, impostor = all_pair_cosines(emb, codes)
     # Other row blocks (eval's end at identity boundaries): the same cosines up to float32 rounding.
     np.testing.assert_allclose(np.sort(result.genuine), np.sort((np.clip(genuine, -1, 1) + 1.0) / 2), atol=1e-7)
