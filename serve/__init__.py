@@ -8,16 +8,19 @@ imports ``serve.ray_proxy``) does not load the pipeline.
 """
 from __future__ import annotations
 
-from facecmp.extras import require
-
-for _module in ("fastapi", "uvicorn", "fastapi_offline"):
-    require(_module, "serve")  # say which extra is missing before the first import fails
-del _module
-
 __all__ = ["create_app", "main", "run"]
 
 
+def _require_extra() -> None:
+    from facecmp.extras import require
+
+    for module in ("fastapi", "uvicorn", "fastapi_offline"):
+        require(module, "serve")  # say which extra is missing before the first import fails
+
+
 def __getattr__(name: str):
+    if name in __all__:
+        _require_extra()
     if name == "create_app":
         from serve.app import create_app
 
