@@ -279,8 +279,8 @@ def default_specs(labels: dict[str, np.ndarray], bands: dict[str, tuple[float, .
     Returns the specs and a note for each column left out.
     """
     specs, notes = [], []
-    for column in labels:
-        values = band(labels[column], bands[column]) if column in bands else labels[column]
+    for column, raw in labels.items():
+        values = band(raw, bands[column]) if column in bands else raw
         distinct = len(set(values.tolist()) - {""})
         if distinct > MAX_DEFAULT_GROUPS:
             notes.append(f"label column `{column}` has {distinct} values and is not broken down: band it "
