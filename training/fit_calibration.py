@@ -40,7 +40,7 @@ from sklearn.model_selection import cross_val_predict
 from tqdm import tqdm
 
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
-from facecmp.metrics import cutoff_at_fmr, kfold_accuracy
+from facecmp.metrics import all_pair_blocks, cutoff_at_fmr, kfold_accuracy
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser
 from facecmp.settings import FacecmpSettings, cache_dir
@@ -133,29 +133,20 @@ def lfw_folds(lfw_dir: Path, paths: np.ndarray) -> np.ndarray:
 
 # -- pairs ------------------------------------------------------------------------------------
 
-def pair_blocks(n: int, block: int = 2048):
-    """(rows, upper) blocks covering the pairs i < j of n items."""
-    for start in range(0, n, block):
-        rows = np.arange(start, min(start + block, n))
-        yield rows, np.arange(n)[None, :] > rows[:, None]
-
-
 def all_pairs(emb: np.ndarray, stats: FaceStats, similarity, identities: np.ndarray | None = None,
               select=None) -> tuple[np.ndarray, np.ndarray]:
     """``similarity(cos, stats_rows, stats_cols)`` of all genuine and impostor pairs i < j
-    (``identities`` None: every pair is an impostor pair); ``select(rows)`` -> (r, N) bool
-    restricts the pairs."""
+    (``identities`` None: every pair is an impostor pair), walked by
+    :func:`facecmp.metrics.all_pair_blocks`; ``select(rows)`` -> (r, N) bool restricts the pairs."""
+    codes = np.arange(len(emb)) if identities is None else np.unique(identities, return_inverse=True)[1]
     genuine, impostor = [], []
-    for rows, upper in pair_blocks(len(emb)):
-        values = similarity(emb[rows] @ emb.T, stats[rows].column(), stats)
-        mask = upper if select is None else upper & select(rows)
-        if identities is None:
-            impostor.append(values[mask])
-            continue
-        same = identities[rows][:, None] == identities[None, :]
-        genuine.append(values[mask & same])
-        impostor.append(values[mask & ~same])
-    return (np.concatenate(genuine) if genuine else np.array([])), np.concatenate(impostor)
+    for block in all_pair_blocks(emb, codes, block_size=2048):
+        rows = np.arange(block.start, block.stop)
+        values = similarity(block.cosine, stats[rows].column(), stats[block.start:])
+        keep = np.ones_like(block.impostor) if select is None else select(rows)[:, block.start:]
+        genuine.append(values[block.genuine & keep])
+        impostor.append(values[block.impostor & keep])
+    return np.concatenate(genuine), np.concatenate(impostor)
 
 
 def sample_pairs(n: int, count: int, rng, identities: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
