@@ -138,13 +138,15 @@ class MtcnnNetworks:
         self.device = torch.device(device)
         compute = ComputeOptions.for_device(self.device, compute)
         self.backend = compute.backend
-        nets = {"pnet": (PNet(), (-1, 3, -1, -1)), "rnet": (RNet(), (-1, 3, 24, 24)), "onet": (ONet(), (-1, 3, 48, 48))}
+        # Input shapes, -1 where they vary: P-Net sees whole pyramid levels, traced on a 48 px one.
+        nets = {"pnet": (PNet(), (-1, 3, -1, -1), (1, 3, 48, 48)), "rnet": (RNet(), (-1, 3, 24, 24), None),
+                "onet": (ONet(), (-1, 3, 48, 48), None)}
         self._runners = {}
-        for name, (net, shape) in nets.items():
+        for name, (net, shape, example) in nets.items():
             module = _FromPixels(net.eval())
             if compute.backend == "openvino":
                 digest = hashlib.sha256(_weights_file(name).read_bytes()).hexdigest()[:16]
-                compiled = OpenVinoModel(module, input_shape=shape, example_shape=(1, 3, 48, 48) if name == "pnet" else None,
+                compiled = OpenVinoModel(module, input_shape=shape, example_shape=example,
                                          cache_key=f"mtcnn-{name}-{digest}", precision="f32",
                                          threads=compute.threads or torch.get_num_threads(),
                                          streams=compute.streams, cache_root=cache_dir())
