@@ -93,14 +93,17 @@ class ComputeOptions:
 
 
 class OpenVinoModel:
-    """A compiled OpenVINO copy of an (N, 3, S, S) -> (N, D) torch module; thread-safe ``__call__``.
+    """A compiled OpenVINO copy of a torch module with one float input; thread-safe ``__call__``
+    returning the module's outputs as a tuple of arrays.
 
-    ``precision``: "f32" or "bf16" (see :meth:`ComputeOptions.resolved`); ``streams``
-    requests run at once, each on ``threads`` threads.
+    ``input_shape``: the input's shape, -1 where it varies (the batch, or P-Net's height and
+    width); ``example_shape``: a concrete one to trace the module with (default: ``input_shape``
+    with 1 for each -1). ``precision``: "f32" or "bf16" (see :meth:`ComputeOptions.resolved`);
+    ``streams`` requests run at once, each on ``threads`` threads.
     """
 
-    def __init__(self, module: torch.nn.Module, *, cache_key: str, image_size: int, precision: str,
-                 threads: int, cache_root: Path, streams: int = 1):
+    def __init__(self, module: torch.nn.Module, *, cache_key: str, input_shape: tuple[int, ...], precision: str,
+                 threads: int, cache_root: Path, streams: int = 1, example_shape: tuple[int, ...] | None = None):
         import openvino as ov
 
         core = ov.Core()
@@ -109,8 +112,8 @@ class OpenVinoModel:
         if xml.exists():
             model = core.read_model(xml)
         else:
-            model = ov.convert_model(module, example_input=torch.zeros(1, 3, image_size, image_size),
-                                     input=[-1, 3, image_size, image_size])
+            example = example_shape or tuple(1 if size == -1 else size for size in input_shape)
+            model = ov.convert_model(module, example_input=torch.zeros(example), input=[list(input_shape)])
             try:
                 _save_atomically(ov, model, model_dir)
             except OSError as exc:  # a read-only cache costs the conversion at each start, nothing else
@@ -121,11 +124,12 @@ class OpenVinoModel:
             "NUM_STREAMS": streams, "PERFORMANCE_HINT": "LATENCY"})
         self._local = threading.local()  # an infer request serves one thread at a time
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self._compiled.create_infer_request()
-        return np.array(request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})[0])
+        results = request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        return tuple(np.array(results[output]) for output in self._compiled.outputs)
 
 
 def _save_atomically(ov, model, model_dir: Path) -> None:

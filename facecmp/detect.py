@@ -1,4 +1,4 @@
-"""Face detection with facenet-pytorch's MTCNN (weights shipped in its wheel).
+"""Face detection with MTCNN: facenet-pytorch's networks and weights (shipped in its wheel).
 
 ``FaceDetector.detect(image)`` takes an (H, W, 3) uint8 RGB array and returns a list of
 :class:`~facecmp.faces.Face` (possibly empty, never ``None``), most prominent first, in the
@@ -16,8 +16,11 @@ photos of 320 px or less (LFW's 250 px) get exactly one search, at full size, fr
 Banners and strips (over 4:1), whose short side that downscaling would shrink below a quarter
 of the pass's side, are scaled by :func:`pass_scale` instead; an image that cannot hold a face
 of the pass's smallest size is not searched in that pass (it has none to find there).
-The MTCNN networks run in channels-last memory format (oneDNN's native layout: 1.35x
-faster here, boxes equal to 1e-4 px).
+The cascade is :mod:`facecmp.mtcnn`'s vectorised one (every stage batched over all
+candidates, its networks compiled with OpenVINO on a CPU as the embedder is), whose boxes,
+landmarks and probabilities equal facenet-pytorch's ``MTCNN.detect`` to network rounding;
+``cascade="facenet-pytorch"`` runs facenet-pytorch's own, the reference (in channels-last
+memory format unless ``channels_last=False``: boxes equal to 1e-4 px).
 """
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
+from facecmp.backends import ComputeOptions
 from facecmp.faces import Face
+from facecmp.mtcnn import MtcnnCascade, MtcnnNetworks
 
 # Probability below which an MTCNN candidate is not counted as a face.
 MIN_FACE_PROBABILITY = 0.90
@@ -44,28 +49,24 @@ class DetectPass(NamedTuple):
 
 # Tried in order until a face is found (docs/performance.md measures each choice).
 DETECT_PASSES = (DetectPass(320, 40), DetectPass(640, 20))
+CASCADES = ("vectorised", "facenet-pytorch")
 
 
 class FaceDetector:
     """MTCNN wrapper. ``passes``: :class:`DetectPass` es (or ``(side, min_face_size)``
-    tuples), tried in order of size until one finds a face."""
+    tuples), tried in order of size until one finds a face. ``cascade``: "vectorised"
+    (:mod:`facecmp.mtcnn`, its networks run as ``compute`` says) or "facenet-pytorch"."""
 
     def __init__(self, *, passes=DETECT_PASSES, device: str = "cpu",
-                 min_probability: float = MIN_FACE_PROBABILITY, channels_last: bool = True):
+                 min_probability: float = MIN_FACE_PROBABILITY, channels_last: bool = True,
+                 cascade: str = "vectorised", compute: ComputeOptions | None = None):
+        if cascade not in CASCADES:
+            raise ValueError(f"unknown MTCNN cascade {cascade!r}; known: {', '.join(CASCADES)}")
         self.passes = tuple(sorted(DetectPass(*p) for p in passes))
         self.min_probability = min_probability
-        # One MTCNN per smallest face size (each has its own pyramid), sharing one set of networks.
-        self._mtcnn: dict[int, MTCNN] = {}
-        for min_face_size in sorted({p.min_face_size for p in self.passes}):
-            mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device,
-                          select_largest=False, post_process=False)
-            if self._mtcnn:
-                shared = next(iter(self._mtcnn.values()))
-                mtcnn.pnet, mtcnn.rnet, mtcnn.onet = shared.pnet, shared.rnet, shared.onet
-            elif channels_last:
-                for net in (mtcnn.pnet, mtcnn.rnet, mtcnn.onet):
-                    net.to(memory_format=torch.channels_last)
-            self._mtcnn[min_face_size] = mtcnn
+        self.cascade = cascade
+        self._vectorised = MtcnnCascade(MtcnnNetworks(device, compute)) if cascade == "vectorised" else None
+        self._mtcnn = {} if self._vectorised else _facenet_mtcnns(self.passes, device, channels_last)
 
     def detect(self, image: np.ndarray, *, precise: bool = False) -> list[Face]:
         """All faces with probability >= ``min_probability``, most prominent first."""
@@ -96,12 +97,14 @@ class FaceDetector:
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, (small, _) in prepared.items():
             by_shape.setdefault(small.shape, []).append(index)
-        mtcnn = self._mtcnn[detect_pass.min_face_size]
         for group in by_shape.values():
             batch = np.stack([prepared[i][0] for i in group])
-            with torch.inference_mode():
-                boxes, probs, points = mtcnn.detect(batch, landmarks=True)
-            for i, b, p, pts in zip(group, boxes, probs, points):
+            if self._vectorised is not None:
+                found = self._vectorised.detect(batch, detect_pass.min_face_size)
+            else:
+                with torch.inference_mode():
+                    found = zip(*self._mtcnn[detect_pass.min_face_size].detect(batch, landmarks=True))
+            for i, (b, p, pts) in zip(group, found):
                 results[i] = self._faces(b, p, pts, prepared[i][1], images[i].shape)
 
     def _faces(self, boxes, probs, points, scale: float, shape: tuple[int, ...]) -> list[Face]:
@@ -143,6 +146,22 @@ def _resized(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
     height, width = image.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
+
+
+def _facenet_mtcnns(passes: tuple[DetectPass, ...], device: str, channels_last: bool) -> dict[int, MTCNN]:
+    """facenet-pytorch: one MTCNN per smallest face size (each has its own pyramid), sharing one set of networks."""
+    mtcnns: dict[int, MTCNN] = {}
+    for min_face_size in sorted({p.min_face_size for p in passes}):
+        mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device,
+                      select_largest=False, post_process=False)
+        if mtcnns:
+            shared = next(iter(mtcnns.values()))
+            mtcnn.pnet, mtcnn.rnet, mtcnn.onet = shared.pnet, shared.rnet, shared.onet
+        elif channels_last:
+            for net in (mtcnn.pnet, mtcnn.rnet, mtcnn.onet):
+                net.to(memory_format=torch.channels_last)
+        mtcnns[min_face_size] = mtcnn
+    return mtcnns
 
 
 def prominence(face: Face, width: int, height: int) -> float:

@@ -70,7 +70,7 @@ class Embedder:
         self._compiled: OpenVinoModel | None = None
         if compute.backend == "openvino":
             self._compiled = OpenVinoModel(
-                _Normalized(self._normalize, model), image_size=CropConfig().size,
+                _Normalized(self._normalize, model), input_shape=(-1, 3, CropConfig().size, CropConfig().size),
                 cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}-{self.spec.model.normalization}",
                 precision=compute.precision, threads=compute.threads or torch.get_num_threads(),
                 streams=compute.streams, cache_root=cache_dir())
@@ -95,7 +95,7 @@ class Embedder:
         if flip:
             crops = np.concatenate([crops, crops[:, :, ::-1]])  # mirror images along the width axis
         if self._compiled is not None:
-            features = torch.from_numpy(self._compiled(crops.transpose(0, 3, 1, 2)))
+            features = torch.from_numpy(self._compiled(crops.transpose(0, 3, 1, 2))[0])
         else:
             batch = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
             with torch.inference_mode():

@@ -119,7 +119,7 @@ class FaceComparer:
         self.device = device
         self.compute = ComputeOptions.for_device(device, compute)
         self.decode_limits = decode_limits
-        self.detector = detector or FaceDetector(device=device)
+        self.detector = detector or FaceDetector(device=device, compute=self.compute)
         self._liveness_settings = liveness_settings
         self._liveness = None
         self._embedders: dict[str, Embedder] = {}
@@ -189,6 +189,25 @@ class FaceComparer:
         g = np.stack([r.embedding for r in reps[:len(gallery)]])
         p = np.stack([r.embedding for r in reps[len(gallery):]])
         return float(self.score_embeddings(g, p, mode=mode).max())
+
+    def compare_live_face(self, gallery: Sequence[ImageSource], probe: ImageSource, *, liveness_min_score: float,
+                          mode: str | None = None):
+        """The probe's liveness verdict and, when its score reaches ``liveness_min_score``, the
+        best calibrated score of the face it judged against the ``gallery`` (else ``None``).
+        The probe is decoded and detected once, for both."""
+        config = self._prepare(mode)
+        image = self.load_image(probe)
+        faces = self.detector.detect(image, precise=True)
+        liveness = self._liveness_checker().check(image, faces)
+        if liveness.score is None or liveness.score < liveness_min_score:
+            return liveness, None
+        reps = self.represent_batch(gallery, mode=config.mode)
+        for rep in reps:
+            if isinstance(rep, FacecmpError):
+                raise rep
+        probe_embedding = self.embed_crops(self._crops(config, [image], faces[:1]), mode=config.mode)[0]
+        cosine = np.clip(np.stack([r.embedding for r in reps]) @ probe_embedding, -1, 1).max()
+        return liveness, float(self.score(cosine, mode=config.mode))
 
     def represent(self, image: ImageSource, *, mode: str | None = None) -> FaceRepresentation:
         """Embedding of the most prominent face; raises like :meth:`compare`."""

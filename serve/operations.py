@@ -67,15 +67,14 @@ def check_liveness(comparer: FaceComparer, body: LivenessRequest, defaults: Defa
 
 
 def compare_live_face(comparer: FaceComparer, body: CompareLiveFaceRequest, defaults: Defaults) -> Outcome:
-    probe = _image(comparer, body.probe)
-    liveness = comparer.check_liveness(probe)
-    score = _liveness_score(liveness)
     minimum = defaults.liveness_threshold if body.liveness_min_score is None else body.liveness_min_score
-    if score < minimum:
+    liveness, similarity = comparer.compare_live_face(
+        [_image(comparer, text) for text in body.gallery], _image(comparer, body.probe),
+        liveness_min_score=minimum, mode=_mode(body.search_mode))
+    score = _liveness_score(liveness)
+    if similarity is None:
         raise LivenessError("FACE_NOT_LIVE", "The probe face did not pass the liveness check.",
                             liveness_score=round(score, 6), liveness_min_score=minimum)
-    similarity = comparer.compare_sets([_image(comparer, text) for text in body.gallery], [probe],
-                                       mode=_mode(body.search_mode))
     return Outcome(CompareLiveFaceResponse(score=similarity, liveness_score=score), _face_count(liveness))
 
 

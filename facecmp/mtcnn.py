@@ -1,0 +1,315 @@
+"""MTCNN's three-stage cascade with facenet-pytorch's networks and weights, vectorised.
+
+facenet-pytorch's ``detect_face`` runs P-Net on each pyramid level, then cuts every
+candidate out of the image and resizes it to 24 px (R-Net) or 48 px (O-Net) one at a time:
+a Python loop of ``interpolate(mode="area")`` calls, the largest cost of a detection. Here
+every resampling, of the pyramid levels and of all candidates of all levels and images at
+once, is read from one summed-area table per image: torch's "area" interpolation is adaptive
+average pooling (integer bins), and a bin's mean is four look-ups in that table, so the
+network inputs are those of facenet-pytorch, bit for bit. NMS runs batched over levels and
+images (``torchvision.ops.batched_nms``). The thresholds, box regression, squaring and
+clipping follow ``facenet_pytorch.models.utils.detect_face`` step for step, so boxes,
+landmarks and probabilities equal its ``MTCNN.detect`` to network rounding (tests compare
+them on real photos).
+
+Unlike facenet-pytorch, every image gets an answer: an image with no pyramid level (smaller
+than the smallest face searched for), or whose candidates all fall outside it, has no faces.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+from torchvision.ops import batched_nms
+
+from facecmp.backends import ComputeOptions, OpenVinoModel
+from facecmp.weights.store import cache_dir
+
+# facenet-pytorch's MTCNN defaults.
+PYRAMID_FACTOR = 0.709
+THRESHOLDS = (0.6, 0.7, 0.7)
+PNET_CELL, PNET_STRIDE = 12, 2
+
+
+class Detections(NamedTuple):
+    """The faces MTCNN found in one image: boxes (N, 4) x1, y1, x2, y2; probabilities (N,);
+    landmarks (N, 5, 2); highest probability first, as ``MTCNN.detect`` orders them."""
+
+    boxes: np.ndarray
+    probabilities: np.ndarray
+    landmarks: np.ndarray
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float, factor: float = PYRAMID_FACTOR) -> list[float]:
+    """The scales of facenet-pytorch's pyramid (the same float arithmetic): the first maps a
+    ``min_face_size`` face to P-Net's 12 px window, each next is ``factor`` times the last, down
+    to where the short side would fall under 12 px. Empty when the image is smaller than that."""
+    scale = 12.0 / min_face_size
+    short_side = min(height, width) * scale
+    scales = []
+    while short_side >= PNET_CELL:
+        scales.append(scale)
+        scale *= factor
+        short_side *= factor
+    return scales
+
+
+class AreaSampler:
+    """Area resampling ("area" interpolation: adaptive average pooling) of integer regions of a
+    batch of (B, H, W, 3) uint8 images, any number of regions in one call.
+
+    A region's output pixel (i, j) is the mean of the input rows floor(i h / o) ..
+    ceil((i + 1) h / o) - 1 and the same columns, as torch's adaptive pooling bins them; the sums
+    come from an integer summed-area table, so they are exact and the means equal torch's.
+    """
+
+    def __init__(self, images: np.ndarray):
+        batch, height, width, _ = images.shape
+        dtype = np.int32 if 255 * height * width < 2**31 else np.int64
+        table = np.zeros((3, batch, height + 1, width + 1), dtype)
+        np.cumsum(images.transpose(3, 0, 1, 2), axis=2, dtype=dtype, out=table[:, :, 1:, 1:])
+        np.cumsum(table[:, :, 1:, 1:], axis=3, out=table[:, :, 1:, 1:])
+        self._table = torch.from_numpy(table)          # (3, B, H + 1, W + 1)
+        self._flat = self._table.reshape(3, -1)
+        self.height, self.width = height, width
+        self._row, self._image = width + 1, (height + 1) * (width + 1)
+
+    def resize(self, size: tuple[int, int]) -> torch.Tensor:
+        """Each whole image resampled to ``size`` (h, w): (B, 3, h, w) float32."""
+        zero = torch.zeros(1, dtype=torch.int64)
+        (row_start, row_end), (col_start, col_end) = (
+            (first[0], last[0]) for first, last in (_bins(zero, torch.tensor([self.height]), size[0]),
+                                                    _bins(zero, torch.tensor([self.width]), size[1])))
+        upper, lower = self._table.index_select(2, row_start), self._table.index_select(2, row_end)
+        sums = (lower.index_select(3, col_end) - upper.index_select(3, col_end)
+                - lower.index_select(3, col_start) + upper.index_select(3, col_start))
+        # Divided by the bin's height, then its width, as torch does: the same float32 rounding.
+        return (sums.to(torch.float32) / (row_end - row_start)[:, None].to(torch.float32)
+                / (col_end - col_start)[None, :].to(torch.float32)).permute(1, 0, 2, 3)
+
+    def crop(self, image: torch.Tensor, top: torch.Tensor, left: torch.Tensor, bottom: torch.Tensor,
+             right: torch.Tensor, side: int) -> torch.Tensor:
+        """(N,) int64 image indices and region bounds (rows top..bottom - 1, columns left..right - 1,
+        none empty) -> (N, 3, side, side) float32: each region resampled to side x side."""
+        row_start, row_end = _bins(top, bottom, side)
+        col_start, col_end = _bins(left, right, side)
+        heights, widths = (row_end - row_start)[:, :, None], (col_end - col_start)[:, None, :]
+        base = (image * self._image)[:, None, None]
+        row_start, row_end = base + row_start[:, :, None] * self._row, base + row_end[:, :, None] * self._row
+        col_start, col_end = col_start[:, None, :], col_end[:, None, :]
+        corners = torch.stack([row_end + col_end, row_start + col_end, row_end + col_start, row_start + col_start])
+        values = torch.stack([channel.take(corners) for channel in self._flat])   # (3, 4, N, side, side)
+        sums = values[:, 0] - values[:, 1] - values[:, 2] + values[:, 3]
+        return (sums.to(torch.float32) / heights.to(torch.float32) / widths.to(torch.float32)
+                ).permute(1, 0, 2, 3).contiguous()
+
+
+def _bins(start: torch.Tensor, end: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adaptive pooling's bins of each [start, end) into ``count``: (N, count) first and one-past-last."""
+    length = (end - start)[:, None]
+    index = torch.arange(count, dtype=torch.int64)[None, :]
+    first = start[:, None] + torch.div(index * length, count, rounding_mode="floor")
+    last = start[:, None] + torch.div((index + 1) * length + count - 1, count, rounding_mode="floor")
+    return first, last
+
+
+class _FromPixels(torch.nn.Module):
+    """An MTCNN network taking (N, 3, H, W) float pixel values in [0, 255], normalised as
+    facenet-pytorch does: a compiled copy then runs the normalisation too."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, pixels: torch.Tensor):
+        return self.net((pixels - 127.5) * 0.0078125)
+
+
+class MtcnnNetworks:
+    """P-Net, R-Net and O-Net with facenet-pytorch's weights, run in PyTorch (channels-last) or
+    OpenVINO (float32, compiled as the embedder is: :class:`~facecmp.backends.OpenVinoModel`).
+    Each takes (N, 3, H, W) float32 pixels and returns a tuple of float32 tensors."""
+
+    def __init__(self, device: str = "cpu", compute: ComputeOptions | None = None):
+        self.device = torch.device(device)
+        compute = ComputeOptions.for_device(self.device, compute)
+        self.backend = compute.backend
+        # Input shapes, -1 where they vary: P-Net sees whole pyramid levels, traced on a 48 px one.
+        nets = {"pnet": (PNet(), (-1, 3, -1, -1), (1, 3, 48, 48)), "rnet": (RNet(), (-1, 3, 24, 24), None),
+                "onet": (ONet(), (-1, 3, 48, 48), None)}
+        self._runners = {}
+        for name, (net, shape, example) in nets.items():
+            module = _FromPixels(net.eval())
+            if compute.backend == "openvino":
+                digest = hashlib.sha256(_weights_file(name).read_bytes()).hexdigest()[:16]
+                compiled = OpenVinoModel(module, input_shape=shape, example_shape=example,
+                                         cache_key=f"mtcnn-{name}-{digest}", precision="f32",
+                                         threads=compute.threads or torch.get_num_threads(),
+                                         streams=compute.streams, cache_root=cache_dir())
+                self._runners[name] = _compiled_runner(compiled)
+            else:
+                module = module.to(self.device, memory_format=torch.channels_last)
+                self._runners[name] = _torch_runner(module, self.device)
+
+    def pnet(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._runners["pnet"](pixels)
+
+    def rnet(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._runners["rnet"](pixels)
+
+    def onet(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._runners["onet"](pixels)
+
+
+def _weights_file(name: str) -> Path:
+    import facenet_pytorch
+
+    return Path(facenet_pytorch.__file__).parent / "data" / f"{name}.pt"
+
+
+def _compiled_runner(compiled: OpenVinoModel):
+    def run(pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(out) for out in compiled(pixels.numpy()))
+    return run
+
+
+def _torch_runner(module: torch.nn.Module, device: torch.device):
+    def run(pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with torch.inference_mode():
+            return tuple(out.float().cpu() for out in module(pixels.to(device)))
+    return run
+
+
+class MtcnnCascade:
+    """``detect(images, min_face_size)``: facenet-pytorch's ``MTCNN.detect`` on a batch of
+    same-sized images, with every stage batched over all candidates of all images."""
+
+    def __init__(self, networks: MtcnnNetworks, factor: float = PYRAMID_FACTOR,
+                 thresholds: tuple[float, float, float] = THRESHOLDS):
+        self.networks, self.factor, self.thresholds = networks, factor, thresholds
+
+    def detect(self, images: np.ndarray, min_face_size: float) -> list[Detections]:
+        """(B, H, W, 3) uint8 RGB -> per image its :class:`Detections` (possibly none)."""
+        batch, height, width, _ = images.shape
+        scales = pyramid_scales(height, width, min_face_size, self.factor)
+        if not scales:
+            return [_no_faces() for _ in range(batch)]
+        sampler = AreaSampler(np.ascontiguousarray(images))
+        boxes, image = self._propose(sampler, height, width, scales)
+        boxes, image = self._refine(sampler, boxes, image, height, width)
+        boxes, image, landmarks = self._output(sampler, boxes, image, height, width)
+        return [_detections(boxes[image == b], landmarks[image == b]) for b in range(batch)]
+
+    # Stage 1: P-Net on each pyramid level; candidates per level and image, NMS within each
+    # level (0.5), then across levels (0.7), regressed and squared.
+    def _propose(self, sampler: AreaSampler, height: int, width: int, scales: list[float]):
+        found, groups = [], []
+        for level, scale in enumerate(scales):
+            reg, probs = self.networks.pnet(sampler.resize((int(height * scale + 1), int(width * scale + 1))))
+            mask = probs[:, 1] >= self.thresholds[0]
+            where = mask.nonzero()
+            cells = where[:, [2, 1]].to(torch.float32)   # (x, y) of each window in P-Net's output map
+            top_left = ((PNET_STRIDE * cells + 1) / scale).floor()
+            bottom_right = ((PNET_STRIDE * cells + PNET_CELL) / scale).floor()
+            found.append(torch.cat([top_left, bottom_right, probs[:, 1][mask][:, None],
+                                    reg.permute(0, 2, 3, 1)[mask]], dim=1))
+            groups.append(where[:, 0] * len(scales) + level)
+        candidates, group = torch.cat(found), torch.cat(groups)
+        keep = batched_nms(candidates[:, :4], candidates[:, 4], group, 0.5)
+        candidates, group = candidates[keep], group[keep]
+        image = torch.div(group, len(scales), rounding_mode="floor")
+        keep = batched_nms(candidates[:, :4], candidates[:, 4], image, 0.7)
+        candidates, image = candidates[keep], image[keep]
+        size = candidates[:, 2:4] - candidates[:, 0:2]
+        boxes = torch.cat([candidates[:, 0:2] + candidates[:, 5:7] * size,
+                           candidates[:, 2:4] + candidates[:, 7:9] * size, candidates[:, 4:5]], dim=1)
+        return _square(boxes), image
+
+    # Stage 2: R-Net on all candidates at 24 px.
+    def _refine(self, sampler: AreaSampler, boxes, image, height: int, width: int):
+        boxes, image, pixels = self._crops(sampler, boxes, image, height, width, 24)
+        if len(boxes) == 0:
+            return boxes, image
+        reg, probs = self.networks.rnet(pixels)
+        passed = probs[:, 1] > self.thresholds[1]
+        boxes = torch.cat([boxes[passed, :4], probs[passed, 1:2]], dim=1)
+        image, reg = image[passed], reg[passed]
+        keep = batched_nms(boxes[:, :4], boxes[:, 4], image, 0.7)
+        return _square(_regress(boxes[keep], reg[keep])), image[keep]
+
+    # Stage 3: O-Net on all candidates at 48 px: probability, landmarks, last regression, and
+    # NMS by overlap over the smaller box ("Min", 0.7), per image.
+    def _output(self, sampler: AreaSampler, boxes, image, height: int, width: int):
+        boxes, image, pixels = self._crops(sampler, boxes, image, height, width, 48)
+        if len(boxes) == 0:
+            return boxes, image, torch.zeros((0, 5, 2))
+        reg, points, probs = self.networks.onet(pixels)
+        passed = probs[:, 1] > self.thresholds[2]
+        boxes = torch.cat([boxes[passed, :4], probs[passed, 1:2]], dim=1)
+        image, reg, points = image[passed], reg[passed], points[passed]
+        size = boxes[:, 2:4] - boxes[:, 0:2] + 1
+        landmarks = torch.stack([size[:, None, 0] * points[:, :5] + boxes[:, None, 0] - 1,
+                                 size[:, None, 1] * points[:, 5:] + boxes[:, None, 1] - 1], dim=2)
+        boxes = _regress(boxes, reg)
+        keep = _nms_min(boxes.numpy(), image.numpy(), 0.7)
+        return boxes[keep], image[keep], landmarks[keep]
+
+    @staticmethod
+    def _crops(sampler: AreaSampler, boxes, image, height: int, width: int, side: int):
+        """The boxes' pixels, clipped to the image (facenet-pytorch's ``pad``: truncated to
+        integers, 1-based) and stretched to side x side; boxes wholly outside are dropped."""
+        bounds = boxes[:, :4].trunc().to(torch.int64)
+        left, top = bounds[:, 0].clamp(min=1) - 1, bounds[:, 1].clamp(min=1) - 1
+        right, bottom = bounds[:, 2].clamp(max=width), bounds[:, 3].clamp(max=height)
+        inside = (right > left) & (bottom > top)
+        boxes, image = boxes[inside], image[inside]
+        if len(boxes) == 0:
+            return boxes, image, None
+        pixels = sampler.crop(image, top[inside], left[inside], bottom[inside], right[inside], side)
+        return boxes, image, pixels
+
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    """facenet-pytorch's ``rerec``: each box made square on its longer side, same centre."""
+    size = boxes[:, 2:4] - boxes[:, 0:2]
+    side = size.max(dim=1, keepdim=True).values
+    top_left = boxes[:, 0:2] + size * 0.5 - side * 0.5
+    return torch.cat([top_left, top_left + side, boxes[:, 4:]], dim=1)
+
+
+def _regress(boxes: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+    """facenet-pytorch's ``bbreg``: box corners moved by ``reg`` times the (1-based) box size."""
+    size = (boxes[:, 2:4] - boxes[:, 0:2] + 1).repeat(1, 2)
+    return torch.cat([boxes[:, :4] + reg * size, boxes[:, 4:]], dim=1)
+
+
+def _nms_min(boxes: np.ndarray, image: np.ndarray, threshold: float) -> np.ndarray:
+    """facenet-pytorch's ``nms_numpy`` "Min" per image: highest score first, dropping every box
+    whose intersection exceeds ``threshold`` of the smaller box's area."""
+    kept = []
+    for b in np.unique(image):
+        members = np.flatnonzero(image == b)
+        x1, y1, x2, y2, score = (boxes[members, k].astype(np.float64) for k in range(5))
+        area = (x2 - x1 + 1) * (y2 - y1 + 1)
+        order = np.argsort(score)
+        while order.size:
+            best, order = order[-1], order[:-1]
+            kept.append(members[best])
+            inter = (np.maximum(0.0, np.minimum(x2[best], x2[order]) - np.maximum(x1[best], x1[order]) + 1)
+                     * np.maximum(0.0, np.minimum(y2[best], y2[order]) - np.maximum(y1[best], y1[order]) + 1))
+            order = order[inter / np.minimum(area[best], area[order]) <= threshold]
+    return np.array(kept, dtype=np.int64)
+
+
+def _detections(boxes: torch.Tensor, landmarks: torch.Tensor) -> Detections:
+    order = torch.argsort(boxes[:, 4], descending=True)
+    boxes, landmarks = boxes[order].numpy(), landmarks[order].numpy()
+    return Detections(boxes[:, :4].astype(np.float32), boxes[:, 4].astype(np.float32), landmarks.astype(np.float32))
+
+
+def _no_faces() -> Detections:
+    return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
