@@ -32,11 +32,9 @@ from facenet_pytorch import MTCNN
 from PIL import Image
 
 from facecmp.backends import ComputeOptions
-from facecmp.faces import Face
+from facecmp.faces import MIN_FACE_PROBABILITY, Face
 from facecmp.mtcnn import MtcnnCascade, MtcnnNetworks
 
-# Probability below which an MTCNN candidate is not counted as a face.
-MIN_FACE_PROBABILITY = 0.90
 
 
 class DetectPass(NamedTuple):

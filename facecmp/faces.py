@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Probability below which an MTCNN candidate is not counted as a face (detection and liveness).
+MIN_FACE_PROBABILITY = 0.90
+
 
 @dataclass(frozen=True)
 class Face:

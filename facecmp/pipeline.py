@@ -205,9 +205,9 @@ class FaceComparer:
         for rep in reps:
             if isinstance(rep, FacecmpError):
                 raise rep
-        probe_embedding = self.embed_crops(self._crops(config, [image], faces[:1]), mode=config.mode)[0]
-        cosine = np.clip(np.stack([r.embedding for r in reps]) @ probe_embedding, -1, 1).max()
-        return liveness, float(self.score(cosine, mode=config.mode))
+        probe_embedding = self._embed(config, self._crops(config, [image], faces[:1]))
+        gallery_embeddings = np.stack([r.embedding for r in reps])
+        return liveness, float(self.score_embeddings(gallery_embeddings, probe_embedding, mode=config.mode).max())
 
     def represent(self, image: ImageSource, *, mode: str | None = None) -> FaceRepresentation:
         """Embedding of the most prominent face; raises like :meth:`compare`."""

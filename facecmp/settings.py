@@ -18,7 +18,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from facecmp.detect import MIN_FACE_PROBABILITY
+from facecmp.faces import MIN_FACE_PROBABILITY
 
 # The source checkout this package was imported from (its parent holds ../shared on a developer's
 # machine); meaningless, and unused, for a wheel installed into site-packages.
