@@ -108,7 +108,10 @@ def _compare(args) -> int:
           f"  mode {result.mode}")
     for role, report in zip(("probe", "reference"), result.faces):
         box = ", ".join(f"{v:.0f}" for v in report.face.box)
-        print(f"  {role:9s} face box [{box}] p={report.face.probability:.3f}  faces in image: {report.face_count}")
+        print(f"  {role:9s} face box [{box}] p={report.face.probability:.3f}  faces in image: {report.face_count}"
+              + "".join(f"  {key} {value}" for key, value in report.trust.items() if key == "estimated_age"))
+    print("  calibration: " + ("within what it was fitted and measured on" if result.within_calibration
+                               else "outside it — " + "; ".join(result.calibration_notes)))
     if result.liveness is not None:
         print(f"  liveness  score {result.liveness.score:.3f} live={result.liveness.live}")
     print("  timings ms: " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items()))

@@ -32,6 +32,7 @@ def test_compare_human_output_and_errors(celebrity_photos, tmp_path):
     a, b = celebrity_photos["jerry_seinfeld"][:2]
     done = _facecmp("compare", str(a), str(b), "--mode", "fast")
     assert done.returncode == 0 and ("MATCH" in done.stdout) and "faces in image" in done.stdout
+    assert "estimated_age" in done.stdout and "calibration: " in done.stdout
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"this is not a jpeg")
     done = _facecmp("compare", str(junk), str(b), "--json", "--mode", "fast")
