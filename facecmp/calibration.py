@@ -67,8 +67,7 @@ class Calibration:
     def face_stats(self, embeddings: np.ndarray) -> FaceStats:
         """What the score needs of each of (N, D) embeddings besides their cosines."""
         if self.normaliser is None:
-            zeros = np.zeros(len(np.atleast_2d(embeddings)), np.float32)
-            return FaceStats(zeros, zeros + 1, zeros + np.nan)
+            return FaceStats.neutral(len(np.atleast_2d(embeddings)))
         return self.normaliser.face_stats(embeddings)
 
     def similarity(self, cosine, a: FaceStats, b: FaceStats) -> np.ndarray:

@@ -49,6 +49,18 @@ class FaceStats:
         """(N, 1) views, so that a pair function of rows x columns broadcasts to (N, M)."""
         return self[:, None]
 
+    @classmethod
+    def neutral(cls, n: int) -> "FaceStats":
+        """Statistics under which AS-norm leaves a cosine as it is (mean 0, spread 1; age unknown):
+        what a calibration without a normaliser reports."""
+        zeros = np.zeros(n, np.float32)
+        return cls(zeros, zeros + 1, zeros + np.nan)
+
+
+def asnorm(cosine, a: FaceStats, b: FaceStats) -> np.ndarray:
+    """Adaptive symmetric normalisation of pairs (a, b) with cosine ``cosine`` (broadcasting)."""
+    return 0.5 * ((cosine - a.cohort_mean) / a.cohort_std + (cosine - b.cohort_mean) / b.cohort_std)
+
 
 @dataclass(frozen=True)
 class ScoreNormaliser:
@@ -83,9 +95,7 @@ class ScoreNormaliser:
 
     def normalise(self, cosine, a: FaceStats, b: FaceStats) -> np.ndarray:
         """Normalised similarity of pairs (a, b) with cosine ``cosine`` (broadcasting)."""
-        cosine = np.asarray(cosine, np.float32)
-        asnorm = 0.5 * ((cosine - a.cohort_mean) / a.cohort_std + (cosine - b.cohort_mean) / b.cohort_std)
-        return asnorm - self.age_shift(np.minimum(a.estimated_age, b.estimated_age))
+        return asnorm(np.asarray(cosine, np.float32), a, b) - self.age_shift(np.minimum(a.estimated_age, b.estimated_age))
 
     def age_shift(self, younger_age) -> np.ndarray:
         return np.interp(np.minimum(younger_age, self.age_clamp), self.shift_ages, self.shift_values)

@@ -1,6 +1,7 @@
 """Shared fixtures: real photos (5-celebrity sdist, ../shared LFW), one loaded pipeline per mode."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,17 @@ def celebrity_photos() -> dict[str, list[Path]]:
     from facecmp.samples import photos_by_person
 
     return photos_by_person("val")
+
+
+@pytest.fixture()
+def people_folder(tmp_path, celebrity_photos) -> Path:
+    """A folder of identities (one sub-folder a person): 3 people x 3 real photos."""
+    root = tmp_path / "people"
+    for person in sorted(celebrity_photos)[:3]:
+        (root / person).mkdir(parents=True)
+        for photo in celebrity_photos[person][:3]:
+            shutil.copy(photo, root / person / photo.name)
+    return root
 
 
 @pytest.fixture(scope="session")

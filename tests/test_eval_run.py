@@ -21,17 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
-def photo_folder(tmp_path, celebrity_photos) -> Path:
-    """A folder of identities: 3 people x 3 photos, plus one image without a face and one that is not an image."""
-    root = tmp_path / "people"
-    for person in sorted(celebrity_photos)[:3]:
-        (root / person).mkdir(parents=True)
-        for photo in celebrity_photos[person][:3]:
-            shutil.copy(photo, root / person / photo.name)
-    first = sorted(celebrity_photos)[0]
-    Image.new("RGB", (200, 200), (128, 128, 128)).save(root / first / "blank.png")
-    (root / first / "broken.jpg").write_bytes(b"not a jpeg at all")
-    return root
+def photo_folder(people_folder) -> Path:
+    """``people_folder`` plus one image without a face and one that is not an image."""
+    first = sorted(p.name for p in people_folder.iterdir())[0]
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(people_folder / first / "blank.png")
+    (people_folder / first / "broken.jpg").write_bytes(b"not a jpeg at all")
+    return people_folder
 
 
 def _images(folder: Path) -> list[Path]:

@@ -347,22 +347,11 @@ def test_a_killed_replica_is_replaced_and_every_request_is_answered(deployed, ra
     assert sum(start > replaced_at[0] and status == 200 for start, status, _ in outcomes) >= 10
 
 
-@pytest.fixture()
-def photo_folder(tmp_path, celebrity_photos) -> Path:
-    """3 people x 3 photos."""
-    root = tmp_path / "people"
-    for person in sorted(celebrity_photos)[:3]:
-        (root / person).mkdir(parents=True)
-        for photo in celebrity_photos[person][:3]:
-            shutil.copy(photo, root / person / photo.name)
-    return root
-
-
-def test_eval_ray_backend_runs_on_a_cluster_started_apart(ray_cluster, photo_folder, tmp_path):
+def test_eval_ray_backend_runs_on_a_cluster_started_apart(ray_cluster, people_folder, tmp_path):
     out = tmp_path / "run"
     started = time.monotonic()
     run = subprocess.run(
-        [sys.executable, "-m", "eval", "run", str(photo_folder), "--out", str(out), "--mode", "fast",
+        [sys.executable, "-m", "eval", "run", str(people_folder), "--out", str(out), "--mode", "fast",
          "--backend", "ray", "--ray-address", ray_cluster.address, "--ray-actors", "1", "--batch-size", "4",
          "--no-cache", "--bootstrap", "50", "--folds", "2", "--threads", "1", "--no-progress"],
         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)

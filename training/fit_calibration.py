@@ -42,9 +42,10 @@ from tqdm import tqdm
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
 from facecmp.metrics import all_pair_blocks, cutoff_at_fmr, kfold_accuracy
 from facecmp.modes import MODES
-from facecmp.normalisation import FaceStats, ScoreNormaliser
+from facecmp.normalisation import FaceStats, ScoreNormaliser, asnorm
 from facecmp.settings import FacecmpSettings, cache_dir
-from training.lfw_protocol import fold_range, view2_pairs
+from training.lfw_features import lfw_images
+from training.lfw_protocol import view2_pairs
 
 MIN_TAIL_COUNT = 50
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "facecmp" / "calibrations"
@@ -121,16 +122,6 @@ def attach_labels(data: dict, labels_csv: Path) -> dict:
     return data
 
 
-def lfw_folds(lfw_dir: Path, paths: np.ndarray) -> np.ndarray:
-    """The pairs.txt fold (1-10) of each image's person, 0 if the person is in no pair."""
-    pairs, _, folds = view2_pairs(lfw_dir, paths)
-    fold_of = np.zeros(len(paths), int)
-    fold_of[pairs.ravel()] = np.repeat(folds, 2)
-    identities = np.array([p.split("/")[0] for p in paths])
-    by_person = {person: fold for person, fold in zip(identities, fold_of) if fold}
-    return np.array([by_person.get(person, 0) for person in identities])
-
-
 # -- pairs ------------------------------------------------------------------------------------
 
 def all_pairs(emb: np.ndarray, stats: FaceStats, similarity, identities: np.ndarray | None = None,
@@ -155,10 +146,6 @@ def sample_pairs(n: int, count: int, rng, identities: np.ndarray | None = None) 
     if identities is not None:
         keep &= identities[a] != identities[b]
     return a[keep][:count], b[keep][:count]
-
-
-def asnorm(cos, a: FaceStats, b: FaceStats) -> np.ndarray:
-    return 0.5 * ((cos - a.cohort_mean) / a.cohort_std + (cos - b.cohort_mean) / b.cohort_std)
 
 
 def fit_age_shift(asnorm_values: np.ndarray, younger: np.ndarray, clamp: float, bins: int = 24,
@@ -262,9 +249,8 @@ def balance_level(normaliser: ScoreNormaliser, similarity: np.ndarray, score: np
 def cosine_only(lfw: dict) -> Calibration:
     """The previous method, for comparison: knots on raw cosines of LFW folds 1-5."""
     fit_idx = np.flatnonzero(lfw["ok"] & (lfw["fold"] >= 1) & (lfw["fold"] <= 5))
-    zeros = np.zeros(len(lfw["embeddings"]), np.float32)
-    stats = FaceStats(zeros, zeros + 1, zeros)
-    _, impostor = all_pairs(lfw["embeddings"][fit_idx], stats[fit_idx], lambda c, a, b: c, lfw["identity"][fit_idx])
+    _, impostor = all_pairs(lfw["embeddings"][fit_idx], FaceStats.neutral(len(fit_idx)), asnorm,
+                            lfw["identity"][fit_idx])
     similarity, score, _ = fit_knots(impostor, lowest=-1.0, highest=1.0)
     return Calibration("cosine-only", {}, "", "", similarity, score, {})
 
@@ -386,7 +372,8 @@ def main() -> None:
     target = args.write or PACKAGE_DIR / f"{args.mode}.json"
     lfw = load_embeddings(args.lfw_embeddings or training / f"lfw-{args.mode}.npz")
     lfw["identity"] = np.array([p.split("/")[0] for p in lfw["paths"]])
-    lfw["fold"] = lfw_folds(args.lfw, lfw["paths"])
+    fold_of = dict(zip(*lfw_images(args.lfw)[::2]))
+    lfw["fold"] = np.array([fold_of.get(str(p), 0) for p in lfw["paths"]])
     cohort_set = attach_labels(load_embeddings(args.cohort_embeddings or training / f"utkface-dev-{args.mode}.npz"),
                                args.cohort_labels)
     calibration, fitted = fit(args.mode, lfw, cohort_set, top_k=args.top_k, age_clamp=args.age_clamp)
@@ -394,18 +381,16 @@ def main() -> None:
                     for c in json.loads((PACKAGE_DIR / f"{args.mode}.json").read_text())["centres"])
     previous = cosine_only(lfw)
     both = {"normalised": calibration, "cosine-only": previous}
-    zeros = {name: FaceStats(*(np.zeros(len(d["embeddings"]), np.float32) + v for v in (0, 1, 0)))
-             for name, d in (("cohort", cohort_set), ("lfw", lfw))}
-    groups = heldout_groups(both, cohort_set, {"normalised": fitted["stats_cohort_set"], "cosine-only": zeros["cohort"]})
+    groups = heldout_groups(both, cohort_set, {"normalised": fitted["stats_cohort_set"],
+                                               "cosine-only": FaceStats.neutral(len(cohort_set["embeddings"]))})
     heldout = {"lfw": heldout_lfw(calibration, lfw, fitted["stats_lfw"], args.lfw),
-               "lfw_cosine_only": heldout_lfw(previous, lfw, zeros["lfw"], args.lfw),
+               "lfw_cosine_only": heldout_lfw(previous, lfw, FaceStats.neutral(len(lfw["embeddings"])), args.lfw),
                f"{args.cohort_name} held-out half": groups}
     pairs_embeddings = args.pairs_embeddings or training / f"cacd-vs-dev-{args.mode}.npz"
     if args.pairs.exists() and pairs_embeddings.exists():
         pairs_set = load_embeddings(pairs_embeddings)
-        n = len(pairs_set["embeddings"])
         stats = {"normalised": calibration.face_stats(np.nan_to_num(pairs_set["embeddings"])),
-                 "cosine-only": FaceStats(np.zeros(n), np.ones(n), np.zeros(n))}
+                 "cosine-only": FaceStats.neutral(len(pairs_set["embeddings"]))}
         heldout[args.pairs.parent.name] = heldout_pairs_file(both, pairs_set, stats, args.pairs)
     coverage = {**calibration.coverage, "unkept_age_bands": unkept_age_bands(groups)}
     folds_fit = int(np.sum(lfw["ok"] & (lfw["fold"] >= 1) & (lfw["fold"] <= 5)))
