@@ -32,6 +32,8 @@ import numpy as np
 
 #: A cohort cosine this high is the query photo itself (a cohort photo sent as a query).
 SELF_MATCH_COSINE = 0.9999
+#: Up to this many faces, cohort cosines are computed without BLAS's thread pool (see face_stats).
+FEW_FACES = 16
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,15 @@ class ScoreNormaliser:
         mean = np.empty(len(embeddings), np.float32)
         std = np.empty(len(embeddings), np.float32)
         for start in range(0, len(embeddings), block):
-            cosines = embeddings[start:start + block] @ self.cohort.T
+            chunk = embeddings[start:start + block]
+            # A compare's few faces by einsum, on the calling thread: OpenBLAS hands even a
+            # 2-row product to its thread pool, whose threads then spin for ~0.1 s on the
+            # cores the next detection and embedding need (measured: a compare's embedding
+            # 8.7 -> 14 ms on 2 cores). Many faces (fitting, eval) keep BLAS's threads.
+            if len(chunk) <= FEW_FACES:
+                cosines = np.einsum("nd,md->nm", chunk, self.cohort)
+            else:
+                cosines = chunk @ self.cohort.T
             cosines[cosines > SELF_MATCH_COSINE] = -1.0
             top = np.partition(cosines, -self.top_k, axis=1)[:, -self.top_k:]
             mean[start:start + block], std[start:start + block] = top.mean(axis=1), top.std(axis=1)
