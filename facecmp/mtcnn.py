@@ -99,14 +99,21 @@ class AreaSampler:
         row_start, row_end = _bins(top, bottom, side)
         col_start, col_end = _bins(left, right, side)
         heights, widths = (row_end - row_start)[:, :, None], (col_end - col_start)[:, None, :]
-        base = (image * self._image)[:, None, None]
-        row_start, row_end = base + row_start[:, :, None] * self._row, base + row_end[:, :, None] * self._row
-        col_start, col_end = col_start[:, None, :], col_end[:, None, :]
-        corners = np.stack([row_end + col_end, row_start + col_end, row_end + col_start, row_start + col_start])
-        values = self._flat[:, corners]                  # (3, 4, N, side, side)
-        sums = values[:, 0] - values[:, 1] - values[:, 2] + values[:, 3]
-        return np.ascontiguousarray((sums.astype(np.float32) / heights.astype(np.float32)
-                                     / widths.astype(np.float32)).transpose(1, 0, 2, 3))
+        heights, widths = heights.astype(np.float32), widths.astype(np.float32)
+        # Flat indices of the corners, int32 and channel by channel: a third of the memory
+        # traffic of one (3, 4, N, side, side) look-up (48 px crops of 40 boxes 6.2 -> 1.7 ms).
+        index = np.int32 if self._flat.shape[1] < 2**31 else np.int64
+        base = (image * self._image)[:, None]
+        row_start = (base + row_start * self._row).astype(index)[:, :, None]
+        row_end = (base + row_end * self._row).astype(index)[:, :, None]
+        col_start, col_end = col_start.astype(index)[:, None, :], col_end.astype(index)[:, None, :]
+        crops = np.empty((len(image), 3, side, side), np.float32)
+        for channel, table in enumerate(self._flat):
+            sums = (table[row_end + col_end] - table[row_start + col_end] - table[row_end + col_start]
+                    + table[row_start + col_start])
+            np.divide(sums.astype(np.float32), heights, out=crops[:, channel])
+            crops[:, channel] /= widths
+        return crops
 
 
 def _bins(start: np.ndarray, end: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
