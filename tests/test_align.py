@@ -37,3 +37,24 @@ def test_margins_show_more_context(face_and_image):
         tight = FaceDetector(passes=[(640, 10)]).detect(crop_face(image, face, CropConfig(method, 0.0 if method == "similarity" else 0.1)))
         loose = FaceDetector(passes=[(640, 10)]).detect(crop_face(image, face, CropConfig(method, 0.5)))
         assert loose[0].width < 0.85 * tight[0].width
+
+
+def test_aligned_crop_reads_only_the_face_region_yet_equals_a_whole_photo_warp():
+    """The crop hands PIL only the region its output reads from: the pixels must be those of
+    warping the whole photo, for faces anywhere, at any angle and size, partly or wholly outside."""
+    from PIL import Image
+
+    from facecmp.align import _similarity_crop
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    for _ in range(300):
+        angle, scale, centre = rng.uniform(-np.pi, np.pi), rng.uniform(0.1, 4.0), rng.uniform(-200, 900, 2)
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        landmarks = (TEMPLATE_160 - 80.0) @ rotation.T * scale + centre
+        for margin in (0.0, 0.3):
+            template = 80.0 + (TEMPLATE_160 - 80.0) / (1.0 + margin)
+            inverse = np.linalg.inv(np.vstack([similarity_transform(landmarks, template), [0, 0, 1]]))
+            whole = Image.fromarray(photo).transform((160, 160), Image.AFFINE, data=tuple(inverse[:2].ravel()),
+                                                     resample=Image.BILINEAR)
+            assert np.array_equal(_similarity_crop(photo, landmarks, margin, 160), np.asarray(whole))
