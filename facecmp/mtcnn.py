@@ -33,6 +33,9 @@ from facecmp.weights.store import cache_dir
 PYRAMID_FACTOR = 0.709
 THRESHOLDS = (0.6, 0.7, 0.7)
 PNET_CELL, PNET_STRIDE = 12, 2
+#: R-Net's and O-Net's compiled batches are padded to a multiple of BATCH_BUCKET, and the
+#: buckets up to PREPARED_BATCHES prepared at load (see _compiled_runner).
+BATCH_BUCKET, PREPARED_BATCHES = 8, 128
 
 
 class Detections(NamedTuple):
@@ -158,7 +161,9 @@ class MtcnnNetworks:
                                          cache_key=f"mtcnn-{name}-{digest}", precision="f32",
                                          threads=compute.threads or torch.get_num_threads(),
                                          streams=compute.streams, cache_root=cache_dir())
-                self._runners[name] = _compiled_runner(compiled)
+                self._runners[name] = _compiled_runner(compiled, batch_bucket=1 if name == "pnet" else BATCH_BUCKET)
+                if name != "pnet":
+                    _prepare_buckets(self._runners[name], shape[1:])
             else:
                 module = module.to(self.device, memory_format=torch.channels_last)
                 self._runners[name] = _torch_runner(module, self.device)
@@ -179,10 +184,24 @@ def _weights_file(name: str) -> Path:
     return Path(facenet_pytorch.__file__).parent / "data" / f"{name}.pt"
 
 
-def _compiled_runner(compiled: OpenVinoModel):
+def _compiled_runner(compiled: OpenVinoModel, batch_bucket: int):
+    """Batches are padded to a multiple of ``batch_bucket`` (zeros; each crop is computed
+    alone, so the others' outputs do not change): OpenVINO prepares each input shape the first
+    time it sees it (2-8 ms for R-Net and O-Net, measured), and candidate counts vary."""
     def run(pixels: np.ndarray) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.from_numpy(out) for out in compiled(pixels))
+        count = len(pixels)
+        padding = -count % batch_bucket
+        if padding:
+            pixels = np.concatenate([pixels, np.zeros((padding, *pixels.shape[1:]), pixels.dtype)])
+        return tuple(torch.from_numpy(out[:count]) for out in compiled(pixels))
     return run
+
+
+def _prepare_buckets(run, crop_shape: tuple[int, ...]) -> None:
+    """Run each batch bucket up to :data:`PREPARED_BATCHES` once, at load: the first requests
+    then meet no unprepared shape (R-Net sees up to ~100 candidates of two photos, O-Net fewer)."""
+    for count in range(BATCH_BUCKET, PREPARED_BATCHES + 1, BATCH_BUCKET):
+        run(np.zeros((count, *crop_shape), np.float32))
 
 
 def _torch_runner(module: torch.nn.Module, device: torch.device):
