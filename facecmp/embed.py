@@ -62,23 +62,26 @@ class Embedder:
         self.device = torch.device(device)
         compute = ComputeOptions.for_device(self.device, compute)
         self.channels_last = channels_last and compute.backend == "torch"
-        model = build_inception_resnet_v1(self.spec.model.embedding_size)
-        model.load_state_dict(load_state_dict(weights), strict=True)
-        model = model.eval()
         self._normalize = _NORMALIZE[self.spec.model.normalization]
         self.model: torch.nn.Module | None = None
         self._compiled: OpenVinoModel | None = None
         if compute.backend == "openvino":
             self._compiled = OpenVinoModel(
-                _Normalized(self._normalize, model), input_shape=(-1, 3, CropConfig().size, CropConfig().size),
+                lambda: _Normalized(self._normalize, self._load_model(weights)),
+                input_shape=(-1, 3, CropConfig().size, CropConfig().size),
                 cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}-{self.spec.model.normalization}",
                 precision=compute.precision, threads=compute.threads or torch.get_num_threads(),
                 streams=compute.streams, cache_root=cache_dir())
         else:
-            self.model = model.to(self.device)
+            self.model = self._load_model(weights).to(self.device)
             if self.channels_last:
                 self.model = self.model.to(memory_format=torch.channels_last)
         self.backend, self.precision = compute.backend, compute.precision
+
+    def _load_model(self, weights: str) -> torch.nn.Module:
+        model = build_inception_resnet_v1(self.spec.model.embedding_size)
+        model.load_state_dict(load_state_dict(weights), strict=True)
+        return model.eval()
 
     @property
     def embedding_size(self) -> int:

@@ -79,13 +79,13 @@ def test_openvino_model_is_cached_as_ir_and_reloaded(tmp_path):
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
     batch = np.random.default_rng(1).normal(size=(2, 3, 16, 16)).astype(np.float32)
     options = dict(cache_key="tiny", input_shape=(-1, 3, 16, 16), precision="f32", threads=1, cache_root=tmp_path)
-    first = OpenVinoModel(module, **options)
+    first = OpenVinoModel(lambda: module, **options)
     [model_dir] = (tmp_path / "openvino").iterdir()
     xml = model_dir / "model.xml"
     written = xml.stat().st_mtime_ns
     with torch.no_grad():
         expected = module(torch.from_numpy(batch)).numpy()
-    second = OpenVinoModel(module, **options)
+    second = OpenVinoModel(lambda: module, **options)
     assert xml.stat().st_mtime_ns == written  # read back, not converted again
     assert np.abs(first(batch)[0] - expected).max() < 1e-5 and np.abs(second(batch)[0] - expected).max() < 1e-5
     assert [p.name for p in (tmp_path / "openvino").iterdir()] == [model_dir.name]  # no staging left
@@ -95,7 +95,7 @@ def test_openvino_streams_give_each_concurrent_caller_its_own_results(tmp_path):
     """The service's workers call one compiled model at once, each on its own stream."""
     torch = pytest.importorskip("torch")
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
-    model = OpenVinoModel(module, cache_key="tiny", input_shape=(-1, 3, 16, 16), precision="f32", threads=1, streams=2,
+    model = OpenVinoModel(lambda: module, cache_key="tiny", input_shape=(-1, 3, 16, 16), precision="f32", threads=1, streams=2,
                           cache_root=tmp_path)
     batches = np.random.default_rng(2).normal(size=(4, 2, 3, 16, 16)).astype(np.float32)
     with torch.no_grad():
@@ -121,7 +121,7 @@ def test_an_unwritable_ir_cache_only_warns(tmp_path):
     not_a_directory = tmp_path / "cache"
     not_a_directory.write_text("a file where the cache folder should be")
     with pytest.warns(RuntimeWarning, match="could not cache"):
-        model = OpenVinoModel(module, cache_key="tiny", input_shape=(-1, 3, 8, 8), precision="f32", threads=1,
+        model = OpenVinoModel(lambda: module, cache_key="tiny", input_shape=(-1, 3, 8, 8), precision="f32", threads=1,
                               cache_root=not_a_directory)
     batch = np.ones((1, 3, 8, 8), np.float32)
     with torch.no_grad():
