@@ -33,16 +33,18 @@ from PIL import Image
 
 from facecmp.backends import ComputeOptions
 from facecmp.faces import MIN_FACE_PROBABILITY, Face
-from facecmp.mtcnn import MtcnnCascade, MtcnnNetworks
-
+from facecmp.mtcnn import PYRAMID_FACTOR, MtcnnCascade, MtcnnNetworks
 
 
 class DetectPass(NamedTuple):
     """One MTCNN search: the image downscaled to a longest side of at most ``side`` px,
-    faces from ``min_face_size`` px at that size."""
+    faces from ``min_face_size`` px at that size, in a pyramid whose levels step by
+    ``pyramid_factor`` (MTCNN's 0.709; a smaller factor means fewer levels: docs/performance.md
+    measures 0.6 and 0.5)."""
 
     side: int
     min_face_size: int
+    pyramid_factor: float = PYRAMID_FACTOR
 
 
 # Tried in order until a face is found (docs/performance.md measures each choice).
@@ -51,8 +53,8 @@ CASCADES = ("vectorised", "facenet-pytorch")
 
 
 class FaceDetector:
-    """MTCNN wrapper. ``passes``: :class:`DetectPass` es (or ``(side, min_face_size)``
-    tuples), tried in order of size until one finds a face. ``cascade``: "vectorised"
+    """MTCNN wrapper. ``passes``: :class:`DetectPass` es (or ``(side, min_face_size[,
+    pyramid_factor])`` tuples), tried in order of size until one finds a face. ``cascade``: "vectorised"
     (:mod:`facecmp.mtcnn`, its networks run as ``compute`` says) or "facenet-pytorch"."""
 
     def __init__(self, *, passes=DETECT_PASSES, device: str = "cpu",
@@ -98,10 +100,11 @@ class FaceDetector:
         for group in by_shape.values():
             batch = np.stack([prepared[i][0] for i in group])
             if self._vectorised is not None:
-                found = self._vectorised.detect(batch, detect_pass.min_face_size)
+                found = self._vectorised.detect(batch, detect_pass.min_face_size, detect_pass.pyramid_factor)
             else:
                 with torch.inference_mode():
-                    found = zip(*self._mtcnn[detect_pass.min_face_size].detect(batch, landmarks=True))
+                    mtcnn = self._mtcnn[detect_pass.min_face_size, detect_pass.pyramid_factor]
+                    found = zip(*mtcnn.detect(batch, landmarks=True))
             for i, (b, p, pts) in zip(group, found):
                 results[i] = self._faces(b, p, pts, prepared[i][1], images[i].shape)
 
@@ -152,11 +155,13 @@ def _resized(image: np.ndarray, scale: float, precise: bool) -> tuple[np.ndarray
     return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR, reducing_gap=gap)), scale
 
 
-def _facenet_mtcnns(passes: tuple[DetectPass, ...], device: str, channels_last: bool) -> dict[int, MTCNN]:
-    """facenet-pytorch: one MTCNN per smallest face size (each has its own pyramid), sharing one set of networks."""
-    mtcnns: dict[int, MTCNN] = {}
-    for min_face_size in sorted({p.min_face_size for p in passes}):
-        mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device,
+def _facenet_mtcnns(passes: tuple[DetectPass, ...], device: str, channels_last: bool
+                    ) -> dict[tuple[int, float], MTCNN]:
+    """facenet-pytorch: one MTCNN per (smallest face size, pyramid factor) (each has its own
+    pyramid), sharing one set of networks."""
+    mtcnns: dict[tuple[int, float], MTCNN] = {}
+    for min_face_size, factor in sorted({(p.min_face_size, p.pyramid_factor) for p in passes}):
+        mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, factor=factor, device=device,
                       select_largest=False, post_process=False)
         if mtcnns:
             shared = next(iter(mtcnns.values()))
@@ -164,7 +169,7 @@ def _facenet_mtcnns(passes: tuple[DetectPass, ...], device: str, channels_last: 
         elif channels_last:
             for net in (mtcnn.pnet, mtcnn.rnet, mtcnn.onet):
                 net.to(memory_format=torch.channels_last)
-        mtcnns[min_face_size] = mtcnn
+        mtcnns[min_face_size, factor] = mtcnn
     return mtcnns
 
 

@@ -218,14 +218,14 @@ class MtcnnCascade:
     """``detect(images, min_face_size)``: facenet-pytorch's ``MTCNN.detect`` on a batch of
     same-sized images, with every stage batched over all candidates of all images."""
 
-    def __init__(self, networks: MtcnnNetworks, factor: float = PYRAMID_FACTOR,
-                 thresholds: tuple[float, float, float] = THRESHOLDS):
-        self.networks, self.factor, self.thresholds = networks, factor, thresholds
+    def __init__(self, networks: MtcnnNetworks, thresholds: tuple[float, float, float] = THRESHOLDS):
+        self.networks, self.thresholds = networks, thresholds
 
-    def detect(self, images: np.ndarray, min_face_size: float) -> list[Detections]:
-        """(B, H, W, 3) uint8 RGB -> per image its :class:`Detections` (possibly none)."""
+    def detect(self, images: np.ndarray, min_face_size: float, factor: float = PYRAMID_FACTOR) -> list[Detections]:
+        """(B, H, W, 3) uint8 RGB -> per image its :class:`Detections` (possibly none); the
+        pyramid's levels step by ``factor``."""
         batch, height, width, _ = images.shape
-        scales = pyramid_scales(height, width, min_face_size, self.factor)
+        scales = pyramid_scales(height, width, min_face_size, factor)
         if not scales:
             return [_no_faces() for _ in range(batch)]
         sampler = AreaSampler(np.ascontiguousarray(images))

@@ -35,12 +35,12 @@ def _lfw_photos(lfw_dir, count: int) -> list[np.ndarray]:
     return [load_image(path) for path in paths]
 
 
-def _assert_same_detections(cascade, reference, image: np.ndarray, min_face_size: int) -> int:
-    reference.min_face_size = min_face_size
+def _assert_same_detections(cascade, reference, image: np.ndarray, min_face_size: int, factor: float = 0.709) -> int:
+    reference.min_face_size, reference.factor = min_face_size, factor
     with torch.inference_mode():
         boxes, probs, points = reference.detect(image[None], landmarks=True)
     expected = 0 if boxes[0] is None else len(boxes[0])
-    found = cascade.detect(image[None], min_face_size)[0]
+    found = cascade.detect(image[None], min_face_size, factor)[0]
     assert len(found.boxes) == expected
     if expected:
         assert np.abs(found.boxes - boxes[0]).max() <= BOX_PX
@@ -57,6 +57,18 @@ def test_same_faces_as_facenet_pytorch_on_the_sample_photos(cascade, reference, 
         small = np.asarray(Image.fromarray(image).resize((320, round(320 * image.shape[0] / image.shape[1]))))
         faces += _assert_same_detections(cascade, reference, small, 40)
     assert faces >= 20  # the comparison compared faces
+
+
+def test_a_coarser_pyramid_gives_facenet_pytorchs_faces_for_that_pyramid(cascade, reference, celebrity_photos):
+    """Fewer pyramid levels (DetectPass.pyramid_factor) are still facenet-pytorch's cascade."""
+    faces = 0
+    for person in sorted(celebrity_photos)[:3]:
+        image = load_image(celebrity_photos[person][0])
+        small = np.asarray(Image.fromarray(image).resize((320, round(320 * image.shape[0] / image.shape[1]))))
+        for factor in (0.6, 0.5):
+            faces += _assert_same_detections(cascade, reference, small, 40, factor)
+    assert faces >= 6
+    assert len(pyramid_scales(240, 320, 40, 0.5)) < len(pyramid_scales(240, 320, 40))
 
 
 def test_the_pytorch_networks_give_the_same_faces(reference, celebrity_photos):
