@@ -317,8 +317,11 @@ class FaceComparer:
     @staticmethod
     def _crops(config: PipelineConfig, images: list[np.ndarray], faces: list[Face]) -> np.ndarray:
         """(N, K, S, S, 3): each face cut as each of the K embedders wants it."""
-        return np.stack([np.stack([crop_face(img, face, e.crop) for e in config.embedders])
-                         for img, face in zip(images, faces)])
+        crops = []
+        for img, face in zip(images, faces):
+            by_config = {crop: crop_face(img, face, crop) for crop in dict.fromkeys(e.crop for e in config.embedders)}
+            crops.append(np.stack([by_config[e.crop] for e in config.embedders]))   # accurate's box crop is cut once
+        return np.stack(crops)
 
     def _liveness_checker(self):
         if self._liveness is None:
