@@ -28,7 +28,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_pipeline import SIZES, guard_images, jpeg_pairs, lfw_pairs, typical_photo, wilson  # noqa: E402
+from bench.bench_pipeline import SIZES, guard_images, guard_row, jpeg_pairs, lfw_pairs, typical_photo  # noqa: E402
 from facecmp import FaceComparer  # noqa: E402
 from facecmp.decode import load_image  # noqa: E402
 from facecmp.detect import DETECT_PASSES, DetectPass, FaceDetector  # noqa: E402
@@ -60,17 +60,10 @@ def detect_all(detector: FaceDetector, photos: list[np.ndarray]) -> list:
 
 
 def guard_figures(comparer: FaceComparer, photos: list[bytes], identities, pairs, same) -> str:
-    reps = [r for start in range(0, len(photos), 32) for r in comparer.represent_batch(photos[start:start + 32])]
-    found = np.array([not isinstance(r, Exception) for r in reps])
-    emb = np.stack([r.embedding if ok else np.zeros(128, np.float32) for r, ok in zip(reps, found)])
-    matched = comparer.score_embeddings(emb, emb) >= 0.7
-    usable = found[:, None] & found[None, :]
-    impostor = np.triu(identities[:, None] != identities[None, :], 1) & usable
-    right = int(((matched[pairs[:, 0], pairs[:, 1]] & usable[pairs[:, 0], pairs[:, 1]]) == same).sum())
-    false_matches, impostors = int((matched & impostor).sum()), int(impostor.sum())
-    low, high = wilson(false_matches, impostors)
-    return (f"faces {found.sum()}/{len(found)}, right at 0.7 {right}/{len(pairs)}, "
-            f"FMR {false_matches / impostors:.2e} [{low:.2e}, {high:.2e}]")
+    row = guard_row(comparer, photos, identities, pairs, same)
+    low, high = row["fmr_interval"]
+    return (f"faces {row['found'].sum()}/{len(photos)}, right at 0.7 {row['correct']}/{len(pairs)}, "
+            f"FMR {row['fmr']:.2e} [{low:.2e}, {high:.2e}]")
 
 
 def main() -> None:

@@ -163,8 +163,10 @@ class MtcnnNetworks:
                                          cache_key=f"mtcnn-{name}-{digest}", precision="f32",
                                          threads=compute.threads or torch.get_num_threads(),
                                          streams=compute.streams, cache_root=cache_dir())
-                self._runners[name] = _compiled_runner(compiled, batch_bucket=1 if name == "pnet" else BATCH_BUCKET)
-                if name in PREPARED_BATCHES:
+                # P-Net's inputs vary in height and width, not in a batch worth padding.
+                bucketed = name in PREPARED_BATCHES
+                self._runners[name] = _compiled_runner(compiled, batch_bucket=BATCH_BUCKET if bucketed else 1)
+                if bucketed:
                     _prepare_buckets(self._runners[name], shape[1:], PREPARED_BATCHES[name])
             else:
                 module = module.to(self.device, memory_format=torch.channels_last)

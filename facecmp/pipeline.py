@@ -26,7 +26,6 @@ from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.errors import FacecmpError, FaceNotDetectedError
 from facecmp.faces import Face
 from facecmp.modes import MODES, PipelineConfig, get_mode
-from facecmp.normalisation import FaceStats
 from facecmp.weights.registry import get_spec
 
 DEFAULT_MIN_SIMILARITY = 0.7
@@ -182,13 +181,8 @@ class FaceComparer:
     def compare_sets(self, gallery: Sequence[ImageSource], probe: Sequence[ImageSource], *,
                      mode: str | None = None) -> float:
         """Best calibrated score over all gallery x probe pairs (images must each hold a face)."""
-        reps = self.represent_batch([*gallery, *probe], mode=mode)
-        for rep in reps:
-            if isinstance(rep, FacecmpError):
-                raise rep
-        g = np.stack([r.embedding for r in reps[:len(gallery)]])
-        p = np.stack([r.embedding for r in reps[len(gallery):]])
-        return float(self.score_embeddings(g, p, mode=mode).max())
+        embeddings = self._embeddings_or_raise(self.represent_batch([*gallery, *probe], mode=mode))
+        return float(self.score_embeddings(embeddings[:len(gallery)], embeddings[len(gallery):], mode=mode).max())
 
     def compare_live_face(self, gallery: Sequence[ImageSource], probe: ImageSource, *, liveness_min_score: float,
                           mode: str | None = None):
@@ -201,12 +195,8 @@ class FaceComparer:
         liveness = self._liveness_checker().check(image, faces)
         if liveness.score is None or liveness.score < liveness_min_score:
             return liveness, None
-        reps = self.represent_batch(gallery, mode=config.mode)
-        for rep in reps:
-            if isinstance(rep, FacecmpError):
-                raise rep
+        gallery_embeddings = self._embeddings_or_raise(self.represent_batch(gallery, mode=config.mode))
         probe_embedding = self._embed(config, self._crops(config, [image], faces[:1]))
-        gallery_embeddings = np.stack([r.embedding for r in reps])
         return liveness, float(self.score_embeddings(gallery_embeddings, probe_embedding, mode=config.mode).max())
 
     def represent(self, image: ImageSource, *, mode: str | None = None) -> FaceRepresentation:
@@ -306,6 +296,14 @@ class FaceComparer:
         parts = [self._embedders[e.weights].embed(crops[:, k], flip=config.flip) for k, e in enumerate(config.embedders)]
         parts = centre_embeddings(parts, self._calibrations[config.mode].centres)
         return fuse_embeddings(parts, config.fusion_shares())
+
+    @staticmethod
+    def _embeddings_or_raise(reps: list[FaceRepresentation | FacecmpError]) -> np.ndarray:
+        """(N, D) embeddings of :meth:`represent_batch`'s answers; the first error, if any, is raised."""
+        for rep in reps:
+            if isinstance(rep, FacecmpError):
+                raise rep
+        return np.stack([rep.embedding for rep in reps])
 
     @staticmethod
     def _crops(config: PipelineConfig, images: list[np.ndarray], faces: list[Face]) -> np.ndarray:
