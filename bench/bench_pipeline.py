@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_service import KEY, run_level, typical_photo  # noqa: E402
 from facecmp import FaceComparer  # noqa: E402
-from facecmp.datasets import load_lfw  # noqa: E402
+from eval.datasets import load_lfw  # noqa: E402
 from facecmp.backends import ComputeOptions  # noqa: E402
 from facecmp.detect import FaceDetector  # noqa: E402
 from facecmp.embed import Embedder  # noqa: E402

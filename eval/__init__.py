@@ -8,6 +8,7 @@ service runs (:class:`facecmp.FaceComparer`).
 Modules: ``embeddings`` (cached, resumable, local or Ray), ``scoring`` (the one place pairs
 are scored; blocked all-vs-all), ``groups`` (breakdowns by label columns), ``run`` (one
 evaluation -> summary), ``report`` and ``plots`` (files), ``cli`` (``python -m eval
-run|compare``), ``liveness_pad`` (APCER/BPCER of the liveness check). The dataset adapters and
-the metrics are the library's (``facecmp.datasets``, ``facecmp.metrics``). Imports ``facecmp`` only.
+run|compare``), ``liveness_pad`` (APCER/BPCER of the liveness check), ``datasets`` (dataset
+adapters) and ``metrics`` (plain functions on score arrays). Imports ``facecmp`` only; ``training``
+imports this package, never the reverse.
 """

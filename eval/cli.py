@@ -99,7 +99,7 @@ def _image_label_columns(specs: list[str]) -> dict[str, tuple[str, str]]:
 
 
 def load_dataset(args):
-    from facecmp import datasets
+    from eval import datasets
 
     kind = datasets.detect_format(args.dataset) if args.format == "auto" else args.format
     if kind == "lfw":

@@ -25,7 +25,7 @@ import torch
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
 from facecmp.liveness import LivenessChecker
-from facecmp.metrics import fmr_fnmr
+from eval.metrics import fmr_fnmr
 from facecmp.settings import FacecmpSettings, LivenessSettings
 
 BLOCK = 50
@@ -45,7 +45,7 @@ def error_rates(live_scores: np.ndarray, spoof_scores: np.ndarray, threshold: fl
 
 def pick_threshold(live_scores: np.ndarray, spoof_scores: np.ndarray, max_apcer: float) -> float:
     """Lowest threshold on a 0.01 grid whose APCER is at most ``max_apcer`` on the given scores
-    (0.99 when none is). :func:`facecmp.metrics.cutoff_at_fmr` would return a score, not a grid
+    (0.99 when none is). :func:`eval.metrics.cutoff_at_fmr` would return a score, not a grid
     point; the grid keeps the documented threshold (0.45) a round number."""
     apcer, _ = fmr_fnmr(live_scores, spoof_scores, cutoffs=THRESHOLD_GRID)
     passing = np.flatnonzero(apcer <= max_apcer)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facecmp import metrics
-from facecmp.datasets import FaceDataset
+from eval import metrics
+from eval.datasets import FaceDataset
 from eval.embeddings import EmbeddingResult
 from eval.groups import Grouping, PairCollector
 from eval.scoring import PairScorer, all_vs_all

@@ -4,7 +4,7 @@
 every block of the all-vs-all walk is scored by it, through the comparer's own score.
 
 All-vs-all never materialises the n*(n-1)/2 impostor scores (29.6 million for LFW's 7,701
-images): it walks blocks of rows of the cosine matrix (:func:`facecmp.metrics.all_pair_blocks`,
+images): it walks blocks of rows of the cosine matrix (:func:`eval.metrics.all_pair_blocks`,
 one matrix product each, as the calibration fit does) and keeps
 
 * every genuine (same-identity) score, with its identity — there are few;
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecmp.metrics import all_pair_blocks
+from eval.metrics import all_pair_blocks
 
 
 class PairScorer:

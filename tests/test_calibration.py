@@ -68,7 +68,7 @@ def test_a_normaliser_file_that_does_not_match_its_digest_is_refused(tmp_path):
 @pytest.mark.slow
 def test_score_0_7_means_about_1_in_1000_false_matches_on_held_out_lfw(fast_comparer, lfw_dir):
     """Folds 6-10 of pairs.txt were not used to fit the calibration (folds 1-5 were)."""
-    from facecmp.datasets import load_lfw
+    from eval.datasets import load_lfw
 
     dataset = load_lfw(lfw_dir)
     pairs = dataset.pairs

@@ -1,4 +1,4 @@
-"""facecmp.datasets adapters on real files: a folder of identities, LFW pairs.txt, CACD-VS pairs.tsv."""
+"""eval.datasets adapters on real files: a folder of identities, LFW pairs.txt, CACD-VS pairs.tsv."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecmp import datasets
+from eval import datasets
 
 
 @pytest.fixture(scope="module")

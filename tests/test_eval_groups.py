@@ -12,7 +12,7 @@ import pytest
 
 from eval.cli import main
 from eval.groups import Condition, GroupSpec, band, band_names, make_grouping, parse_bands, rule_table
-from facecmp import datasets
+from eval import datasets
 from facecmp.calibration import fmr_promised
 
 AGE_BANDS = "age=0,3,6,13,18,inf"

@@ -1,10 +1,10 @@
-"""facecmp.metrics and eval.scoring on score sets whose answers are known analytically."""
+"""eval.metrics and eval.scoring on score sets whose answers are known analytically."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from facecmp import metrics
+from eval import metrics
 from eval.groups import PairCollector
 from eval.scoring import PairScorer, all_vs_all
 

@@ -1,5 +1,6 @@
 """The house's import rules, read from the source: facecmp/ imports nothing from serve/, eval/
-or training/, and those three never import each other; `facecmp serve` reaches the service
+or training/; training/ may import eval/ (its metrics and dataset adapters), and no other of
+the three imports another; `facecmp serve` reaches the service
 only through the `facecmp.commands` entry point that pyproject.toml declares."""
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def imported_packages(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_packages_import_only_the_library(package):
-    allowed = {"facecmp", package}
+    allowed = {"facecmp", package} | ({"eval"} if package == "training" else set())
     offenders = {str(path.relative_to(REPO)): sorted((imported_packages(path) & set(PACKAGES)) - allowed)
                  for path in sorted((REPO / package).rglob("*.py"))}
     assert {path: bad for path, bad in offenders.items() if bad} == {}

@@ -1,4 +1,4 @@
-"""eval/liveness_pad.py's rates come from facecmp.metrics (APCER = FMR over attacks, BPCER =
+"""eval/liveness_pad.py's rates come from eval.metrics (APCER = FMR over attacks, BPCER =
 FNMR over live faces) and give what the former hand-written grid search gave."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""All-pairs cosines are walked in one place (facecmp.metrics.all_pair_blocks) for the
+"""All-pairs cosines are walked in one place (eval.metrics.all_pair_blocks) for the
 calibration fit and the eval suite. The fit's input must not move by a bit: it is compared
 here with the walk the calibrations were fitted with (kept below as the reference)."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facecmp.metrics import all_pair_blocks
+from eval.metrics import all_pair_blocks
 from training.lfw_protocol import all_pair_cosines
 
 

@@ -40,7 +40,7 @@ from sklearn.model_selection import cross_val_predict
 from tqdm import tqdm
 
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
-from facecmp.metrics import all_pair_blocks, cutoff_at_fmr, kfold_accuracy
+from eval.metrics import all_pair_blocks, cutoff_at_fmr, kfold_accuracy
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser, asnorm
 from facecmp.settings import FacecmpSettings, cache_dir
@@ -128,7 +128,7 @@ def all_pairs(emb: np.ndarray, stats: FaceStats, similarity, identities: np.ndar
               select=None) -> tuple[np.ndarray, np.ndarray]:
     """``similarity(cos, stats_rows, stats_cols)`` of all genuine and impostor pairs i < j
     (``identities`` None: every pair is an impostor pair), walked by
-    :func:`facecmp.metrics.all_pair_blocks`; ``select(rows)`` -> (r, N) bool restricts the pairs."""
+    :func:`eval.metrics.all_pair_blocks`; ``select(rows)`` -> (r, N) bool restricts the pairs."""
     codes = np.arange(len(emb)) if identities is None else np.unique(identities, return_inverse=True)[1]
     genuine, impostor = [], []
     for block in all_pair_blocks(emb, codes, block_size=2048):

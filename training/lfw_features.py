@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from facecmp.align import CropConfig, crop_face
 from facecmp.backends import ComputeOptions
-from facecmp.datasets import load_lfw
+from eval.datasets import load_lfw
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings

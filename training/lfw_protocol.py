@@ -1,7 +1,7 @@
 """LFW View 2 on cached training embeddings: pairs.txt pairs and all-vs-all pair cosines.
 
 Arrays only; the embeddings come from ``training/lfw_features.py``, the protocol from
-:func:`facecmp.datasets.load_lfw`.
+:func:`eval.datasets.load_lfw`.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facecmp.datasets import load_lfw
-from facecmp.metrics import all_pair_blocks
+from eval.datasets import load_lfw
+from eval.metrics import all_pair_blocks
 
 
 def fold_range(text: str) -> set[int]:
@@ -34,7 +34,7 @@ def all_pair_cosines(embeddings: np.ndarray, identities: np.ndarray, block: int 
     """Cosines of all genuine and all impostor pairs (i < j) among rows without NaN.
 
     Returns (genuine, impostor) 1-D float32 arrays, computed in blocks of a matrix product
-    (:func:`facecmp.metrics.all_pair_blocks`, the walk the eval suite's all-vs-all uses): the
+    (:func:`eval.metrics.all_pair_blocks`, the walk the eval suite's all-vs-all uses): the
     calibration fit needs the raw impostor tail, not only counts at cutoffs.
     """
     ok = ~np.isnan(embeddings).any(axis=1)

@@ -21,7 +21,7 @@ from facecmp.calibration import load_calibration
 from facecmp.modes import MODES, EmbedderConfig, PipelineConfig
 from facecmp.settings import FacecmpSettings, cache_dir
 from training.lfw_features import config_parts, fit_centres, fuse_parts
-from facecmp.metrics import cutoff_at_fmr, kfold_accuracy
+from eval.metrics import cutoff_at_fmr, kfold_accuracy
 from training.lfw_protocol import all_pair_cosines, fold_range, view2_pairs
 
 
