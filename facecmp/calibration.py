@@ -39,6 +39,16 @@ def fmr_promised(score: float | np.ndarray) -> float | np.ndarray:
     return ANCHOR_FMR * 10.0 ** (-(np.asarray(score, float) - ANCHOR_SCORE) / SCORE_PER_DECADE)
 
 
+def score_meaning(score: float) -> str:
+    """What a calibrated score stands for, in words: the share of different people who score this
+    high (two significant digits), or that it carries no such promise (below 0.5)."""
+    if score < PROMISE_FLOOR:
+        return "below 0.5: no false-match promise (more than 1 in 10 different people score this high)"
+    one_in = float(1.0 / fmr_promised(score))
+    one_in = round(one_in, -max(int(np.floor(np.log10(one_in))) - 1, 0))
+    return f"about 1 in {one_in:,.0f} different people score this high"
+
+
 def score_for_fmr(fmr: float | np.ndarray) -> float | np.ndarray:
     """Inverse of :func:`fmr_promised`."""
     return ANCHOR_SCORE - SCORE_PER_DECADE * np.log10(np.asarray(fmr, float) / ANCHOR_FMR)

@@ -19,7 +19,7 @@ import numpy as np
 from facecmp import __version__
 from facecmp.align import crop_face
 from facecmp.backends import ComputeOptions
-from facecmp.calibration import Calibration, load_calibration
+from facecmp.calibration import Calibration, load_calibration, score_meaning
 from facecmp.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, load_image
 from facecmp.detect import FaceDetector
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
@@ -78,10 +78,16 @@ class CompareResult:
     def within_calibration(self) -> bool:
         return not self.calibration_notes
 
+    @property
+    def score_meaning(self) -> str:
+        """The score in words ("about 1 in 1,000 different people score this high")."""
+        return score_meaning(self.score)
+
     def to_dict(self) -> dict:
         return {
             "is_match": self.is_match, "score": round(self.score, 6), "cosine": round(self.cosine, 6),
-            "similarity": round(self.similarity, 6), "within_calibration": self.within_calibration,
+            "similarity": round(self.similarity, 6), "score_meaning": self.score_meaning,
+            "within_calibration": self.within_calibration,
             "calibration_notes": list(self.calibration_notes),
             "min_similarity_score": self.min_similarity_score, "mode": self.mode,
             "faces": [f.to_dict() for f in self.faces], "weights": self.weights,

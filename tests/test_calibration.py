@@ -147,3 +147,14 @@ def test_pipeline_embeddings_are_centred_with_the_calibration_centres(fast_compa
     got = np.stack([rep.embedding for rep in fast_comparer.represent_batch(photos, mode="fast")])
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert np.abs(got - raw).max() > 1e-2  # the centre really moves them
+
+
+def test_score_meaning_names_the_promised_rate_within_its_rounding():
+    import re
+
+    from facecmp.calibration import PROMISE_FLOOR, fmr_promised, score_meaning
+
+    for score in np.linspace(PROMISE_FLOOR, 1.0, 51):
+        one_in = float(re.search(r"1 in ([\d,]+) different", score_meaning(score)).group(1).replace(",", ""))
+        assert abs(one_in * fmr_promised(score) - 1.0) <= 0.05, score   # two significant digits
+    assert "no false-match promise" in score_meaning(PROMISE_FLOOR - 0.01)
