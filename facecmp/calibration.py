@@ -26,7 +26,7 @@ import numpy as np
 from facecmp.errors import CalibrationError
 from facecmp.normalisation import FaceStats, ScoreNormaliser
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3   # 3: the embedding centres moved to facecmp/centres (part of the mode)
 ANCHOR_SCORE = 0.7
 ANCHOR_FMR = 1e-3
 SCORE_PER_DECADE = 0.1
@@ -69,8 +69,6 @@ class Calibration:
     similarity_knots: np.ndarray
     score_knots: np.ndarray
     info: dict
-    # Per embedder of the pipeline: its (D,) mean embedding to subtract, or None (not centred).
-    centres: tuple[np.ndarray | None, ...] = ()
     normaliser: ScoreNormaliser | None = field(default=None, repr=False)
     coverage: dict = field(default_factory=dict)
 
@@ -141,7 +139,6 @@ class Calibration:
             "anchor": {"score": ANCHOR_SCORE, "fmr": ANCHOR_FMR, "score_per_decade": SCORE_PER_DECADE},
             "knots": {"similarity": [round(float(c), 7) for c in self.similarity_knots],
                       "score": [round(float(s), 7) for s in self.score_knots]},
-            "centres": [None if c is None else [round(float(v), 7) for v in c] for c in self.centres],
             "normaliser": None if self.normaliser is None else self.normaliser.to_dict(),
             "coverage": self.coverage,
             **self.info,
@@ -155,16 +152,15 @@ class Calibration:
         similarity, score = np.array(data["knots"]["similarity"], float), np.array(data["knots"]["score"], float)
         if len(similarity) != len(score) or np.any(np.diff(similarity) <= 0) or np.any(np.diff(score) < 0):
             raise CalibrationError(f"calibration {data.get('id')}: knots are not monotone")
-        centres = tuple(None if c is None else np.array(c, np.float32) for c in data.get("centres", []))
         normaliser = None
         if data.get("normaliser") is not None:
             if normaliser_arrays is None:
                 raise CalibrationError(f"calibration {data.get('id')} needs its normaliser file")
             normaliser = ScoreNormaliser.from_parts(data["normaliser"], normaliser_arrays)
         info = {k: v for k, v in data.items()
-                if k not in ("format_version", "id", "pipeline", "dataset", "method", "anchor", "knots", "centres",
+                if k not in ("format_version", "id", "pipeline", "dataset", "method", "anchor", "knots",
                              "normaliser", "coverage")}
-        return cls(data["id"], data["pipeline"], data["dataset"], data["method"], similarity, score, info, centres,
+        return cls(data["id"], data["pipeline"], data["dataset"], data["method"], similarity, score, info,
                    normaliser, data.get("coverage", {}))
 
     def save(self, path: str | Path) -> None:
@@ -205,8 +201,4 @@ def load_calibration(mode: str, pipeline: dict, path: str | Path | None = None) 
             f"calibration {calibration.id} was fitted for pipeline {calibration.pipeline}, not {pipeline}; "
             "refit it with training/fit_calibration.py"
         )
-    wanted = [bool(e.get("centred")) for e in pipeline["embedders"]]
-    if [c is not None for c in calibration.centres] != wanted:
-        raise CalibrationError(f"calibration {calibration.id} lacks the embedding centres its pipeline needs; "
-                               "refit it with training/fit_calibration.py")
     return calibration

@@ -20,6 +20,7 @@ from facecmp import __version__
 from facecmp.align import crop_face
 from facecmp.backends import ComputeOptions
 from facecmp.calibration import Calibration, load_calibration, score_meaning
+from facecmp.centres import load_centres
 from facecmp.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, load_image
 from facecmp.detect import FaceDetector
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
@@ -129,6 +130,7 @@ class FaceComparer:
         self._liveness = None
         self._embedders: dict[str, Embedder] = {}
         self._calibrations: dict[str, Calibration] = {}
+        self._centres: dict[str, tuple[np.ndarray | None, ...]] = {}
         self._lock = threading.Lock()
         self._prepare(self.mode)
 
@@ -260,9 +262,10 @@ class FaceComparer:
         config = get_mode(mode or self.mode)
         return {name: get_spec(name).state_dict_sha256[:12] for name in config.weights}
 
-    def pipeline_id(self, mode: str | None = None) -> str:
-        """Stable identity of what an image maps to in ``mode``: use it to key embedding caches."""
-        config = get_mode(mode or self.mode)
+    def pipeline_id(self, mode: str | PipelineConfig | None = None) -> str:
+        """Stable identity of what an image maps to in ``mode`` (a mode name or a configuration;
+        its fingerprint holds the centres' digest): use it to key embedding caches."""
+        config = mode if isinstance(mode, PipelineConfig) else get_mode(mode or self.mode)
         blob = json.dumps({"fingerprint": config.fingerprint(), "weights": self.weights_versions(config.mode),
                            "compute": [self.compute.backend, self.compute.precision],
                            "detect_passes": self.detector.passes}, sort_keys=True)
@@ -291,16 +294,17 @@ class FaceComparer:
                 if name not in self._embedders:
                     self._embedders[name] = Embedder(name, device=self.device, compute=self.compute)
             if config.mode not in self._calibrations:
+                self._centres[config.mode] = load_centres(config)
                 self._calibrations[config.mode] = load_calibration(config.mode, config.fingerprint())
         return config
 
     def _embed(self, config: PipelineConfig, crops: np.ndarray) -> np.ndarray:
         """(N, K, S, S, 3) uint8 face crops, one per embedder of ``config`` -> (N, sum D) float32
         fused unit-norm embeddings: one forward pass per embedder for all N; centred parts lose
-        their calibration's centre; shares scale the parts so that the fused cosine is their
+        their mode's centre (:mod:`facecmp.centres`); shares scale the parts so that the fused cosine is their
         weighted mean."""
         parts = [self._embedders[e.weights].embed(crops[:, k], flip=config.flip) for k, e in enumerate(config.embedders)]
-        parts = centre_embeddings(parts, self._calibrations[config.mode].centres)
+        parts = centre_embeddings(parts, self._centres[config.mode])
         return fuse_embeddings(parts, config.fusion_shares())
 
     @staticmethod

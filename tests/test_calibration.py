@@ -1,12 +1,16 @@
 """The calibrated score: its shape, its refusal to be misused, and its promise on held-out LFW."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+from importlib import resources
 
 import numpy as np
 import pytest
 
 from facecmp.calibration import fmr_promised, load_calibration, score_for_fmr
+from facecmp.centres import load_centres
 from facecmp.errors import CalibrationError
 from facecmp.modes import MODES
 
@@ -116,33 +120,46 @@ def test_false_match_rates_on_the_sample_photos_stay_near_the_promise(fast_compa
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_centres_round_trip_and_match_the_centred_embedders(mode, tmp_path):
+def test_centres_match_the_centred_embedders_and_their_pinned_digest(mode, tmp_path):
+    config = MODES[mode]
+    sizes = [{"msceleb-128": 128, "casia-webface": 512}[e.weights] for e in config.embedders]
+    assert [None if c is None else c.shape for c in load_centres(config)] == \
+        [(size,) if e.centred else None for size, e in zip(sizes, config.embedders)]
+    with pytest.raises(CalibrationError, match="sha256"):
+        load_centres(dataclasses.replace(config, centres_sha256="0" * 64))
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_calibrations_round_trip(mode, tmp_path):
     config = MODES[mode]
     calibration = load_calibration(mode, config.fingerprint())
-    sizes = [{"msceleb-128": 128, "casia-webface": 512}[e.weights] for e in config.embedders]
-    assert [None if c is None else c.shape for c in calibration.centres] == \
-        [(size,) if e.centred else None for size, e in zip(sizes, config.embedders)]
     copy = tmp_path / "copy.json"
     calibration.save(copy)
     reloaded = load_calibration(mode, config.fingerprint(), copy)
-    for mine, theirs in zip(calibration.centres, reloaded.centres):
-        np.testing.assert_allclose(mine, theirs, atol=1e-7)
+    np.testing.assert_array_equal(reloaded.similarity_knots, calibration.similarity_knots)
     np.testing.assert_array_equal(reloaded.normaliser.cohort, calibration.normaliser.cohort)
-    uncentred = tmp_path / "uncentred.json"
-    data = json.loads(copy.read_text())
-    uncentred.write_text(json.dumps({**data, "centres": [None] * len(config.embedders)}))
-    (tmp_path / "uncentred-normaliser.npz").write_bytes((tmp_path / "copy-normaliser.npz").read_bytes())
-    with pytest.raises(CalibrationError, match="centres"):
-        load_calibration(mode, config.fingerprint(), uncentred)
 
 
-def test_pipeline_embeddings_are_centred_with_the_calibration_centres(fast_comparer, celebrity_photos):
+def test_new_centres_make_a_new_pipeline_id_and_refuse_the_old_calibration(fast_comparer):
+    """A changed centre is a new embedding: caches keyed by pipeline_id and the calibration
+    fitted on the old one both see it."""
+    config = MODES["fast"]
+    data = json.loads(resources.files("facecmp.centres").joinpath("fast.json").read_text())
+    data["centres"][0][0] += 0.01
+    changed = dataclasses.replace(config, centres_sha256=hashlib.sha256(json.dumps(data).encode()).hexdigest())
+    assert fast_comparer.pipeline_id("fast") == fast_comparer.pipeline_id(config)
+    assert fast_comparer.pipeline_id(changed) != fast_comparer.pipeline_id("fast")
+    with pytest.raises(CalibrationError, match="fitted for pipeline"):
+        load_calibration("fast", changed.fingerprint())
+
+
+def test_pipeline_embeddings_are_centred_with_the_mode_centres(fast_comparer, celebrity_photos):
     photos = celebrity_photos["madonna"][:2]
     images = [fast_comparer.load_image(photo) for photo in photos]
     faces = [fast_comparer.detector.detect(image)[0] for image in images]
     crops = fast_comparer._crops(fast_comparer._prepare("fast"), images, faces)
     raw = fast_comparer._embedders["msceleb-128"].embed(crops[:, 0])
-    centre = fast_comparer.calibration("fast").centres[0]
+    centre = load_centres(MODES["fast"])[0]
     expected = (raw - centre) / np.linalg.norm(raw - centre, axis=1, keepdims=True)
     got = np.stack([rep.embedding for rep in fast_comparer.represent_batch(photos, mode="fast")])
     np.testing.assert_allclose(got, expected, atol=1e-6)

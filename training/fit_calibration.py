@@ -24,7 +24,8 @@ Method (every fitted number comes from the *fit* parts; the rest is held out):
    group (younger face's age band; adult pairs by race and by gender, where labelled), and
    CACD-VS pairs when given; each also for the cosine-only calibration (the previous method)
    for comparison.
-The embedding centres are kept from the calibration in use: they define the embeddings.
+The embedding centres are not fitted here: they are part of the mode (facecmp/centres), and the
+embeddings this reads were made with them.
 """
 from __future__ import annotations
 
@@ -209,7 +210,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
                 "face_width_percentiles": [round(float(v), 1) for v in np.quantile(widths, percentiles)]}
     calibration = Calibration(
         id="", pipeline=MODES[mode].fingerprint(), dataset="", method="", similarity_knots=similarity,
-        score_knots=score, info={"tail": tail, "level": level}, centres=(), normaliser=normaliser,
+        score_knots=score, info={"tail": tail, "level": level}, normaliser=normaliser,
         coverage=coverage)
     return calibration, {"stats_cohort_set": stats_c, "stats_lfw": stats_l, "lfw_fit_impostors": len(impostor)}
 
@@ -377,8 +378,6 @@ def main() -> None:
     cohort_set = attach_labels(load_embeddings(args.cohort_embeddings or training / f"utkface-dev-{args.mode}.npz"),
                                args.cohort_labels)
     calibration, fitted = fit(args.mode, lfw, cohort_set, top_k=args.top_k, age_clamp=args.age_clamp)
-    centres = tuple(None if c is None else np.array(c, np.float32)
-                    for c in json.loads((PACKAGE_DIR / f"{args.mode}.json").read_text())["centres"])
     previous = cosine_only(lfw)
     both = {"normalised": calibration, "cosine-only": previous}
     groups = heldout_groups(both, cohort_set, {"normalised": fitted["stats_cohort_set"],
@@ -405,7 +404,7 @@ def main() -> None:
                 f"FMR = 10^-(3 + (s - 0.7)/0.1), exponential tail beyond {MIN_TAIL_COUNT} pairs, linear below "
                 "score 0.5 (training/fit_calibration.py)"),
         similarity_knots=calibration.similarity_knots, score_knots=calibration.score_knots,
-        info={**calibration.info, "terms": args.cohort_terms, "heldout": heldout}, centres=centres,
+        info={**calibration.info, "terms": args.cohort_terms, "heldout": heldout},
         normaliser=calibration.normaliser, coverage=coverage)
     final.save(target)
     print(f"wrote {target}")

@@ -17,7 +17,7 @@ import numpy as np
 
 from facecmp.align import CropConfig
 from facecmp.backends import ComputeOptions
-from facecmp.calibration import load_calibration
+from facecmp.centres import load_centres
 from facecmp.modes import MODES, EmbedderConfig, PipelineConfig
 from facecmp.settings import FacecmpSettings, cache_dir
 from training.lfw_features import config_parts, fit_centres, fuse_parts
@@ -29,10 +29,9 @@ def measure(out: Path, lfw: Path, config: PipelineConfig, compute: ComputeOption
             eval_folds: set[int] | None = None) -> dict:
     """Accuracy and TAR of ``config``; ``eval_folds``: only pairs and images of those folds."""
     det = np.load(out / "detections.npz")
-    shipped = load_calibration(config.mode, config.fingerprint()) if config.mode in MODES else None
-    # Centres as the pipeline has them: the shipped ones, or fitted like them on folds 1-5.
+    # Centres as the pipeline has them: the shipped mode's, or fitted like them on folds 1-5.
     parts = config_parts(out, config, compute)
-    centres = shipped.centres if shipped else fit_centres(parts, config, det["folds"] <= 5)
+    centres = load_centres(config) if config.mode in MODES else fit_centres(parts, config, det["folds"] <= 5)
     emb = fuse_parts(parts, config, centres)
     pairs, same, folds = view2_pairs(lfw, det["paths"])
     embedded = ~np.isnan(emb).any(axis=1)
