@@ -42,6 +42,7 @@ class ImageRecord:
     face_count : faces detected in the image.
     image_size : (width, height), or None if the image did not decode.
     error_type, error_code, error_message : the FacecmpError raised, or None.
+    trust : the face's ``FaceReport.trust`` (quality, estimated age, percentiles), or None.
     """
 
     embedding: np.ndarray | None
@@ -51,6 +52,7 @@ class ImageRecord:
     error_type: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    trust: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -62,7 +64,7 @@ class ImageRecord:
         if isinstance(result, FacecmpError):
             return cls(None, error_type=type(result).__name__, error_code=result.code, error_message=result.message)
         return cls(np.asarray(result.embedding, dtype=np.float32), result.face.to_dict(), int(result.face_count),
-                   tuple(int(v) for v in result.image_size))
+                   tuple(int(v) for v in result.image_size), trust=dict(result.trust))
 
     def meta_json(self) -> str:
         """Everything but the embedding, as JSON (cache rows and Ray batches use the same form)."""

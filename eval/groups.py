@@ -273,6 +273,34 @@ def make_grouping(spec: GroupSpec, labels: dict[str, np.ndarray],
     return Grouping(spec, codes, table, names)
 
 
+#: Columns every evaluated image gets from the pipeline itself (its face's ``trust``), beside its labels.
+PIPELINE_COLUMNS = ("quality", "estimated_age")
+
+
+def pipeline_columns(records) -> dict[str, np.ndarray]:
+    """Per image, the pipeline's own figures as label columns ("" where the image failed).
+
+    >>> from types import SimpleNamespace as R
+    >>> pipeline_columns([R(trust={"quality": 0.91, "estimated_age": 30.0}), None])["quality"].tolist()
+    ['0.91', '']
+    """
+    return {column: np.array(["" if record is None or column not in (record.trust or {})
+                              else f"{record.trust[column]:g}" for record in records])
+            for column in PIPELINE_COLUMNS}
+
+
+def quality_bands(coverage: dict) -> tuple[float, ...]:
+    """Default bands of ``quality`` from a calibration's coverage: below its quality floor (outside
+    the calibration), then up to the 5th and the 50th percentile of its undegraded faces, and above.
+
+    >>> quality_bands({"quality": 0.6, "quality_percentiles": [0.5, 0.8] + [0.85] * 8 + [0.9] + [0.95] * 10})
+    (0.0, 0.6, 0.8, 0.9, inf)
+    """
+    grid = coverage.get("quality_percentiles") or [0.0] * 21
+    edges = [0.0, coverage.get("quality", 0.0), grid[1], grid[10], math.inf]
+    return tuple(sorted(set(float(e) for e in edges)))
+
+
 def default_specs(labels: dict[str, np.ndarray], bands: dict[str, tuple[float, ...]]) -> tuple[list[GroupSpec], list[str]]:
     """Without --group-by: every label column (rule ``same``) with at most MAX_DEFAULT_GROUPS values.
 

@@ -99,31 +99,74 @@ class Calibration:
     fmr_at_score = staticmethod(fmr_promised)
 
     def face_trust(self, stats: FaceStats, face) -> dict:
-        """One face's place among the calibration faces: estimated age, cohort similarity and
-        the percentiles of that similarity and of the face's width (a resolution figure)."""
+        """One face's place among the calibration faces: estimated age (clamped to the ages the
+        age model was fitted on, with a note when it extrapolates), cohort similarity, quality,
+        and the percentiles of cohort similarity, quality and face width (a resolution figure)."""
         trust = {}
         if self.normaliser is not None:
-            trust["estimated_age"] = round(float(stats.estimated_age), 1)
+            age = float(stats.estimated_age)
+            low, high = self.coverage.get("age_range", (0.0, np.inf))
+            trust["estimated_age"] = round(float(np.clip(age, low, high)), 1)
+            if not low <= age <= high:
+                trust["estimated_age_note"] = (f"the age model is extrapolating (raw estimate {age:.0f}, fitted on "
+                                               f"ages {low:.0f}-{high:.0f}); the score is unaffected")
             trust["cohort_similarity"] = round(float(stats.cohort_mean), 4)
-        for key, value in (("cohort_similarity", stats.cohort_mean), ("face_width", face.width)):
+            trust["quality"] = round(float(stats.quality), 3)
+        for key, value in (("cohort_similarity", stats.cohort_mean), ("quality", stats.quality),
+                           ("face_width", face.width)):
             grid = self.coverage.get(f"{key}_percentiles")
             if grid:
                 trust[f"{key}_percentile"] = round(float(np.interp(value, grid, np.linspace(0, 100, len(grid)))), 1)
         return trust
 
+    def face_flags(self, stats: FaceStats, face_widths) -> dict[str, np.ndarray]:
+        """Per face, whether it lies outside what the calibration was fitted and measured on, by
+        reason: ``cohort_similarity`` (outside the range of 99 % of the calibration faces),
+        ``face_width`` (narrower than 99 % of them), ``quality`` (below the quality floor)."""
+        cov, widths = self.coverage, np.asarray(face_widths, float)
+        none = np.zeros(np.shape(widths), bool)
+        flags = {"cohort_similarity": none, "face_width": none, "quality": none}
+        if "cohort_similarity" in cov:
+            flags["cohort_similarity"] = ~((cov["cohort_similarity"][0] <= stats.cohort_mean)
+                                           & (stats.cohort_mean <= cov["cohort_similarity"][1]))
+        if "face_width" in cov:
+            flags["face_width"] = widths < cov["face_width"]
+        if "quality" in cov:
+            flags["quality"] = stats.quality < cov["quality"]
+        return flags
+
+    def unkept_age(self, younger_age) -> np.ndarray:
+        """Whether the younger face's estimated age falls in an age band whose held-out
+        false-match rate at 0.7 exceeded the promise more than 3x."""
+        younger, unkept = np.asarray(younger_age, float), np.zeros(np.shape(younger_age), bool)
+        for band in self.coverage.get("unkept_age_bands", []):
+            unkept |= (band["low"] <= younger) & (younger < band["high"])
+        return unkept
+
+    def outside(self, a: FaceStats, widths_a, b: FaceStats, widths_b) -> np.ndarray:
+        """Pairs (broadcasting like :meth:`similarity`) whose score's promise may not hold: what
+        ``within_calibration = False`` means, for many pairs at once."""
+        flagged_a = np.logical_or.reduce(list(self.face_flags(a, widths_a).values()))
+        flagged_b = np.logical_or.reduce(list(self.face_flags(b, widths_b).values()))
+        return flagged_a | flagged_b | self.unkept_age(np.minimum(a.estimated_age, b.estimated_age))
+
     def coverage_notes(self, stats: FaceStats, face_widths) -> list[str]:
         """Why the score of a pair with faces ``stats`` (2,) and widths (2,) may not keep its
-        promise: each note names a face outside what the calibration was fitted on, or an age
-        band where the held-out false-match rate at 0.7 exceeded the promise more than 3x."""
-        notes = []
-        cov = self.coverage
-        for role, mean, width in zip(("probe", "reference"), stats.cohort_mean, face_widths):
-            if "cohort_similarity" in cov and not cov["cohort_similarity"][0] <= mean <= cov["cohort_similarity"][1]:
-                notes.append(f"{role}: cohort similarity {mean:.3f} outside the range of 99 % of the calibration "
-                             f"faces [{cov['cohort_similarity'][0]:.3f}, {cov['cohort_similarity'][1]:.3f}]")
-            if "face_width" in cov and width < cov["face_width"]:
-                notes.append(f"{role}: face {width:.0f} px wide, smaller than 99 % of the calibration "
+        promise: each note names a face outside what the calibration was fitted on (see
+        :meth:`face_flags`), or an age band where the held-out false-match rate at 0.7 exceeded
+        the promise more than 3x."""
+        notes, cov = [], self.coverage
+        flags = self.face_flags(stats, face_widths)
+        for i, role in enumerate(("probe", "reference")):
+            if flags["cohort_similarity"][i]:
+                notes.append(f"{role}: cohort similarity {stats.cohort_mean[i]:.3f} outside the range of 99 % of the "
+                             f"calibration faces [{cov['cohort_similarity'][0]:.3f}, {cov['cohort_similarity'][1]:.3f}]")
+            if flags["face_width"][i]:
+                notes.append(f"{role}: face {face_widths[i]:.0f} px wide, smaller than 99 % of the calibration "
                              f"faces ({cov['face_width']:.0f} px)")
+            if flags["quality"][i]:
+                notes.append(f"{role}: image quality {stats.quality[i]:.2f} (blurred, small, noisy or an old print?) "
+                             f"below {cov['quality']:.2f}, the lowest the calibration was fitted and measured on")
         younger = float(np.nanmin(stats.estimated_age)) if np.isfinite(stats.estimated_age).any() else None
         for band in cov.get("unkept_age_bands", []):
             if younger is not None and band["low"] <= younger < band["high"]:

@@ -15,6 +15,12 @@ is (nearly) the same for every face, using nothing but the two embeddings:
    piecewise-linear function of the *younger* face's estimated age, clamped at
    ``age_clamp`` (adults all share one shift). The age comes from a linear model on the
    embedding (``log1p(age)``), fitted with the shift.
+3. **Quality shift.** Blurred, small, noisy or scanned faces lose identity: their embeddings
+   drift towards one another, so two poor photos of different people look alike. Each face's
+   *quality* is a linear model on its embedding that predicts how close it stays to the
+   embedding of the same photo undegraded (the cosine between the two; 1 = unchanged), fitted on
+   seeded degraded copies (``training/degrade.py``) as a pseudo-label. ``z`` is further shifted
+   by a piecewise-linear, non-negative function of the pair's *lower* quality.
 
 Both are fitted by ``training/fit_calibration.py`` (cohort and age model on a labelled face
 set, by default utkface-dev's fit half; the shift on its impostor pairs and LFW's), stored
@@ -43,9 +49,11 @@ class FaceStats:
     cohort_mean: np.ndarray
     cohort_std: np.ndarray
     estimated_age: np.ndarray
+    quality: np.ndarray
 
     def __getitem__(self, index) -> "FaceStats":
-        return FaceStats(self.cohort_mean[index], self.cohort_std[index], self.estimated_age[index])
+        return FaceStats(self.cohort_mean[index], self.cohort_std[index], self.estimated_age[index],
+                         self.quality[index])
 
     def column(self) -> "FaceStats":
         """(N, 1) views, so that a pair function of rows x columns broadcasts to (N, M)."""
@@ -53,10 +61,10 @@ class FaceStats:
 
     @classmethod
     def neutral(cls, n: int) -> "FaceStats":
-        """Statistics under which AS-norm leaves a cosine as it is (mean 0, spread 1; age unknown):
-        what a calibration without a normaliser reports."""
+        """Statistics under which AS-norm leaves a cosine as it is (mean 0, spread 1; age and
+        quality unknown): what a calibration without a normaliser reports."""
         zeros = np.zeros(n, np.float32)
-        return cls(zeros, zeros + 1, zeros + np.nan)
+        return cls(zeros, zeros + 1, zeros + np.nan, zeros + np.nan)
 
 
 def asnorm(cosine, a: FaceStats, b: FaceStats) -> np.ndarray:
@@ -66,12 +74,16 @@ def asnorm(cosine, a: FaceStats, b: FaceStats) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ScoreNormaliser:
-    """Cohort, age model and age shift of one pipeline mode (see the module docstring).
+    """Cohort, age and quality models and their shifts, of one pipeline mode (see the module docstring).
 
     cohort : (M, D) unit-norm embeddings of the mode's pipeline.
     age_weights, age_bias : ``log1p(age) ~ embedding @ age_weights + age_bias``.
     shift_ages, shift_values : knots of the shift subtracted from AS-norm, by the younger
         face's estimated age (clamped at ``age_clamp``).
+    quality_weights, quality_bias : ``quality ~ embedding @ quality_weights + quality_bias``,
+        clipped to [0, 1].
+    shift_qualities, shift_quality_values : knots of the shift subtracted by the pair's lower
+        quality (0 from the last knot up).
     """
 
     cohort: np.ndarray
@@ -81,6 +93,10 @@ class ScoreNormaliser:
     age_clamp: float
     shift_ages: np.ndarray
     shift_values: np.ndarray
+    quality_weights: np.ndarray
+    quality_bias: float
+    shift_qualities: np.ndarray
+    shift_quality_values: np.ndarray
 
     def face_stats(self, embeddings: np.ndarray, *, block: int = 8192) -> FaceStats:
         """Cohort statistics and estimated age of (N, D) embeddings."""
@@ -101,27 +117,40 @@ class ScoreNormaliser:
             top = np.partition(cosines, -self.top_k, axis=1)[:, -self.top_k:]
             mean[start:start + block], std[start:start + block] = top.mean(axis=1), top.std(axis=1)
         age = np.expm1(embeddings @ self.age_weights + self.age_bias)
-        return FaceStats(mean, np.maximum(std, 1e-6), np.clip(age, 0.0, None).astype(np.float32))
+        quality = np.clip(embeddings @ self.quality_weights + self.quality_bias, 0.0, 1.0)
+        return FaceStats(mean, np.maximum(std, 1e-6), np.clip(age, 0.0, None).astype(np.float32),
+                         quality.astype(np.float32))
 
     def normalise(self, cosine, a: FaceStats, b: FaceStats) -> np.ndarray:
         """Normalised similarity of pairs (a, b) with cosine ``cosine`` (broadcasting)."""
-        return asnorm(np.asarray(cosine, np.float32), a, b) - self.age_shift(np.minimum(a.estimated_age, b.estimated_age))
+        return (asnorm(np.asarray(cosine, np.float32), a, b)
+                - self.age_shift(np.minimum(a.estimated_age, b.estimated_age))
+                - self.quality_shift(np.minimum(a.quality, b.quality)))
 
     def age_shift(self, younger_age) -> np.ndarray:
         return np.interp(np.minimum(younger_age, self.age_clamp), self.shift_ages, self.shift_values)
 
+    def quality_shift(self, lower_quality) -> np.ndarray:
+        return np.interp(lower_quality, self.shift_qualities, self.shift_quality_values)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"cohort": self.cohort.astype(np.float16), "age_weights": self.age_weights.astype(np.float32)}
+        return {"cohort": self.cohort.astype(np.float16), "age_weights": self.age_weights.astype(np.float32),
+                "quality_weights": self.quality_weights.astype(np.float32)}
 
     def to_dict(self) -> dict:
         return {"top_k": self.top_k, "cohort_size": len(self.cohort), "age_bias": float(self.age_bias),
                 "age_clamp": float(self.age_clamp),
                 "shift": {"age": [round(float(v), 4) for v in self.shift_ages],
-                          "value": [round(float(v), 5) for v in self.shift_values]}}
+                          "value": [round(float(v), 5) for v in self.shift_values]},
+                "quality_bias": float(self.quality_bias),
+                "quality_shift": {"quality": [round(float(v), 4) for v in self.shift_qualities],
+                                  "value": [round(float(v), 5) for v in self.shift_quality_values]}}
 
     @classmethod
     def from_parts(cls, data: dict, arrays) -> "ScoreNormaliser":
         return cls(np.asarray(arrays["cohort"], np.float32), int(data["top_k"]),
                    np.asarray(arrays["age_weights"], np.float32), float(data["age_bias"]),
                    float(data["age_clamp"]), np.array(data["shift"]["age"], float),
-                   np.array(data["shift"]["value"], float))
+                   np.array(data["shift"]["value"], float), np.asarray(arrays["quality_weights"], np.float32),
+                   float(data["quality_bias"]), np.array(data["quality_shift"]["quality"], float),
+                   np.array(data["quality_shift"]["value"], float))

@@ -81,6 +81,16 @@ class FaceTrust(BaseModel):
     face_width_percentile: float | None = Field(
         None, ge=0, le=100, description="The face's width in pixels as a percentile of the calibration faces' "
                                         "(a resolution figure: low means smaller faces than it was fitted on).")
+    estimated_age_note: str | None = Field(
+        None, description="Present when the age model extrapolates (the estimate is then clamped to the ages "
+                          "it was fitted on); the score is unaffected.")
+    quality: float | None = Field(
+        None, ge=0, le=1, description="Image quality of the face, from its embedding alone: the predicted cosine "
+                                      "between this embedding and that of the same photo undegraded (1: sharp; "
+                                      "blur, small size, noise and old prints lower it). The score corrects for it "
+                                      "and, below the calibration's floor, says so in `calibration_notes`.")
+    quality_percentile: float | None = Field(None, ge=0, le=100,
+                                             description="Its percentile among the (undegraded) calibration faces.")
 
 
 class CompareResponse(BaseModel):

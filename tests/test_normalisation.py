@@ -8,7 +8,15 @@ import pytest
 from facecmp.calibration import fmr_promised, load_calibration
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser
-from training.fit_calibration import PROMISE_TOLERANCE, fit_age_shift, fit_knots, unkept_age_bands
+from training.fit_calibration import (PROMISE_TOLERANCE, fit_age_shift, fit_knots, fit_quality_shift,
+                                      unkept_age_bands)
+
+
+def _normaliser(cohort, top_k, age_weights, age_bias, age_clamp, shift_ages, shift_values, *,
+                quality_shift=(np.array([0.0, 1.0]), np.zeros(2))) -> ScoreNormaliser:
+    """A normaliser whose quality model says 1 for every face, with ``quality_shift`` knots."""
+    return ScoreNormaliser(cohort, top_k, age_weights, age_bias, age_clamp, shift_ages, shift_values,
+                           np.zeros(cohort.shape[1], np.float32), 1.0, *quality_shift)
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -20,7 +28,7 @@ def test_a_face_in_a_crowded_neighbourhood_needs_a_higher_cosine_for_the_same_sc
     centre = np.eye(16)[0]
     cluster = _unit(centre + rng.normal(size=(200, 16)) * 0.3)       # many faces alike (say, babies)
     cohort = np.concatenate([cluster, _unit(rng.normal(size=(200, 16)))])
-    normaliser = ScoreNormaliser(cohort, 20, np.zeros(16, np.float32), np.log1p(30.0), 20.0,
+    normaliser = _normaliser(cohort, 20, np.zeros(16, np.float32), np.log1p(30.0), 20.0,
                                  np.array([0.0, 20.0]), np.zeros(2))
     crowded = _unit(centre[None, :])
     lonely = _unit(-centre[None, :])
@@ -35,20 +43,45 @@ def test_a_face_in_a_crowded_neighbourhood_needs_a_higher_cosine_for_the_same_sc
 def test_a_cohort_photo_sent_as_a_query_is_not_its_own_neighbour():
     rng = np.random.default_rng(1)
     cohort = _unit(rng.normal(size=(50, 8)))
-    normaliser = ScoreNormaliser(cohort, 1, np.zeros(8, np.float32), 0.0, 20.0, np.array([0.0, 20.0]), np.zeros(2))
+    normaliser = _normaliser(cohort, 1, np.zeros(8, np.float32), 0.0, 20.0, np.array([0.0, 20.0]), np.zeros(2))
     stats = normaliser.face_stats(cohort[:1])
     assert stats.cohort_mean[0] < 0.99  # its top-1 is another face, not itself (cosine 1)
 
 
 def test_younger_face_age_shift_is_applied_and_clamped():
-    normaliser = ScoreNormaliser(np.eye(4, dtype=np.float32), 1, np.zeros(4, np.float32), 0.0, 20.0,
+    normaliser = _normaliser(np.eye(4, dtype=np.float32), 1, np.zeros(4, np.float32), 0.0, 20.0,
                                  np.array([2.0, 10.0, 20.0]), np.array([-2.0, -1.0, 0.0]))
     assert normaliser.age_shift(2.0) == pytest.approx(-2.0)
     assert normaliser.age_shift(6.0) == pytest.approx(-1.5)
     assert normaliser.age_shift(60.0) == pytest.approx(0.0)  # adults share the clamped shift
-    child, adult = FaceStats(np.float32(0), np.float32(1), np.float32(2)), FaceStats(np.float32(0), np.float32(1), np.float32(40))
+    child = FaceStats(np.float32(0), np.float32(1), np.float32(2), np.float32(1))
+    adult = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(1))
     # The younger face decides: a child with an adult gets the child's shift.
     assert normaliser.normalise(0.5, child, adult) == pytest.approx(0.5 + 2.0)
+
+
+def test_the_lower_quality_decides_the_quality_shift():
+    normaliser = _normaliser(np.eye(4, dtype=np.float32), 1, np.zeros(4, np.float32), 0.0, 20.0,
+                             np.array([0.0, 20.0]), np.zeros(2),
+                             quality_shift=(np.array([0.2, 0.6, 1.0]), np.array([1.5, 0.5, 0.0])))
+    sharp = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(0.95))
+    blurred = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(0.4))
+    assert normaliser.quality_shift(0.4) == pytest.approx(1.0)
+    assert normaliser.normalise(0.5, sharp, blurred) == pytest.approx(0.5 - 1.0)
+    assert normaliser.normalise(0.5, sharp, sharp) == pytest.approx(0.5 - 0.0625, abs=1e-6)
+
+
+def test_fit_quality_shift_recovers_a_known_shift_and_never_loosens():
+    rng = np.random.default_rng(4)
+    lower = rng.uniform(0.2, 1.0, 1_500_000)
+    true_shift = np.where(lower < 0.6, (0.6 - lower) * 2.5, 0.0)   # poor pairs' impostors sit higher
+    values = rng.normal(size=lower.size) + true_shift
+    reference = float(np.quantile(rng.normal(size=1_000_000), 1 - 1e-3))
+    qualities, shift = fit_quality_shift(values, lower, reference)
+    assert qualities[-1] == 1.0 and shift[-1] == 0.0
+    assert np.all(shift >= 0) and np.all(np.diff(shift) <= 0)
+    assert np.interp(0.25, qualities, shift) == pytest.approx(0.875, abs=0.2)
+    assert np.interp(0.9, qualities, shift) == pytest.approx(0.0, abs=0.1)
 
 
 def test_fit_knots_reaches_the_promised_false_match_rates_on_the_data_it_was_fitted_on():

@@ -30,6 +30,7 @@ embeddings this reads were made with them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import csv
 import hashlib
 import json
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import Ridge
-from sklearn.model_selection import cross_val_predict
+from sklearn.model_selection import GroupKFold, cross_val_predict
 from tqdm import tqdm
 
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
@@ -55,6 +56,7 @@ AGE_BANDS = ((0, 3), (3, 6), (6, 13), (13, 18), (18, 30), (30, 45), (45, 60), (6
 SHIFT_FMR = 1e-3
 SHIFT_PAIRS = 1_500_000   # sampled impostor pairs per source for the age shift
 AGE_RIDGE_ALPHA = 0.1
+QUALITY_RIDGE_ALPHA = 1.0
 PROMISE_TOLERANCE = 3.0
 LEVEL_LFW_BOUNDS = (0.6, 1.6)   # inside README's promise on LFW, [0.5, 2]x, with room for held-out noise
 LEVEL_MIN_PAIRS = 20_000   # an age band whose held-out FMR at 0.7 misses 1e-3 by more is flagged
@@ -123,6 +125,24 @@ def attach_labels(data: dict, labels_csv: Path) -> dict:
     return data
 
 
+def load_degraded(path: Path, clean: dict) -> dict:
+    """An ``embed_images`` file of ``training/degrade.py``'s copies of ``clean``'s images, with
+    ``source`` (the row of each copy's original in ``clean``), ``kind`` and ``severity`` from the
+    copies' ``degradations.csv``; copies whose original is not in ``clean`` are dropped."""
+    data = load_embeddings(path)
+    with open(Path(str(data["root"])) / "degradations.csv", newline="") as handle:
+        made = {row["path"]: row for row in csv.DictReader(handle)}
+    index = {str(p): i for i, p in enumerate(clean["paths"])}
+    rows = [made[str(p)] for p in data["paths"]]
+    source = np.array([index.get(row["source"], -1) for row in rows])
+    keep = source >= 0
+    data = {k: (v[keep] if isinstance(v, np.ndarray) and v.ndim and len(v) == len(keep) else v) for k, v in data.items()}
+    data["source"] = source[keep]
+    data["kind"] = np.array([row["kind"] for row, k in zip(rows, keep) if k])
+    data["severity"] = np.array([float(row["severity"]) for row, k in zip(rows, keep) if k])
+    return data
+
+
 # -- pairs ------------------------------------------------------------------------------------
 
 def all_pairs(emb: np.ndarray, stats: FaceStats, similarity, identities: np.ndarray | None = None,
@@ -167,35 +187,124 @@ def fit_age_shift(asnorm_values: np.ndarray, younger: np.ndarray, clamp: float, 
 
 # -- fit --------------------------------------------------------------------------------------
 
-def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float, seed: int = 0
-        ) -> tuple[Calibration, dict]:
+def fit_quality_shift(values: np.ndarray, lower: np.ndarray, reference: float, bins: int = 24,
+                      min_pairs: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (quality, shift): how far the FMR-1e-3 quantile of the age-shifted AS-norm of pairs
+    whose lower quality falls in each bin lies above ``reference`` (that of undegraded pairs);
+    never negative (a shift only makes poor photos harder to match), non-increasing in quality,
+    and 0 at the last knot."""
+    edges = np.unique(np.quantile(lower, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, lower, "right") - 1, 0, len(edges) - 2)
+    qualities, quantiles = [], []
+    for b in range(len(edges) - 1):
+        chosen = which == b
+        if chosen.sum() >= min_pairs:
+            qualities.append(float(np.median(lower[chosen])))
+            quantiles.append(cutoff_at_fmr(values[chosen], fmr=SHIFT_FMR)[0])
+    smooth = np.convolve(np.pad(quantiles, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    shift = np.maximum.accumulate(np.maximum(smooth - reference, 0.0)[::-1])[::-1]
+    return np.append(qualities, 1.0), np.append(shift, 0.0)
+
+
+def quality_floor(lower: np.ndarray, values: np.ndarray, cut: float, lowest_knot: float, bins: int = 24) -> float:
+    """The quality below which a face is outside the calibration: the top of the highest bin (by
+    the pair's lower quality, fit pairs) whose FMR at score 0.7 still misses the promise by more
+    than PROMISE_TOLERANCE after every shift, or, where none does, the lowest quality the shift was
+    fitted at (below it the shift is extrapolated)."""
+    edges = np.unique(np.quantile(lower, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, lower, "right") - 1, 0, len(edges) - 2)
+    missed = [edges[b + 1] for b in range(len(edges) - 1)
+              if np.mean(values[which == b] >= cut) > PROMISE_TOLERANCE * SHIFT_FMR]
+    return round(float(max(missed) if missed else lowest_knot), 4)
+
+
+def with_degraded(clean: dict, degraded: dict | None, identity: np.ndarray) -> dict:
+    """One face set of ``clean`` and its degraded copies (``degraded['source']`` indexes
+    ``clean``): embeddings, ok, identity (a copy shares its source's, so a photo and its copy
+    are never an impostor pair), ``quality_target`` (1 for clean faces, the cosine between copy
+    and source for copies) and ``clean`` (bool)."""
+    parts = [clean] + ([degraded] if degraded is not None else [])
+    source = [np.arange(len(clean["ok"]))] + ([degraded["source"]] if degraded is not None else [])
+    target = [np.ones(len(clean["ok"]))]
+    if degraded is not None:
+        target.append(np.einsum("ij,ij->i", np.nan_to_num(degraded["embeddings"]),
+                                np.nan_to_num(clean["embeddings"][degraded["source"]])))
+    ok = [clean["ok"]] + ([degraded["ok"] & clean["ok"][degraded["source"]]] if degraded is not None else [])
+    return {"embeddings": np.nan_to_num(np.concatenate([p["embeddings"] for p in parts])),
+            "ok": np.concatenate(ok), "source": np.concatenate(source),
+            "identity": identity[np.concatenate(source)], "quality_target": np.concatenate(target),
+            "clean": np.concatenate([np.full(len(p["ok"]), p is clean) for p in parts]),
+            "kind": np.concatenate([np.full(len(clean["ok"]), "undegraded")] +
+                                   ([degraded["kind"]] if degraded is not None else [])),
+            "face_width": np.concatenate([p["face_width"] for p in parts])}
+
+
+def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float, seed: int = 0,
+        lfw_degraded: dict | None = None, cohort_degraded: dict | None = None,
+        degraded_in_cohort: bool = True) -> tuple[Calibration, dict]:
     """The normaliser and knots of ``mode`` (see the module docstring); also the fit's diagnostics."""
     rng = np.random.default_rng(seed)
     fit_faces = cohort_set["ok"] & cohort_set["fit"]
-    emb_c = cohort_set["embeddings"]
-    cohort = emb_c[fit_faces].astype(np.float16).astype(np.float32)
-    log_age = np.log1p(cohort_set["age"][fit_faces])
-    age_model = Ridge(alpha=AGE_RIDGE_ALPHA).fit(cohort, log_age)
-    normaliser = ScoreNormaliser(cohort, top_k, age_model.coef_.astype(np.float32), float(age_model.intercept_),
-                                 age_clamp, np.array([0.0, age_clamp]), np.zeros(2))
-    stats_c = normaliser.face_stats(np.nan_to_num(emb_c))
-    cross_fitted = np.expm1(cross_val_predict(Ridge(alpha=AGE_RIDGE_ALPHA), cohort, log_age, cv=5))
-    stats_c.estimated_age[fit_faces] = cross_fitted
     lfw_fit = lfw["ok"] & (lfw["fold"] >= 1) & (lfw["fold"] <= 5)
-    emb_l = lfw["embeddings"]
-    stats_l = normaliser.face_stats(np.nan_to_num(emb_l))
-    # Age shift on sampled impostor pairs of both fit sources.
+    emb_c, emb_l = cohort_set["embeddings"], lfw["embeddings"]
+    both_c = with_degraded(cohort_set, cohort_degraded, np.arange(len(fit_faces)))
+    both_l = with_degraded(lfw, lfw_degraded, lfw["identity"])
+    fit_c, fit_l = both_c["ok"] & fit_faces[both_c["source"]], both_l["ok"] & lfw_fit[both_l["source"]]
+    in_cohort = fit_c if degraded_in_cohort else fit_c & both_c["clean"]
+    cohort = both_c["embeddings"][in_cohort].astype(np.float16).astype(np.float32)
+    log_age = np.log1p(cohort_set["age"][fit_faces])
+    age_model = Ridge(alpha=AGE_RIDGE_ALPHA).fit(emb_c[fit_faces], log_age)
+    # Quality: ridge on the fit faces of both sets and their copies; fit faces get cross-fitted
+    # values (folds by person, so no face and no copy of it judges its own quality).
+    q_x = np.concatenate([both_c["embeddings"][fit_c], both_l["embeddings"][fit_l]])
+    q_y = np.concatenate([both_c["quality_target"][fit_c], both_l["quality_target"][fit_l]])
+    q_groups = np.concatenate([both_c["identity"][fit_c].astype(str), both_l["identity"][fit_l].astype(str)])
+    quality_model = Ridge(alpha=QUALITY_RIDGE_ALPHA).fit(q_x, q_y)
+    q_cross = np.clip(cross_val_predict(Ridge(alpha=QUALITY_RIDGE_ALPHA), q_x, q_y, groups=q_groups,
+                                        cv=GroupKFold(5)), 0.0, 1.0)
+    normaliser = ScoreNormaliser(cohort, top_k, age_model.coef_.astype(np.float32), float(age_model.intercept_),
+                                 age_clamp, np.array([0.0, age_clamp]), np.zeros(2),
+                                 quality_model.coef_.astype(np.float32), float(quality_model.intercept_),
+                                 np.array([0.0, 1.0]), np.zeros(2))
+    stats_c = normaliser.face_stats(both_c["embeddings"])
+    stats_c.estimated_age[np.flatnonzero(fit_faces)] = np.expm1(
+        cross_val_predict(Ridge(alpha=AGE_RIDGE_ALPHA), emb_c[fit_faces], log_age, cv=5))
+    stats_l = normaliser.face_stats(both_l["embeddings"])
+    n_c = int(fit_c.sum())
+    stats_c.quality[fit_c], stats_l.quality[fit_l] = q_cross[:n_c], q_cross[n_c:]
+    # Age shift on sampled impostor pairs of both fit sources, undegraded faces only.
     younger, values = [], []
-    for emb, stats, chosen, ids in ((emb_c, stats_c, np.flatnonzero(fit_faces), None),
-                                    (emb_l, stats_l, np.flatnonzero(lfw_fit), lfw["identity"][lfw_fit])):
-        a, b = sample_pairs(len(chosen), SHIFT_PAIRS, rng, ids)
+    for both, stats, chosen in ((both_c, stats_c, np.flatnonzero(fit_c & both_c["clean"])),
+                                (both_l, stats_l, np.flatnonzero(fit_l & both_l["clean"]))):
+        a, b = sample_pairs(len(chosen), SHIFT_PAIRS, rng, both["identity"][chosen])
         a, b = chosen[a], chosen[b]
-        cos = np.einsum("ij,ij->i", emb[a], emb[b])
+        cos = np.einsum("ij,ij->i", both["embeddings"][a], both["embeddings"][b])
         values.append(asnorm(cos, stats[a], stats[b]))
         younger.append(np.minimum(stats.estimated_age[a], stats.estimated_age[b]))
     shift_ages, shift_values = fit_age_shift(np.concatenate(values), np.concatenate(younger), age_clamp)
+    aged = ScoreNormaliser(cohort, top_k, normaliser.age_weights, normaliser.age_bias, age_clamp,
+                           shift_ages, shift_values, normaliser.quality_weights, normaliser.quality_bias,
+                           np.array([0.0, 1.0]), np.zeros(2))
+    shift_qualities, shift_quality_values = np.array([0.0, 1.0]), np.zeros(2)
+    lower, shifted = [], []
+    if lfw_degraded is not None or cohort_degraded is not None:
+        # Quality shift on sampled impostor pairs of faces and copies, relative to undegraded pairs.
+        reference = cutoff_at_fmr(np.concatenate(values) - aged.age_shift(np.concatenate(younger)), fmr=SHIFT_FMR)[0]
+        for both, stats, chosen in ((both_c, stats_c, np.flatnonzero(fit_c)), (both_l, stats_l, np.flatnonzero(fit_l))):
+            a, b = sample_pairs(len(chosen), 2 * SHIFT_PAIRS, rng, both["identity"][chosen])
+            a, b = chosen[a], chosen[b]
+            cos = np.einsum("ij,ij->i", both["embeddings"][a], both["embeddings"][b])
+            shifted.append(aged.normalise(cos, stats[a], stats[b]))
+            lower.append(np.minimum(stats.quality[a], stats.quality[b]))
+        shift_qualities, shift_quality_values = fit_quality_shift(np.concatenate(shifted), np.concatenate(lower),
+                                                                  reference)
     normaliser = ScoreNormaliser(cohort, top_k, normaliser.age_weights, normaliser.age_bias, age_clamp,
-                                 shift_ages, shift_values)
+                                 shift_ages, shift_values, normaliser.quality_weights, normaliser.quality_bias,
+                                 shift_qualities, shift_quality_values)
+    # The rest of the fit reads the undegraded faces, as before.
+    clean_c, clean_l = np.flatnonzero(both_c["clean"]), np.flatnonzero(both_l["clean"])
+    stats_c_all, stats_l_all = stats_c, stats_l
+    stats_c, stats_l = stats_c[clean_c], stats_l[clean_l]
     fit_idx = np.flatnonzero(lfw_fit)
     _, impostor = all_pairs(emb_l[fit_idx], stats_l[fit_idx], normaliser.normalise, lfw["identity"][fit_idx])
     similarity, score, tail = fit_knots(impostor, lowest=float(np.floor(impostor.min())) - 1.0)
@@ -208,11 +317,20 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
                 "face_width": round(float(np.quantile(widths, 0.01)), 1),
                 "cohort_similarity_percentiles": [round(float(v), 4) for v in np.quantile(means, percentiles)],
                 "face_width_percentiles": [round(float(v), 1) for v in np.quantile(widths, percentiles)]}
+    qualities = np.concatenate([stats_c_all.quality[fit_c & both_c["clean"]], stats_l_all.quality[fit_l & both_l["clean"]]])
+    ages = cohort_set["age"][fit_faces]
+    coverage.update({"quality_percentiles": [round(float(v), 4) for v in np.quantile(qualities, percentiles)],
+                     "age_range": [float(ages.min()), float(ages.max())]})
+    if lower:
+        lower = np.concatenate(lower)
+        coverage["quality"] = quality_floor(lower, np.concatenate(shifted) - normaliser.quality_shift(lower),
+                                            float(np.interp(0.7, score, similarity)), shift_qualities[0])
     calibration = Calibration(
         id="", pipeline=MODES[mode].fingerprint(), dataset="", method="", similarity_knots=similarity,
         score_knots=score, info={"tail": tail, "level": level}, normaliser=normaliser,
         coverage=coverage)
-    return calibration, {"stats_cohort_set": stats_c, "stats_lfw": stats_l, "lfw_fit_impostors": len(impostor)}
+    return calibration, {"stats_cohort_set": stats_c, "stats_lfw": stats_l, "lfw_fit_impostors": len(impostor),
+                         "cohort_both": (both_c, stats_c_all), "lfw_both": (both_l, stats_l_all)}
 
 
 def balance_level(normaliser: ScoreNormaliser, similarity: np.ndarray, score: np.ndarray, lfw_impostor: np.ndarray,
@@ -340,6 +458,47 @@ def heldout_pairs_file(calibrations: dict[str, Calibration], data: dict, stats: 
     return out
 
 
+def degraded_rates(calibration: Calibration, both: dict, stats: FaceStats, rows_a: np.ndarray, rows_b: np.ndarray,
+                   same_rows: bool) -> dict:
+    """Rates at 0.7 and 0.67 of the pairs rows_a x rows_b of a face set with copies (i < j when
+    ``same_rows``): FMR; false matches and the share of them (and of all impostor pairs) that the
+    answer flags ``within_calibration = False``; FMR among unflagged pairs; same-person acceptance."""
+    emb = both["embeddings"]
+    cos = emb[rows_a] @ emb[rows_b].T
+    sa, sb = stats[rows_a].column(), stats[rows_b]
+    scores = calibration.score_pairs(cos, sa, sb)
+    flagged = np.broadcast_to(calibration.outside(sa, both["face_width"][rows_a][:, None], sb,
+                                                  both["face_width"][rows_b]), cos.shape)
+    distinct = both["source"][rows_a][:, None] != both["source"][rows_b][None, :]
+    if same_rows:
+        distinct &= np.triu(np.ones(cos.shape, bool), 1)
+    impostor = distinct & (both["identity"][rows_a][:, None] != both["identity"][rows_b][None, :])
+    genuine = distinct & ~impostor
+    out = {"impostor_pairs": int(impostor.sum()), "flagged_pairs": float(flagged[impostor].mean())}
+    for cut in (0.7, 0.67):
+        false_match = impostor & (scores >= cut)
+        unflagged = impostor & ~flagged
+        out[f"{cut:g}"] = {
+            "fmr": float(false_match.sum() / max(impostor.sum(), 1)), "false_matches": int(false_match.sum()),
+            "flagged_false_matches": float(flagged[false_match].mean()) if false_match.any() else None,
+            "fmr_unflagged": float((unflagged & (scores >= cut)).sum() / max(unflagged.sum(), 1)),
+            **({"accept_same": float(np.mean(scores[genuine] >= cut)), "same_pairs": int(genuine.sum())}
+               if genuine.any() else {})}
+    return out
+
+
+def heldout_degraded(calibration: Calibration, both: dict, stats: FaceStats, held: np.ndarray) -> dict:
+    """Per degradation kind, on the held-out faces: pairs of two copies of that kind, and pairs of
+    one copy with an undegraded face; and undegraded pairs (how many the answer flags)."""
+    clean = np.flatnonzero(held & both["ok"] & both["clean"])
+    out = {"undegraded": degraded_rates(calibration, both, stats, clean, clean, True)}
+    for kind in tqdm(sorted(set(both["kind"][~both["clean"]])), desc="held-out degradations"):
+        rows = np.flatnonzero(held & both["ok"] & (both["kind"] == kind))
+        out[kind] = {"copies": len(rows), "both degraded": degraded_rates(calibration, both, stats, rows, rows, True),
+                     "one degraded": degraded_rates(calibration, both, stats, rows, clean, False)}
+    return out
+
+
 def unkept_age_bands(groups: dict) -> list[dict]:
     """Younger-face age bands whose held-out FMR at 0.7 exceeds 1e-3 by more than the tolerance
     (stricter bands are reported in ``heldout`` but not flagged: there the promise errs safe)."""
@@ -366,6 +525,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=shared / "data" / "cacd-vs-dev" / "pairs.tsv",
                         help="a held-out pairs file (CACD-VS layout), measured if its embeddings exist")
     parser.add_argument("--pairs-embeddings", type=Path, help="default: <cache>/training/cacd-vs-dev-<mode>.npz")
+    parser.add_argument("--lfw-degraded", type=Path,
+                        help="embeddings of training/degrade.py's copies of LFW (default: "
+                             "<cache>/training/lfw-degraded-<mode>.npz, used if it exists)")
+    parser.add_argument("--cohort-degraded", type=Path,
+                        help="the same for the cohort set (default: <cache>/training/utkface-dev-degraded-<mode>.npz)")
+    parser.add_argument("--no-degraded-cohort", action="store_true",
+                        help="keep the degraded copies out of the AS-norm cohort (they still fit the quality model)")
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--age-clamp", type=float, default=20.0)
     parser.add_argument("--write", type=Path, default=None, help="default: facecmp/calibrations/<mode>.json")
@@ -377,7 +543,14 @@ def main() -> None:
     lfw["fold"] = np.array([fold_of.get(str(p), 0) for p in lfw["paths"]])
     cohort_set = attach_labels(load_embeddings(args.cohort_embeddings or training / f"utkface-dev-{args.mode}.npz"),
                                args.cohort_labels)
-    calibration, fitted = fit(args.mode, lfw, cohort_set, top_k=args.top_k, age_clamp=args.age_clamp)
+    degraded = {}
+    for key, given, name, clean in (("lfw", args.lfw_degraded, "lfw", lfw),
+                                    ("cohort", args.cohort_degraded, args.cohort_name, cohort_set)):
+        path = given or training / f"{name}-degraded-{args.mode}.npz"
+        degraded[key] = load_degraded(path, clean) if path.exists() else None
+    calibration, fitted = fit(args.mode, lfw, cohort_set, top_k=args.top_k, age_clamp=args.age_clamp,
+                              lfw_degraded=degraded["lfw"], cohort_degraded=degraded["cohort"],
+                              degraded_in_cohort=not args.no_degraded_cohort)
     previous = cosine_only(lfw)
     both = {"normalised": calibration, "cosine-only": previous}
     groups = heldout_groups(both, cohort_set, {"normalised": fitted["stats_cohort_set"],
@@ -392,6 +565,12 @@ def main() -> None:
                  "cosine-only": FaceStats.neutral(len(pairs_set["embeddings"]))}
         heldout[args.pairs.parent.name] = heldout_pairs_file(both, pairs_set, stats, args.pairs)
     coverage = {**calibration.coverage, "unkept_age_bands": unkept_age_bands(groups)}
+    flagging = dataclasses.replace(calibration, coverage=coverage)   # measured as the answers will flag
+    (lfw_both, lfw_stats), (cohort_both, cohort_stats) = fitted["lfw_both"], fitted["cohort_both"]
+    heldout["degraded"] = {
+        "lfw folds 6-10": heldout_degraded(flagging, lfw_both, lfw_stats, lfw["fold"][lfw_both["source"]] >= 6),
+        f"{args.cohort_name} held-out half": heldout_degraded(flagging, cohort_both, cohort_stats,
+                                                              ~cohort_set["fit"][cohort_both["source"]])}
     folds_fit = int(np.sum(lfw["ok"] & (lfw["fold"] >= 1) & (lfw["fold"] <= 5)))
     final = Calibration(
         id=f"{args.mode}-lfw-folds1-5-{args.cohort_name}-asnorm-age-v2", pipeline=MODES[args.mode].fingerprint(),
