@@ -20,7 +20,8 @@ is (nearly) the same for every face, using nothing but the two embeddings:
    *quality* is a linear model on its embedding that predicts how close it stays to the
    embedding of the same photo undegraded (the cosine between the two; 1 = unchanged), fitted on
    seeded degraded copies (``training/degrade.py``) as a pseudo-label. ``z`` is further shifted
-   by a piecewise-linear, non-negative function of the pair's *lower* quality.
+   by a piecewise-linear, non-negative function of the pair's *higher* quality: a poor photo
+   beside a good one is no more alike a stranger than usual (measured), two poor photos are.
 
 Both are fitted by ``training/fit_calibration.py`` (cohort and age model on a labelled face
 set, by default utkface-dev's fit half; the shift on its impostor pairs and LFW's), stored
@@ -82,7 +83,7 @@ class ScoreNormaliser:
         face's estimated age (clamped at ``age_clamp``).
     quality_weights, quality_bias : ``quality ~ embedding @ quality_weights + quality_bias``,
         clipped to [0, 1].
-    shift_qualities, shift_quality_values : knots of the shift subtracted by the pair's lower
+    shift_qualities, shift_quality_values : knots of the shift subtracted by the pair's higher
         quality (0 from the last knot up).
     """
 
@@ -125,13 +126,13 @@ class ScoreNormaliser:
         """Normalised similarity of pairs (a, b) with cosine ``cosine`` (broadcasting)."""
         return (asnorm(np.asarray(cosine, np.float32), a, b)
                 - self.age_shift(np.minimum(a.estimated_age, b.estimated_age))
-                - self.quality_shift(np.minimum(a.quality, b.quality)))
+                - self.quality_shift(np.maximum(a.quality, b.quality)))
 
     def age_shift(self, younger_age) -> np.ndarray:
         return np.interp(np.minimum(younger_age, self.age_clamp), self.shift_ages, self.shift_values)
 
-    def quality_shift(self, lower_quality) -> np.ndarray:
-        return np.interp(lower_quality, self.shift_qualities, self.shift_quality_values)
+    def quality_shift(self, pair_quality) -> np.ndarray:
+        return np.interp(pair_quality, self.shift_qualities, self.shift_quality_values)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"cohort": self.cohort.astype(np.float16), "age_weights": self.age_weights.astype(np.float32),

@@ -60,24 +60,24 @@ def test_younger_face_age_shift_is_applied_and_clamped():
     assert normaliser.normalise(0.5, child, adult) == pytest.approx(0.5 + 2.0)
 
 
-def test_the_lower_quality_decides_the_quality_shift():
+def test_two_poor_photos_are_shifted_a_poor_photo_beside_a_good_one_is_not():
     normaliser = _normaliser(np.eye(4, dtype=np.float32), 1, np.zeros(4, np.float32), 0.0, 20.0,
                              np.array([0.0, 20.0]), np.zeros(2),
                              quality_shift=(np.array([0.2, 0.6, 1.0]), np.array([1.5, 0.5, 0.0])))
-    sharp = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(0.95))
+    sharp = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(1.0))
     blurred = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(0.4))
     assert normaliser.quality_shift(0.4) == pytest.approx(1.0)
-    assert normaliser.normalise(0.5, sharp, blurred) == pytest.approx(0.5 - 1.0)
-    assert normaliser.normalise(0.5, sharp, sharp) == pytest.approx(0.5 - 0.0625, abs=1e-6)
+    assert normaliser.normalise(0.5, blurred, blurred) == pytest.approx(0.5 - 1.0)
+    assert normaliser.normalise(0.5, sharp, blurred) == pytest.approx(0.5)   # the higher quality decides
 
 
 def test_fit_quality_shift_recovers_a_known_shift_and_never_loosens():
     rng = np.random.default_rng(4)
-    lower = rng.uniform(0.2, 1.0, 1_500_000)
-    true_shift = np.where(lower < 0.6, (0.6 - lower) * 2.5, 0.0)   # poor pairs' impostors sit higher
-    values = rng.normal(size=lower.size) + true_shift
+    quality = rng.uniform(0.2, 1.0, 1_500_000)
+    true_shift = np.where(quality < 0.6, (0.6 - quality) * 2.5, 0.0)   # poor pairs' impostors sit higher
+    values = rng.normal(size=quality.size) + true_shift
     reference = float(np.quantile(rng.normal(size=1_000_000), 1 - 1e-3))
-    qualities, shift = fit_quality_shift(values, lower, reference)
+    qualities, shift = fit_quality_shift(values, quality, reference)
     assert qualities[-1] == 1.0 and shift[-1] == 0.0
     assert np.all(shift >= 0) and np.all(np.diff(shift) <= 0)
     assert np.interp(0.25, qualities, shift) == pytest.approx(0.875, abs=0.2)

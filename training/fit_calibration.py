@@ -14,6 +14,13 @@ Method (every fitted number comes from the *fit* parts; the rest is held out):
    (the fit half's and LFW folds 1-5's), binned by the younger face's estimated age (clamped
    at ``--age-clamp``; for fit faces the age comes from 5-fold cross-fitting, so no face
    judges its own age), smoothed over 3 bins; adults share the last bin's shift.
+   Quality (when ``training/degrade.py``'s copies are embedded, ``--lfw-degraded`` /
+   ``--cohort-degraded``): a ridge regression on the embedding of the cosine between each copy
+   and its undegraded photo (1 for undegraded faces), over the fit parts of both sets (its
+   alpha by 5-fold cross-validation by person; fit faces get cross-fitted values); the quality
+   shift is the per-bin FMR-1e-3 quantile of the age-shifted AS-norm of impostor pairs among
+   faces and copies, binned by the pair's higher quality, above that of undegraded pairs
+   (never negative). The quality floor of ``coverage``: see :func:`quality_floor`.
 3. Knots: the normalised similarities of all different-person pairs among the images of
    LFW folds 1-5; for scores s = 0.50, 0.51, ... the knot is the empirical cutoff at the
    promised FMR ``10 ** -(3 + (s - 0.7) / 0.1)`` while at least ``MIN_TAIL_COUNT`` pairs lie
@@ -23,7 +30,8 @@ Method (every fitted number comes from the *fit* parts; the rest is held out):
    10-fold accuracy and TAR at FAR 1e-3 over all pairs), the cohort set's held-out half by
    group (younger face's age band; adult pairs by race and by gender, where labelled), and
    CACD-VS pairs when given; each also for the cosine-only calibration (the previous method)
-   for comparison.
+   for comparison; and per degradation kind, pairs of two copies and of a copy with an
+   undegraded photo: FMR, false matches flagged ``within_calibration = False``, acceptance.
 The embedding centres are not fitted here: they are part of the mode (facecmp/centres), and the
 embeddings this reads were made with them.
 """
@@ -38,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import Ridge
-from sklearn.model_selection import GroupKFold, cross_val_predict
+from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_predict
 from tqdm import tqdm
 
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
@@ -56,7 +64,7 @@ AGE_BANDS = ((0, 3), (3, 6), (6, 13), (13, 18), (18, 30), (30, 45), (45, 60), (6
 SHIFT_FMR = 1e-3
 SHIFT_PAIRS = 1_500_000   # sampled impostor pairs per source for the age shift
 AGE_RIDGE_ALPHA = 0.1
-QUALITY_RIDGE_ALPHA = 1.0
+QUALITY_RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)   # chosen by 5-fold cross-validation by person
 PROMISE_TOLERANCE = 3.0
 LEVEL_LFW_BOUNDS = (0.6, 1.6)   # inside README's promise on LFW, [0.5, 2]x, with room for held-out noise
 LEVEL_MIN_PAIRS = 20_000   # an age band whose held-out FMR at 0.7 misses 1e-3 by more is flagged
@@ -187,32 +195,32 @@ def fit_age_shift(asnorm_values: np.ndarray, younger: np.ndarray, clamp: float, 
 
 # -- fit --------------------------------------------------------------------------------------
 
-def fit_quality_shift(values: np.ndarray, lower: np.ndarray, reference: float, bins: int = 24,
+def fit_quality_shift(values: np.ndarray, pair_quality: np.ndarray, reference: float, bins: int = 24,
                       min_pairs: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
     """Knots (quality, shift): how far the FMR-1e-3 quantile of the age-shifted AS-norm of pairs
-    whose lower quality falls in each bin lies above ``reference`` (that of undegraded pairs);
+    whose (higher) quality falls in each bin lies above ``reference`` (that of undegraded pairs);
     never negative (a shift only makes poor photos harder to match), non-increasing in quality,
     and 0 at the last knot."""
-    edges = np.unique(np.quantile(lower, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, lower, "right") - 1, 0, len(edges) - 2)
+    edges = np.unique(np.quantile(pair_quality, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, pair_quality, "right") - 1, 0, len(edges) - 2)
     qualities, quantiles = [], []
     for b in range(len(edges) - 1):
         chosen = which == b
         if chosen.sum() >= min_pairs:
-            qualities.append(float(np.median(lower[chosen])))
+            qualities.append(float(np.median(pair_quality[chosen])))
             quantiles.append(cutoff_at_fmr(values[chosen], fmr=SHIFT_FMR)[0])
     smooth = np.convolve(np.pad(quantiles, 1, mode="edge"), np.ones(3) / 3, mode="valid")
     shift = np.maximum.accumulate(np.maximum(smooth - reference, 0.0)[::-1])[::-1]
     return np.append(qualities, 1.0), np.append(shift, 0.0)
 
 
-def quality_floor(lower: np.ndarray, values: np.ndarray, cut: float, lowest_knot: float, bins: int = 24) -> float:
+def quality_floor(pair_quality: np.ndarray, values: np.ndarray, cut: float, lowest_knot: float, bins: int = 24) -> float:
     """The quality below which a face is outside the calibration: the top of the highest bin (by
-    the pair's lower quality, fit pairs) whose FMR at score 0.7 still misses the promise by more
+    the pair's higher quality, fit pairs) whose FMR at score 0.7 still misses the promise by more
     than PROMISE_TOLERANCE after every shift, or, where none does, the lowest quality the shift was
     fitted at (below it the shift is extrapolated)."""
-    edges = np.unique(np.quantile(lower, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, lower, "right") - 1, 0, len(edges) - 2)
+    edges = np.unique(np.quantile(pair_quality, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, pair_quality, "right") - 1, 0, len(edges) - 2)
     missed = [edges[b + 1] for b in range(len(edges) - 1)
               if np.mean(values[which == b] >= cut) > PROMISE_TOLERANCE * SHIFT_FMR]
     return round(float(max(missed) if missed else lowest_knot), 4)
@@ -241,7 +249,7 @@ def with_degraded(clean: dict, degraded: dict | None, identity: np.ndarray) -> d
 
 def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float, seed: int = 0,
         lfw_degraded: dict | None = None, cohort_degraded: dict | None = None,
-        degraded_in_cohort: bool = True) -> tuple[Calibration, dict]:
+        degraded_in_cohort: bool = False) -> tuple[Calibration, dict]:
     """The normaliser and knots of ``mode`` (see the module docstring); also the fit's diagnostics."""
     rng = np.random.default_rng(seed)
     fit_faces = cohort_set["ok"] & cohort_set["fit"]
@@ -259,8 +267,13 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
     q_x = np.concatenate([both_c["embeddings"][fit_c], both_l["embeddings"][fit_l]])
     q_y = np.concatenate([both_c["quality_target"][fit_c], both_l["quality_target"][fit_l]])
     q_groups = np.concatenate([both_c["identity"][fit_c].astype(str), both_l["identity"][fit_l].astype(str)])
-    quality_model = Ridge(alpha=QUALITY_RIDGE_ALPHA).fit(q_x, q_y)
-    q_cross = np.clip(cross_val_predict(Ridge(alpha=QUALITY_RIDGE_ALPHA), q_x, q_y, groups=q_groups,
+    search = GridSearchCV(Ridge(), {"alpha": QUALITY_RIDGE_ALPHAS}, cv=GroupKFold(5)).fit(q_x, q_y, groups=q_groups)
+    quality_model = search.best_estimator_
+    quality_info = {"model": "ridge on the embedding; target: cosine to the undegraded photo (1 for those)",
+                    "alpha": float(search.best_params_["alpha"]), "cv_r2_by_person": round(float(search.best_score_), 4),
+                    "faces": int(both_c["clean"][fit_c].sum() + both_l["clean"][fit_l].sum()),
+                    "degraded_copies": int((~both_c["clean"][fit_c]).sum() + (~both_l["clean"][fit_l]).sum())}
+    q_cross = np.clip(cross_val_predict(Ridge(**search.best_params_), q_x, q_y, groups=q_groups,
                                         cv=GroupKFold(5)), 0.0, 1.0)
     normaliser = ScoreNormaliser(cohort, top_k, age_model.coef_.astype(np.float32), float(age_model.intercept_),
                                  age_clamp, np.array([0.0, age_clamp]), np.zeros(2),
@@ -286,7 +299,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
                            shift_ages, shift_values, normaliser.quality_weights, normaliser.quality_bias,
                            np.array([0.0, 1.0]), np.zeros(2))
     shift_qualities, shift_quality_values = np.array([0.0, 1.0]), np.zeros(2)
-    lower, shifted = [], []
+    pair_quality, shifted = [], []
     if lfw_degraded is not None or cohort_degraded is not None:
         # Quality shift on sampled impostor pairs of faces and copies, relative to undegraded pairs.
         reference = cutoff_at_fmr(np.concatenate(values) - aged.age_shift(np.concatenate(younger)), fmr=SHIFT_FMR)[0]
@@ -295,8 +308,8 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
             a, b = chosen[a], chosen[b]
             cos = np.einsum("ij,ij->i", both["embeddings"][a], both["embeddings"][b])
             shifted.append(aged.normalise(cos, stats[a], stats[b]))
-            lower.append(np.minimum(stats.quality[a], stats.quality[b]))
-        shift_qualities, shift_quality_values = fit_quality_shift(np.concatenate(shifted), np.concatenate(lower),
+            pair_quality.append(np.maximum(stats.quality[a], stats.quality[b]))
+        shift_qualities, shift_quality_values = fit_quality_shift(np.concatenate(shifted), np.concatenate(pair_quality),
                                                                   reference)
     normaliser = ScoreNormaliser(cohort, top_k, normaliser.age_weights, normaliser.age_bias, age_clamp,
                                  shift_ages, shift_values, normaliser.quality_weights, normaliser.quality_bias,
@@ -321,13 +334,13 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
     ages = cohort_set["age"][fit_faces]
     coverage.update({"quality_percentiles": [round(float(v), 4) for v in np.quantile(qualities, percentiles)],
                      "age_range": [float(ages.min()), float(ages.max())]})
-    if lower:
-        lower = np.concatenate(lower)
-        coverage["quality"] = quality_floor(lower, np.concatenate(shifted) - normaliser.quality_shift(lower),
+    if pair_quality:
+        pair_quality = np.concatenate(pair_quality)
+        coverage["quality"] = quality_floor(pair_quality, np.concatenate(shifted) - normaliser.quality_shift(pair_quality),
                                             float(np.interp(0.7, score, similarity)), shift_qualities[0])
     calibration = Calibration(
         id="", pipeline=MODES[mode].fingerprint(), dataset="", method="", similarity_knots=similarity,
-        score_knots=score, info={"tail": tail, "level": level}, normaliser=normaliser,
+        score_knots=score, info={"tail": tail, "level": level, "quality_model": quality_info}, normaliser=normaliser,
         coverage=coverage)
     return calibration, {"stats_cohort_set": stats_c, "stats_lfw": stats_l, "lfw_fit_impostors": len(impostor),
                          "cohort_both": (both_c, stats_c_all), "lfw_both": (both_l, stats_l_all)}
@@ -530,8 +543,9 @@ def main() -> None:
                              "<cache>/training/lfw-degraded-<mode>.npz, used if it exists)")
     parser.add_argument("--cohort-degraded", type=Path,
                         help="the same for the cohort set (default: <cache>/training/utkface-dev-degraded-<mode>.npz)")
-    parser.add_argument("--no-degraded-cohort", action="store_true",
-                        help="keep the degraded copies out of the AS-norm cohort (they still fit the quality model)")
+    parser.add_argument("--degraded-cohort", action="store_true",
+                        help="put the cohort set's degraded copies in the AS-norm cohort too (measured: worse, "
+                             "README); they always fit the quality model and shift")
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--age-clamp", type=float, default=20.0)
     parser.add_argument("--write", type=Path, default=None, help="default: facecmp/calibrations/<mode>.json")
@@ -550,7 +564,7 @@ def main() -> None:
         degraded[key] = load_degraded(path, clean) if path.exists() else None
     calibration, fitted = fit(args.mode, lfw, cohort_set, top_k=args.top_k, age_clamp=args.age_clamp,
                               lfw_degraded=degraded["lfw"], cohort_degraded=degraded["cohort"],
-                              degraded_in_cohort=not args.no_degraded_cohort)
+                              degraded_in_cohort=args.degraded_cohort)
     previous = cosine_only(lfw)
     both = {"normalised": calibration, "cosine-only": previous}
     groups = heldout_groups(both, cohort_set, {"normalised": fitted["stats_cohort_set"],
@@ -573,13 +587,15 @@ def main() -> None:
                                                               ~cohort_set["fit"][cohort_both["source"]])}
     folds_fit = int(np.sum(lfw["ok"] & (lfw["fold"] >= 1) & (lfw["fold"] <= 5)))
     final = Calibration(
-        id=f"{args.mode}-lfw-folds1-5-{args.cohort_name}-asnorm-age-v2", pipeline=MODES[args.mode].fingerprint(),
+        id=f"{args.mode}-lfw-folds1-5-{args.cohort_name}-asnorm-age-quality-v3", pipeline=MODES[args.mode].fingerprint(),
         dataset=(f"LFW View 2 (deep-funneled), images of pairs.txt folds 1-5 ({folds_fit:,} images, "
                  f"{fitted['lfw_fit_impostors']:,} different-person pairs); cohort, age model and age shift: "
                  f"{args.cohort_name} fit half ({int((cohort_set['ok'] & cohort_set['fit']).sum()):,} faces; "
-                 f"{args.cohort_terms})"),
+                 f"{args.cohort_terms}); quality model and shift: those faces, LFW folds 1-5 and "
+                 f"training/degrade.py's seeded copies of them ({calibration.info['quality_model']['degraded_copies']:,})"),
         method=(f"AS-norm against the cohort (top {args.top_k}), minus an age shift by the younger face's "
-                f"estimated age (clamped at {args.age_clamp:g}); knots: empirical impostor quantiles at "
+                f"estimated age (clamped at {args.age_clamp:g}), minus a quality shift by the pair's higher image "
+                f"quality; knots: empirical impostor quantiles at "
                 f"FMR = 10^-(3 + (s - 0.7)/0.1), exponential tail beyond {MIN_TAIL_COUNT} pairs, linear below "
                 "score 0.5 (training/fit_calibration.py)"),
         similarity_knots=calibration.similarity_knots, score_knots=calibration.score_knots,
