@@ -210,8 +210,9 @@ def test_demo_shows_decision_boxes_meaning_and_trust_in_chromium(demo, server, t
 
     for role, photo_path, face in zip(ROLES, EXAMPLE_PAIR, expected["faces"], strict=True):
         # every trust figure of the answer, and nothing else, in the face's list
-        shown = page.locator(f"#{role}-trust dd").evaluate_all("nodes => nodes.map(n => n.dataset.key)")
-        assert shown == [key for key in face if key not in ("box", "landmarks")]
+        shown = page.locator(f"#{role}-trust dd").evaluate_all("nodes => nodes.map(n => [n.dataset.key, n.textContent])")
+        assert [key for key, _ in shown] == [key for key in face if key not in ("box", "landmarks")]
+        assert all(float(text) == face[key] for key, text in shown)  # as sent: every trust figure is a number
         # the box drawn where the answer puts it, scaled to the photo's displayed size
         photo = page.locator(f"#{role}-photo")
         natural = photo.evaluate("img => [img.naturalWidth, img.naturalHeight]")

@@ -66,9 +66,9 @@ function drawFace(role, face) {
   }
 }
 
+// Values as the service sent them (it rounds each to what it means), whatever their key.
 function formatValue(value) {
   if (value === null || value === undefined) return "n/a";
-  if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toFixed(Math.abs(value) >= 10 ? 1 : 3);
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }
@@ -89,7 +89,7 @@ function definitionList(entries) {
 function showResult(answer, threshold) {
   $("decision").textContent = answer.is_match ? "Match" : "No match";
   $("decision").className = answer.is_match ? "match" : "no-match";
-  $("score").textContent = formatValue(answer.score);
+  $("score").textContent = answer.score.toFixed(3);
   $("threshold-used").textContent = threshold === null ? "(threshold: the server's default)" : `(threshold ${threshold})`;
   $("score-meaning").textContent = answer.score_meaning ? `The score means: ${answer.score_meaning}.` : "";
   const within = answer.within_calibration;
