@@ -3,7 +3,8 @@
 Start-up (lifespan) resolves the API keys and loads the pipeline once, on one of the inference
 worker threads: ``/health`` answers at once, ``/ready`` once the models are loaded. With
 ``wait_for_models`` start-up itself waits for them (Ray Serve replicas: serve/cluster.py). All
-routes share one :class:`~serve.engine.Engine`. Swagger UI (``/docs``) and ReDoc are served from the
+routes share one :class:`~serve.engine.Engine`. ``/demo`` (serve/routers/demo.py) is mounted
+only with ``settings.demo``. Swagger UI (``/docs``) and ReDoc are served from the
 ``fastapi-offline`` package's own copies of their JS/CSS: no CDN is contacted.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from serve.auth import load_key_ring
 from serve.engine import Engine
 from serve.errors import RETRY_AFTER_STATE_KEY, install_error_handlers
 from serve.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
-from serve.routers import compare, liveness, service
+from serve.routers import compare, demo, liveness, service
 from serve.settings import Settings, get_settings
 
 
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (compare.router, compare.live_router, liveness.router, service.router):
         app.include_router(router)
+    if settings.demo:
+        app.include_router(demo.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, engine=engine)  # added last = outermost
     return app

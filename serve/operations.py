@@ -16,7 +16,7 @@ from facecmp import FaceComparer
 from facecmp.decode import decode_base64
 from facecmp.errors import LivenessError
 from serve.schemas import (
-    CompareLiveFaceRequest, CompareLiveFaceResponse, CompareResponse, FaceCompareRequest, FaceTrust, ImageSetCompareRequest,
+    CompareLiveFaceRequest, CompareLiveFaceResponse, CompareResponse, ComparedFace, FaceCompareRequest, ImageSetCompareRequest,
     EXAMPLES_DIR, LivenessRequest, LivenessResponse,
 )
 
@@ -50,9 +50,14 @@ def compare_pair(comparer: FaceComparer, body: FaceCompareRequest, defaults: Def
     liveness = float(result.liveness.score) if result.liveness is not None else None
     response = CompareResponse(is_match=result.is_match, score=result.score, liveness_score=liveness,
                                within_calibration=result.within_calibration,
-                               calibration_notes=list(result.calibration_notes),
-                               faces=[FaceTrust(**report.trust) for report in result.faces])
+                               calibration_notes=list(result.calibration_notes), score_meaning=result.score_meaning,
+                               faces=[_compared_face(report) for report in result.faces])
     return Outcome(response, tuple(report.face_count for report in result.faces))
+
+
+def _compared_face(report) -> ComparedFace:
+    where = report.face.to_dict()
+    return ComparedFace(**report.trust, box=where["box"], landmarks=where["landmarks"])
 
 
 def compare_sets(comparer: FaceComparer, body: ImageSetCompareRequest, defaults: Defaults) -> Outcome:

@@ -93,6 +93,17 @@ class FaceTrust(BaseModel):
                                              description="Its percentile among the (undegraded) calibration faces.")
 
 
+class ComparedFace(FaceTrust):
+    """A face the comparison used: where it is in the photo sent, and its trust figures."""
+
+    box: list[float] = Field(min_length=4, max_length=4,
+                             description="(x1, y1, x2, y2), pixels of the photo sent (upright by its EXIF "
+                                         "orientation); may extend past the photo's border.")
+    landmarks: list[list[float]] = Field(
+        min_length=5, max_length=5, description="Five (x, y), same pixels: eyes, nose, mouth corners "
+                                                "(left = the photo's left).")
+
+
 class CompareResponse(BaseModel):
     is_match: bool = Field(description="`score >= min_similarity_score` (the server default for image sets).")
     score: float = Field(ge=0.0, le=1.0, description="Calibrated score in [0, 1]: 0.7 stands for a false-match "
@@ -104,7 +115,9 @@ class CompareResponse(BaseModel):
                           "(see `calibration_notes`): the score's false-match meaning is then not backed by "
                           "measurement. Face pairs only.")
     calibration_notes: list[str] | None = Field(None, description="Why `within_calibration` is false.")
-    faces: list[FaceTrust] | None = Field(None, description="Probe, then reference. Face pairs only.")
+    score_meaning: str | None = Field(None, description="The score in words: the share of different people who "
+                                                        "score this high. Face pairs only.")
+    faces: list[ComparedFace] | None = Field(None, description="Probe, then reference. Face pairs only.")
 
 
 class LivenessRequest(_Body):

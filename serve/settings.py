@@ -49,6 +49,7 @@ class Settings(FacecmpSettings):
     min_similarity_score: float = Field(0.7, ge=0.0, le=1.0,
                                         description="Default is_match threshold on the calibrated score.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    demo: bool = Field(True, description="Serve the demo page at GET /demo (off: /demo answers ERR_NOT_FOUND).")
 
     wait_for_models: bool = Field(
         False, description="Finish start-up only once the models are loaded, and fail it if they cannot be: "

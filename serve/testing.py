@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +42,12 @@ class ServerProcess:
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0])
         return values
+
+
+def chromium_path() -> str | None:
+    """The system's Chromium (Debian: ``apt-get install chromium``; ``make browser``), if any."""
+    return next((found for name in ("chromium", "chromium-browser", "google-chrome")
+                 if (found := shutil.which(name))), None)
 
 
 def free_port() -> int:

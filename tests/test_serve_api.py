@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from facecmp import __version__
+from facecmp.calibration import score_meaning
 from facecmp.settings import LivenessSettings
 from serve.app import create_app
 from serve.auth import generated_key_path
@@ -127,17 +128,25 @@ def test_health_ready_version(client):
 
 # -- POST /compare, the OpenCV Face Compare Server body ---------------------------------------
 
-def test_compare_same_and_different_person(client, photos):
+def test_compare_same_and_different_person(client, photos, celebrity_photos):
     same = post_compare(client, {"face_base_64": photos["same_a"], "ref_face_base_64": photos["same_b"]})
     other = post_compare(client, {"face_base_64": photos["same_a"], "ref_face_base_64": photos["other"]})
     assert same.status_code == 200 and other.status_code == 200
-    # The seed's field and the score, plus how far the score can be trusted; no boxes, no landmarks.
-    assert set(same.json()) == {"is_match", "score", "within_calibration", "calibration_notes", "faces"}
+    # The seed's field and the score, plus the score in words and how far it can be trusted.
+    assert set(same.json()) == {"is_match", "score", "score_meaning", "within_calibration", "calibration_notes",
+                                "faces"}
     assert 0.0 <= other.json()["score"] < same.json()["score"] <= 1.0
-    for face in same.json()["faces"]:
+    assert same.json()["score_meaning"] == score_meaning(same.json()["score"])
+    # where each compared face is: the library's own face for these bytes, in the photo's pixels
+    ben = celebrity_photos["ben_afflek"]
+    library = client.app.state.engine.comparer.compare(ben[0].read_bytes(), ben[1].read_bytes())
+    for face, report in zip(same.json()["faces"], library.faces, strict=True):
         assert set(face) == {"estimated_age", "cohort_similarity", "cohort_similarity_percentile",
-                             "face_width_percentile"}
+                             "face_width_percentile", "box", "landmarks"}
         assert 0 < face["estimated_age"] < 120 and 0 <= face["cohort_similarity_percentile"] <= 100
+        assert (face["box"], face["landmarks"]) == (report.face.to_dict()["box"], report.face.to_dict()["landmarks"])
+        x1, y1, x2, y2 = face["box"]
+        assert all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in face["landmarks"])
     assert same.json()["within_calibration"] is (not same.json()["calibration_notes"])
     assert same.json()["is_match"] is (same.json()["score"] >= 0.7)
     assert other.json()["is_match"] is False

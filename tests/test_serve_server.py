@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from facecmp.errors import LIVENESS_CODES
 from image_strategies import user_images
-from serve.testing import running_server
+from serve.testing import chromium_path, running_server
 
 pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
 
@@ -233,13 +232,8 @@ def test_access_log_lines(server, people):
 
 # -- Swagger UI in a real browser ------------------------------------------------------------
 
-def _chromium() -> str | None:
-    return next((found for name in ("chromium", "chromium-browser", "google-chrome")
-                 if (found := shutil.which(name))), None)
-
-
 def test_swagger_ui_renders_offline_in_chromium(server):
-    browser = _chromium()
+    browser = chromium_path()
     if browser is None:
         pytest.skip("chromium not found (Debian: apt-get install chromium)")
     with tempfile.TemporaryDirectory(prefix="facecmp-chromium-") as profile:

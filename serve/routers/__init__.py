@@ -1,1 +1,1 @@
-"""The service's routers: ``compare`` (/compare, /compare-live-face), ``liveness``, ``service``."""
+"""The service's routers: ``compare`` (/compare, /compare-live-face), ``liveness``, ``service``, ``demo`` (the demo page)."""
