@@ -37,14 +37,14 @@ def test_degraded_copies_are_seeded_and_spread_over_the_kinds(celebrity_photos):
 
 
 def test_blur_lowers_the_quality_and_a_very_poor_face_is_named_in_the_notes(fast_comparer, celebrity_photos):
-    photos = celebrity_photos["madonna"]
+    photos = celebrity_photos["ben_afflek"]
     calibration = fast_comparer.calibration("fast")
     qualities = [fast_comparer.represent(_blurred(photos[0], sigma), mode="fast").trust["quality"]
-                 for sigma in (0, 2, 4, 8)]
-    assert qualities[0] > qualities[2] > qualities[3], qualities
+                 for sigma in (0, 3, 4, 6)]   # sigma in px of a 250 px photo; beyond ~7 MTCNN loses the face
+    assert qualities == sorted(qualities, reverse=True) and qualities[0] > qualities[-1] + 0.2, qualities
     sharp = fast_comparer.compare(photos[0], photos[1], mode="fast")
     assert not any("image quality" in note for note in sharp.calibration_notes)
-    poor = fast_comparer.compare(_blurred(photos[0], 8), photos[1], mode="fast")
+    poor = fast_comparer.compare(_blurred(photos[0], 6), photos[1], mode="fast")
     assert poor.faces[0].trust["quality"] < calibration.coverage["quality"]
     assert not poor.within_calibration
     assert any(note.startswith("probe: image quality") for note in poor.calibration_notes)
