@@ -21,9 +21,9 @@ from facecmp.align import CropConfig
 from facecmp.backends import ComputeOptions, OpenVinoModel
 from facecmp.weights.inception import build_inception_resnet_v1
 from facecmp.weights.normalization import fixed_image_standardization, prewhiten
+from facecmp.settings import FacecmpSettings
 from facecmp.weights.registry import get_spec
-from facecmp.settings import cache_dir
-from facecmp.weights.store import load_state_dict
+from facecmp.weights.store import load_state_dict, weights_dir
 
 _NORMALIZE = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
 
@@ -51,16 +51,19 @@ def fuse_embeddings(parts: list[np.ndarray], shares: tuple[float, ...]) -> np.nd
 class Embedder:
     """One pretrained InceptionResnetV1, in eval mode, on ``device``.
 
-    ``compute`` picks the backend (default: ``ComputeOptions.from_settings()``; off the CPU always
-    torch). ``model`` is the torch module with the torch backend, else ``None`` (the compiled
-    copy replaces it, so the weights are held once).
+    ``compute`` picks the backend (default: ``ComputeOptions.from_settings(settings)``; off the CPU
+    always torch). ``settings`` (default: the environment's) say where the weights are installed
+    and the compiled copy is cached (``cache_dir``). ``model`` is the torch module with the torch
+    backend, else ``None`` (the compiled copy replaces it, so the weights are held once).
     """
 
     def __init__(self, weights: str, *, device: str = "cpu", channels_last: bool = False,
-                 compute: ComputeOptions | None = None):
+                 compute: ComputeOptions | None = None, settings: FacecmpSettings | None = None):
+        settings = settings or FacecmpSettings()
         self.spec = get_spec(weights)
         self.device = torch.device(device)
-        compute = ComputeOptions.for_device(self.device, compute)
+        self.weights_dir = weights_dir(weights, settings=settings)
+        compute = ComputeOptions.for_device(self.device, compute or ComputeOptions.from_settings(settings))
         self.channels_last = channels_last and compute.backend == "torch"
         self._normalize = _NORMALIZE[self.spec.model.normalization]
         self.model: torch.nn.Module | None = None
@@ -71,7 +74,7 @@ class Embedder:
                 input_shape=(-1, 3, CropConfig().size, CropConfig().size),
                 cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}-{self.spec.model.normalization}",
                 precision=compute.precision, threads=compute.threads or torch.get_num_threads(),
-                streams=compute.streams, cache_root=cache_dir())
+                streams=compute.streams, cache_root=settings.cache_dir)
         else:
             self.model = self._load_model(weights).to(self.device)
             if self.channels_last:
@@ -80,7 +83,7 @@ class Embedder:
 
     def _load_model(self, weights: str) -> torch.nn.Module:
         model = build_inception_resnet_v1(self.spec.model.embedding_size)
-        model.load_state_dict(load_state_dict(weights), strict=True)
+        model.load_state_dict(load_state_dict(weights, self.weights_dir), strict=True)
         return model.eval()
 
     @property
