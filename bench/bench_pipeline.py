@@ -47,7 +47,7 @@ from facecmp.embed import Embedder  # noqa: E402
 from facecmp.modes import MODES  # noqa: E402
 from facecmp.settings import FacecmpSettings  # noqa: E402
 from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
-from facecmp.weights.normalization import prewhiten  # noqa: E402
+from facecmp.weights.pixel_scaling import prewhiten  # noqa: E402
 from facecmp.weights.store import load_state_dict  # noqa: E402
 from serve.testing import running_server  # noqa: E402
 
