@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, DEFAULT_SCORE_CUTOFF, SCORE_PER_DECADE
 from facecmp.modes import MODES
+from facecmp.settings import FacecmpSettings
 
 # The library's mode names as the OpenCV API spells them (upper case); the library reads any case.
 SEARCH_MODES = tuple(name.upper() for name in MODES)
@@ -53,7 +54,8 @@ class FaceCompareRequest(_Body):
                     "(FACECMP_MIN_SIMILARITY_SCORE).")
     check_liveness: bool = Field(False, description="Also check that the probe shows a live face.")
     search_mode: SearchMode | None = Field(
-        None, description=f"{_SEARCH_MODE_TEXT}; default: the server's FACECMP_MODE (ACCURATE).")
+        None, description=f"{_SEARCH_MODE_TEXT}; default: the server's FACECMP_MODE "
+                          f"({FacecmpSettings.model_fields['mode'].default.upper()}).")
 
 
 class ImageSetCompareRequest(_Body):
