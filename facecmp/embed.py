@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from facecmp.align import CropConfig
 from facecmp.backends import ComputeOptions, OpenVinoModel
+from facecmp.settings import FacecmpSettings
 from facecmp.weights.inception import build_inception_resnet_v1
 from facecmp.weights.pixel_scaling import fixed_image_standardization, prewhiten
-from facecmp.settings import FacecmpSettings
 from facecmp.weights.registry import get_spec
 from facecmp.weights.store import load_state_dict, weights_dir
 
@@ -63,7 +63,7 @@ class Embedder:
         self.spec = get_spec(weights)
         self.device = torch.device(device)
         self.weights_dir = weights_dir(weights, settings=settings)
-        compute = ComputeOptions.for_device(self.device, compute or ComputeOptions.from_settings(settings))
+        compute = ComputeOptions.for_device(self.device, compute, settings)
         self.channels_last = channels_last and compute.backend == "torch"
         self._scale_pixels = _PIXEL_SCALINGS[self.spec.model.pixel_scaling]
         self.model: torch.nn.Module | None = None

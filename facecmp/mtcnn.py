@@ -153,7 +153,7 @@ class MtcnnNetworks:
                  settings: FacecmpSettings | None = None):
         settings = settings or FacecmpSettings()
         self.device = torch.device(device)
-        compute = ComputeOptions.for_device(self.device, compute or ComputeOptions.from_settings(settings))
+        compute = ComputeOptions.for_device(self.device, compute, settings)
         self.backend = compute.backend
         # Input shapes, -1 where they vary: P-Net sees whole pyramid levels, traced on a 48 px one.
         nets = {"pnet": (PNet(), (-1, 3, -1, -1), (1, 3, 48, 48)), "rnet": (RNet(), (-1, 3, 24, 24), None),

@@ -123,7 +123,7 @@ class FaceComparer:
         self.settings = settings or FacecmpSettings()
         self.mode = get_mode(mode or self.settings.mode).mode
         self.device = device
-        self.compute = ComputeOptions.for_device(device, compute or ComputeOptions.from_settings(self.settings))
+        self.compute = ComputeOptions.for_device(device, compute, self.settings)
         self.decode_limits = self.settings.decode_limits
         self.detector = detector or FaceDetector(device=device, compute=self.compute, settings=self.settings)
         self._liveness = None
