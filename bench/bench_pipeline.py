@@ -41,11 +41,13 @@ from bench.bench_service import KEY, run_level, typical_photo  # noqa: E402
 from facecmp import FaceComparer  # noqa: E402
 from eval.datasets import load_lfw  # noqa: E402
 from facecmp.backends import ComputeOptions  # noqa: E402
+from facecmp.contract import DEFAULT_SCORE_CUTOFF  # noqa: E402
 from facecmp.detect import FaceDetector  # noqa: E402
 from facecmp.embed import Embedder  # noqa: E402
+from facecmp.modes import MODES  # noqa: E402
 from facecmp.settings import FacecmpSettings  # noqa: E402
 from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
-from facecmp.weights.normalization import prewhiten  # noqa: E402
+from facecmp.weights.pixel_scaling import prewhiten  # noqa: E402
 from facecmp.weights.store import load_state_dict  # noqa: E402
 from serve.testing import running_server  # noqa: E402
 
@@ -225,8 +227,9 @@ def bench_service(args, pairs) -> None:
     body = bodies[0]  # run_level posts one body; the photos are 640x480 like every pair's
     print(f"\n== service, POST /compare, 640x480 photos, mode {args.mode}, {args.requests} requests per level")
     configs = [
-        ("one at a time: 1 worker x 2 threads", {"FACECMP_MAX_CONCURRENCY": "1", "FACECMP_TORCH_THREADS": str(os.cpu_count())}, [1]),
-        ("4 workers x 1 thread (default)", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_TORCH_THREADS": "1"}, [1, 4]),
+        ("one at a time: 1 worker x 2 threads",
+         {"FACECMP_MAX_CONCURRENCY": "1", "FACECMP_THREADS_PER_INFERENCE": str(os.cpu_count())}, [1]),
+        ("4 workers x 1 thread (default)", {"FACECMP_MAX_CONCURRENCY": "4", "FACECMP_THREADS_PER_INFERENCE": "1"}, [1, 4]),
     ]
     reference = None  # the one-at-a-time server's compares/s
     for label, env, levels in configs:
@@ -276,7 +279,7 @@ def guard_row(comparer: FaceComparer, photos: list[bytes], identities: np.ndarra
     found = np.array([not isinstance(r, Exception) for r in reps])
     emb = np.stack([r.embedding if ok else np.zeros_like(reps[int(np.argmax(found))].embedding)
                     for r, ok in zip(reps, found)])
-    matched = comparer.score_embeddings(emb, emb) >= 0.7
+    matched = comparer.score_embeddings(emb, emb) >= DEFAULT_SCORE_CUTOFF
     usable = found[:, None] & found[None, :]
     impostor = np.triu(identities[:, None] != identities[None, :], 1) & usable
     decisions = matched[pairs[:, 0], pairs[:, 1]] & usable[pairs[:, 0], pairs[:, 1]]
@@ -328,7 +331,7 @@ def accuracy_guard(args) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("fast", "accurate"), default="fast")
+    parser.add_argument("--mode", choices=tuple(MODES), default="fast")
     parser.add_argument("--pairs", type=int, default=20, help="LFW pairs (half genuine, half impostor)")
     parser.add_argument("--repeats", type=int, default=1, help="passes over the pairs")
     parser.add_argument("--requests", type=int, default=24, help="service requests per concurrency level")

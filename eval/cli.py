@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 
 from facecmp.extras import require
+from facecmp.modes import MODES
+
+from eval import metrics
 
 EXIT_INCOMPLETE = 3
 
@@ -31,9 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder (created)")
     run.add_argument("--format", choices=("auto", "folder", "lfw", "pairs"), default="auto")
     run.add_argument("--name", help="dataset name in the report")
-    run.add_argument("--mode", choices=("fast", "accurate"), default=None, help="pipeline mode (default: the library's)")
-    run.add_argument("--cutoffs", type=_floats, default=(0.7, 0.67),
-                     help="comma-separated score cutoffs; the first is the reference (default 0.7,0.67)")
+    run.add_argument("--mode", choices=tuple(MODES), default=None, help="pipeline mode (default: the library's)")
+    run.add_argument("--cutoffs", type=_floats, default=metrics.DEFAULT_CUTOFFS,
+                     help="comma-separated score cutoffs; the first is the reference "
+                          f"(default {','.join(map(str, metrics.DEFAULT_CUTOFFS))})")
     run.add_argument("--fmr-targets", type=_floats, default=(1e-2, 1e-3, 1e-4), help="FMRs for TAR@FAR (default 1e-2,1e-3,1e-4)")
     run.add_argument("--bootstrap", type=int, default=1000, help="identity bootstrap resamples (default 1000)")
     run.add_argument("--seed", type=int, default=0, help="seed of pair sampling and bootstrap")

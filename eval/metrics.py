@@ -2,8 +2,8 @@
 
 Conventions used throughout:
 
-* A *score* is the calibrated similarity in [0, 1] that :meth:`facecmp.FaceComparer.score`
-  returns; higher means more alike. A comparison is a **match** (accepted) when
+* A *score* is the calibrated similarity in [0, 1] of a pair (``FaceComparer.compare(...).score``,
+  :meth:`facecmp.FaceComparer.score_embeddings`); higher means more alike. A comparison is a **match** (accepted) when
   ``score >= cutoff``.
 * ``genuine``: scores of same-person comparisons, shape (n_genuine,).
   ``impostor``: scores of different-person comparisons, shape (n_impostor,).
@@ -12,7 +12,7 @@ Conventions used throughout:
   **TAR** (true accept rate) = 1 - FNMR; **FAR** is used as a synonym of FMR.
 * ``genuine_weight`` / ``impostor_weight``: optional non-negative counts, same shape as the
   scores, so that a histogram (bin lower edges as scores, counts as weights) stands in for
-  millions of impostor scores (see :func:`eval.scoring.all_vs_all`).
+  millions of impostor scores (see :meth:`eval.scoring.AllPairs.impostor_as_weighted`).
 * Identity bootstrap: rates are resampled by *identity*, not by comparison, because
   comparisons that share a person are not independent. Drawing identity ``i`` ``w_i``
   times weights a genuine comparison of ``i`` by ``w_i`` and an impostor comparison of
@@ -27,7 +27,10 @@ import numpy as np
 import scipy.sparse
 from sklearn.metrics import roc_curve as _sk_roc_curve
 
-DEFAULT_CUTOFFS = (0.7, 0.67)
+from facecmp.contract import CROSS_AGE_SCORE_CUTOFF, DEFAULT_SCORE_CUTOFF
+
+#: The reference first (the library's and the service's default cutoff), then the cross-age one.
+DEFAULT_CUTOFFS = (DEFAULT_SCORE_CUTOFF, CROSS_AGE_SCORE_CUTOFF)
 DEFAULT_FMR_TARGETS = (1e-2, 1e-3, 1e-4)
 
 __all__ = [
@@ -155,7 +158,7 @@ def fmr_fnmr(genuine, impostor, *, cutoffs=DEFAULT_CUTOFFS, genuine_weight=None,
         Scores of same-person comparisons.
     impostor : array-like of shape (n_impostor,)
         Scores of different-person comparisons.
-    cutoffs : sequence of float, keyword-only, default (0.7, 0.67)
+    cutoffs : sequence of float, keyword-only, default DEFAULT_CUTOFFS (0.7, 0.67)
         A comparison is a match when ``score >= cutoff``.
     genuine_weight, impostor_weight : array-like, optional
         Counts per score; default 1 each.
@@ -564,7 +567,7 @@ def bootstrap_fmr_fnmr(genuine, impostor, *, genuine_ids, impostor_ids, cutoffs=
         Identity of each genuine comparison (any integers).
     impostor_ids : array-like of int, shape (n_impostor, 2), keyword-only
         The two identities of each impostor comparison (same integer space).
-    cutoffs : sequence of float, default (0.7, 0.67)
+    cutoffs : sequence of float, default DEFAULT_CUTOFFS (0.7, 0.67)
     n_resamples : int, default 1000
     confidence : float, default 0.95
     random_state : int, default 0

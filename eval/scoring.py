@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eval.metrics import all_pair_blocks
+from eval.metrics import DEFAULT_CUTOFFS, all_pair_blocks
 
 
 class PairScorer:
@@ -104,7 +104,7 @@ def _sum_segments(mask: np.ndarray, row_starts: np.ndarray, col_starts: np.ndarr
     return np.add.reduceat(by_col, row_starts, axis=0)
 
 
-def all_vs_all(scorer: PairScorer, images: np.ndarray, identities: np.ndarray, *, cutoffs=(0.7, 0.67),
+def all_vs_all(scorer: PairScorer, images: np.ndarray, identities: np.ndarray, *, cutoffs=DEFAULT_CUTOFFS,
                n_bins: int = 100_000, block_size: int = 1024, on_block=None) -> AllPairs:
     """Score every pair of ``images``; see the module docstring.
 

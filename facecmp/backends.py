@@ -74,12 +74,14 @@ class ComputeOptions:
         return cls(backend="torch", precision="f32")
 
     @classmethod
-    def for_device(cls, device: str | torch.device, compute: "ComputeOptions | None" = None) -> "ComputeOptions":
-        """What runs on ``device``, resolved: ``compute`` (default: :meth:`from_settings`) on a CPU,
-        the PyTorch reference anywhere else (OpenVINO's CPU plugin is the only one used)."""
+    def for_device(cls, device: str | torch.device, compute: "ComputeOptions | None" = None,
+                   settings: FacecmpSettings | None = None) -> "ComputeOptions":
+        """What runs on ``device``, resolved: ``compute`` (default: :meth:`from_settings` of
+        ``settings``) on a CPU, the PyTorch reference anywhere else (OpenVINO's CPU plugin is the
+        only one used)."""
         if torch.device(device).type != "cpu":
             return cls.reference()
-        return (compute or cls.from_settings()).resolved()
+        return (compute or cls.from_settings(settings)).resolved()
 
     def resolved(self) -> "ComputeOptions":
         """``precision`` "auto" made concrete for this CPU: bf16 where OpenVINO computes it natively."""

@@ -23,15 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, PROMISE_FLOOR, SCORE_PER_DECADE
 from facecmp.errors import CalibrationError
 from facecmp.normalisation import FaceStats, ScoreNormaliser
 
 FORMAT_VERSION = 3   # 3: the embedding centres moved to facecmp/centres (part of the mode)
-ANCHOR_SCORE = 0.7
-ANCHOR_FMR = 1e-3
-SCORE_PER_DECADE = 0.1
-#: Below this score the map carries no false-match-rate promise (FMR > 10 %).
-PROMISE_FLOOR = 0.5
 
 
 def fmr_promised(score: float | np.ndarray) -> float | np.ndarray:
@@ -170,9 +166,9 @@ class Calibration:
         younger = float(np.nanmin(stats.estimated_age)) if np.isfinite(stats.estimated_age).any() else None
         for band in cov.get("unkept_age_bands", []):
             if younger is not None and band["low"] <= younger < band["high"]:
-                notes.append(f"younger face's estimated age {younger:.0f}: at 0.7 the held-out false-match "
-                             f"rate of ages {band['low']}-{band['high'] - 1} was {band['fmr']:.1e}, over 3x the "
-                             "promised 1e-3")
+                notes.append(f"younger face's estimated age {younger:.0f}: at {ANCHOR_SCORE:g} the held-out "
+                             f"false-match rate of ages {band['low']}-{band['high'] - 1} was {band['fmr']:.1e}, "
+                             f"over 3x the promised {ANCHOR_FMR:.1e}")
         return notes
 
     def to_dict(self) -> dict:

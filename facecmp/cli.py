@@ -14,7 +14,9 @@ import json
 import sys
 from importlib.metadata import entry_points
 
+from facecmp.contract import DEFAULT_SCORE_CUTOFF
 from facecmp.errors import FacecmpError
+from facecmp.modes import MODES
 
 COMMAND_GROUP = "facecmp.commands"  # entry points: register(subparsers) functions
 
@@ -36,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="compare the faces of two images")
     compare.add_argument("image_a", help="probe image path, or - for base64 on stdin")
     compare.add_argument("image_b", help="reference image path, or - for base64 on stdin (one line each)")
-    compare.add_argument("--min-score", type=float, default=0.7, help="match cutoff on the calibrated score")
-    compare.add_argument("--mode", choices=["fast", "accurate"], help="pipeline mode (default $FACECMP_MODE or accurate)")
+    compare.add_argument("--min-score", type=float, default=DEFAULT_SCORE_CUTOFF,
+                         help=f"match cutoff on the calibrated score (default {DEFAULT_SCORE_CUTOFF})")
+    compare.add_argument("--mode", choices=list(MODES), help="pipeline mode (default $FACECMP_MODE or accurate)")
     compare.add_argument("--check-liveness", action="store_true", help="also require the probe to be live")
     compare.add_argument("--json", action="store_true", help="one JSON object on stdout")
     compare.set_defaults(handler=_compare)

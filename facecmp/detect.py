@@ -34,6 +34,7 @@ from PIL import Image
 from facecmp.backends import ComputeOptions
 from facecmp.faces import MIN_FACE_PROBABILITY, Face
 from facecmp.mtcnn import PYRAMID_FACTOR, MtcnnCascade, MtcnnNetworks
+from facecmp.settings import FacecmpSettings
 
 
 class DetectPass(NamedTuple):
@@ -55,17 +56,19 @@ CASCADES = ("vectorised", "facenet-pytorch")
 class FaceDetector:
     """MTCNN wrapper. ``passes``: :class:`DetectPass` es (or ``(side, min_face_size[,
     pyramid_factor])`` tuples), tried in order of size until one finds a face. ``cascade``: "vectorised"
-    (:mod:`facecmp.mtcnn`, its networks run as ``compute`` says) or "facenet-pytorch"."""
+    (:mod:`facecmp.mtcnn`, its networks run as ``compute`` says, compiled copies cached under
+    ``settings.cache_dir``; default settings: the environment's) or "facenet-pytorch"."""
 
     def __init__(self, *, passes=DETECT_PASSES, device: str = "cpu",
                  min_probability: float = MIN_FACE_PROBABILITY, channels_last: bool = True,
-                 cascade: str = "vectorised", compute: ComputeOptions | None = None):
+                 cascade: str = "vectorised", compute: ComputeOptions | None = None,
+                 settings: FacecmpSettings | None = None):
         if cascade not in CASCADES:
             raise ValueError(f"unknown MTCNN cascade {cascade!r}; known: {', '.join(CASCADES)}")
         self.passes = tuple(sorted(DetectPass(*p) for p in passes))
         self.min_probability = min_probability
         self.cascade = cascade
-        self._vectorised = MtcnnCascade(MtcnnNetworks(device, compute)) if cascade == "vectorised" else None
+        self._vectorised = MtcnnCascade(MtcnnNetworks(device, compute, settings)) if cascade == "vectorised" else None
         self._mtcnn = {} if self._vectorised else _facenet_mtcnns(self.passes, device, channels_last)
 
     def detect(self, image: np.ndarray, *, precise: bool = False) -> list[Face]:

@@ -19,13 +19,13 @@ import torch.nn.functional as F
 
 from facecmp.align import CropConfig
 from facecmp.backends import ComputeOptions, OpenVinoModel
+from facecmp.settings import FacecmpSettings
 from facecmp.weights.inception import build_inception_resnet_v1
-from facecmp.weights.normalization import fixed_image_standardization, prewhiten
+from facecmp.weights.pixel_scaling import fixed_image_standardization, prewhiten
 from facecmp.weights.registry import get_spec
-from facecmp.settings import cache_dir
-from facecmp.weights.store import load_state_dict
+from facecmp.weights.store import load_state_dict, weights_dir
 
-_NORMALIZE = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
+_PIXEL_SCALINGS = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
 
 
 def centre_embeddings(parts: list[np.ndarray], centres: tuple[np.ndarray | None, ...]) -> list[np.ndarray]:
@@ -51,27 +51,30 @@ def fuse_embeddings(parts: list[np.ndarray], shares: tuple[float, ...]) -> np.nd
 class Embedder:
     """One pretrained InceptionResnetV1, in eval mode, on ``device``.
 
-    ``compute`` picks the backend (default: ``ComputeOptions.from_settings()``; off the CPU always
-    torch). ``model`` is the torch module with the torch backend, else ``None`` (the compiled
-    copy replaces it, so the weights are held once).
+    ``compute`` picks the backend (default: ``ComputeOptions.from_settings(settings)``; off the CPU
+    always torch). ``settings`` (default: the environment's) say where the weights are installed
+    and the compiled copy is cached (``cache_dir``). ``model`` is the torch module with the torch
+    backend, else ``None`` (the compiled copy replaces it, so the weights are held once).
     """
 
     def __init__(self, weights: str, *, device: str = "cpu", channels_last: bool = False,
-                 compute: ComputeOptions | None = None):
+                 compute: ComputeOptions | None = None, settings: FacecmpSettings | None = None):
+        settings = settings or FacecmpSettings()
         self.spec = get_spec(weights)
         self.device = torch.device(device)
-        compute = ComputeOptions.for_device(self.device, compute)
+        self.weights_dir = weights_dir(weights, settings=settings)
+        compute = ComputeOptions.for_device(self.device, compute, settings)
         self.channels_last = channels_last and compute.backend == "torch"
-        self._normalize = _NORMALIZE[self.spec.model.normalization]
+        self._scale_pixels = _PIXEL_SCALINGS[self.spec.model.pixel_scaling]
         self.model: torch.nn.Module | None = None
         self._compiled: OpenVinoModel | None = None
         if compute.backend == "openvino":
             self._compiled = OpenVinoModel(
-                lambda: _Normalized(self._normalize, self._load_model(weights)),
+                lambda: _PixelScaled(self._scale_pixels, self._load_model(weights)),
                 input_shape=(-1, 3, CropConfig().size, CropConfig().size),
-                cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}-{self.spec.model.normalization}",
+                cache_key=f"{weights}-{self.spec.state_dict_sha256[:16]}-{self.spec.model.pixel_scaling}",
                 precision=compute.precision, threads=compute.threads or torch.get_num_threads(),
-                streams=compute.streams, cache_root=cache_dir())
+                streams=compute.streams, cache_root=settings.cache_dir)
         else:
             self.model = self._load_model(weights).to(self.device)
             if self.channels_last:
@@ -80,7 +83,7 @@ class Embedder:
 
     def _load_model(self, weights: str) -> torch.nn.Module:
         model = build_inception_resnet_v1(self.spec.model.embedding_size)
-        model.load_state_dict(load_state_dict(weights), strict=True)
+        model.load_state_dict(load_state_dict(weights, self.weights_dir), strict=True)
         return model.eval()
 
     @property
@@ -102,7 +105,7 @@ class Embedder:
         else:
             batch = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float()
             with torch.inference_mode():
-                batch = self._normalize(batch)
+                batch = self._scale_pixels(batch)
                 if self.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 features = self.model(batch)
@@ -112,13 +115,13 @@ class Embedder:
         return F.normalize(features, dim=1).cpu().numpy().astype(np.float32)
 
 
-class _Normalized(torch.nn.Module):
-    """The model with its input normalisation in front: a compiled copy then runs both, and
-    takes raw (N, 3, S, S) pixel values in [0, 255]."""
+class _PixelScaled(torch.nn.Module):
+    """The model with its pixel scaling in front: a compiled copy then runs both, and takes raw
+    (N, 3, S, S) pixel values in [0, 255]."""
 
-    def __init__(self, normalize, model: torch.nn.Module):
+    def __init__(self, scale_pixels, model: torch.nn.Module):
         super().__init__()
-        self.normalize, self.model = normalize, model
+        self.scale_pixels, self.model = scale_pixels, model
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(self.normalize(pixels))
+        return self.model(self.scale_pixels(pixels))

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from facecmp.align import CropConfig
-from facecmp.settings import FacecmpSettings
 
 #: Bump when decoding, detection, cropping or embedding changes what an image maps to.
 PREPROCESSING_VERSION = 2
@@ -68,9 +67,17 @@ MODES: dict[str, PipelineConfig] = {
 }
 
 
-def get_mode(mode: str | None) -> PipelineConfig:
-    """The configuration of ``mode`` (any case); ``None``: ``FacecmpSettings().mode`` ($FACECMP_MODE)."""
-    name = (mode or FacecmpSettings().mode).lower()
-    if name not in MODES:
-        raise ValueError(f"unknown pipeline mode {name!r}; known: {', '.join(MODES)}")
-    return MODES[name]
+def mode_name(name: str) -> str:
+    """``name`` as :data:`MODES` spells it: mode names are case-insensitive ("FAST", "Accurate")
+    wherever they are read (settings, the service's ``search_mode``, the library's ``mode=``).
+
+    Raises ValueError naming the known modes for any other name."""
+    folded = name.lower()
+    if folded not in MODES:
+        raise ValueError(f"unknown pipeline mode {folded!r}; known: {', '.join(MODES)}")
+    return folded
+
+
+def get_mode(name: str) -> PipelineConfig:
+    """The configuration of mode ``name`` (any case)."""
+    return MODES[mode_name(name)]

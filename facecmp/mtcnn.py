@@ -27,7 +27,7 @@ from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 from torchvision.ops import batched_nms
 
 from facecmp.backends import ComputeOptions, OpenVinoModel
-from facecmp.weights.store import cache_dir
+from facecmp.settings import FacecmpSettings
 
 # facenet-pytorch's MTCNN defaults.
 PYRAMID_FACTOR = 0.709
@@ -145,11 +145,15 @@ class _FromPixels(torch.nn.Module):
 class MtcnnNetworks:
     """P-Net, R-Net and O-Net with facenet-pytorch's weights, run in PyTorch (channels-last) or
     OpenVINO (float32, compiled as the embedder is: :class:`~facecmp.backends.OpenVinoModel`).
-    Each takes (N, 3, H, W) float32 pixels (a NumPy array) and returns a tuple of float32 tensors."""
+    Each takes (N, 3, H, W) float32 pixels (a NumPy array) and returns a tuple of float32 tensors.
+    ``settings`` (default: the environment's) give the backend when ``compute`` is None and the
+    cache of the compiled copies."""
 
-    def __init__(self, device: str = "cpu", compute: ComputeOptions | None = None):
+    def __init__(self, device: str = "cpu", compute: ComputeOptions | None = None,
+                 settings: FacecmpSettings | None = None):
+        settings = settings or FacecmpSettings()
         self.device = torch.device(device)
-        compute = ComputeOptions.for_device(self.device, compute)
+        compute = ComputeOptions.for_device(self.device, compute, settings)
         self.backend = compute.backend
         # Input shapes, -1 where they vary: P-Net sees whole pyramid levels, traced on a 48 px one.
         nets = {"pnet": (PNet(), (-1, 3, -1, -1), (1, 3, 48, 48)), "rnet": (RNet(), (-1, 3, 24, 24), None),
@@ -162,7 +166,7 @@ class MtcnnNetworks:
                 compiled = OpenVinoModel(lambda module=module: module, input_shape=shape, example_shape=example,
                                          cache_key=f"mtcnn-{name}-{digest}", precision="f32",
                                          threads=compute.threads or torch.get_num_threads(),
-                                         streams=compute.streams, cache_root=cache_dir())
+                                         streams=compute.streams, cache_root=settings.cache_dir)
                 # P-Net's inputs vary in height and width, not in a batch worth padding.
                 bucketed = name in PREPARED_BATCHES
                 self._runners[name] = _compiled_runner(compiled, batch_bucket=BATCH_BUCKET if bucketed else 1)

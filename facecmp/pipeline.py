@@ -21,15 +21,16 @@ from facecmp.align import crop_face
 from facecmp.backends import ComputeOptions
 from facecmp.calibration import Calibration, load_calibration, score_meaning
 from facecmp.centres import load_centres
-from facecmp.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, load_image
+from facecmp.contract import DEFAULT_SCORE_CUTOFF
+from facecmp.decode import ImageSource, load_image
 from facecmp.detect import FaceDetector
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.errors import FacecmpError, FaceNotDetectedError
 from facecmp.faces import Face
 from facecmp.modes import MODES, PipelineConfig, get_mode
-from facecmp.weights.registry import get_spec
-
-DEFAULT_MIN_SIMILARITY = 0.7
+from facecmp.settings import FacecmpSettings
+from facecmp.weights.registry import MINIFASNET, get_spec
+from facecmp.weights.store import weights_dir
 
 
 @dataclass(frozen=True)
@@ -103,30 +104,29 @@ class FaceComparer:
 
     Parameters
     ----------
-    mode : "fast" | "accurate" | None
-        Default pipeline mode (``None``: ``$FACECMP_MODE`` or ``accurate``); every call may
-        override it. The weights of the default mode load now; others on first use.
+    mode : a name of ``facecmp.modes.MODES`` (any case) | None
+        Default pipeline mode (``None``: ``settings.mode``); every call may override it. The
+        weights of the default mode load now; others on first use.
+    settings : facecmp.settings.FacecmpSettings | None
+        Everything else the pipeline reads, in one object (``None``: the environment's, read
+        once here): default mode, embed backend and precision, the cache (weights, compiled
+        models), image byte and pixel limits, and the liveness check. The service passes its own.
     device : str
         torch device of the embedders and detector.
-    decode_limits : DecodeLimits
-        Byte and pixel limits for untrusted images.
-    liveness_settings : facecmp.liveness.LivenessSettings | None
-        Limits and weights of the liveness check (default settings when ``None``).
     compute : facecmp.backends.ComputeOptions | None
-        How the embedders run (default ``ComputeOptions.from_settings()``: OpenVINO on a CPU, in
-        bfloat16 where the CPU has it natively); ``ComputeOptions.reference()`` is PyTorch
-        eager in float32, what the calibrations were fitted with.
+        How the embedders run (default ``ComputeOptions.from_settings(settings)``: OpenVINO on a
+        CPU, in bfloat16 where the CPU has it natively); ``ComputeOptions.reference()`` is
+        PyTorch eager in float32, what the calibrations were fitted with.
     """
 
-    def __init__(self, mode: str | None = None, *, device: str = "cpu", detector: FaceDetector | None = None,
-                 decode_limits: DecodeLimits = DEFAULT_LIMITS, liveness_settings=None,
-                 compute: ComputeOptions | None = None):
-        self.mode = get_mode(mode).mode
+    def __init__(self, mode: str | None = None, *, settings: FacecmpSettings | None = None, device: str = "cpu",
+                 detector: FaceDetector | None = None, compute: ComputeOptions | None = None):
+        self.settings = settings or FacecmpSettings()
+        self.mode = get_mode(mode or self.settings.mode).mode
         self.device = device
-        self.compute = ComputeOptions.for_device(device, compute)
-        self.decode_limits = decode_limits
-        self.detector = detector or FaceDetector(device=device, compute=self.compute)
-        self._liveness_settings = liveness_settings
+        self.compute = ComputeOptions.for_device(device, compute, self.settings)
+        self.decode_limits = self.settings.decode_limits
+        self.detector = detector or FaceDetector(device=device, compute=self.compute, settings=self.settings)
         self._liveness = None
         self._embedders: dict[str, Embedder] = {}
         self._calibrations: dict[str, Calibration] = {}
@@ -140,7 +140,7 @@ class FaceComparer:
         return load_image(source, self.decode_limits)
 
     def compare(self, image_a: ImageSource, image_b: ImageSource, *,
-                min_similarity_score: float = DEFAULT_MIN_SIMILARITY, check_liveness: bool = False,
+                min_similarity_score: float = DEFAULT_SCORE_CUTOFF, check_liveness: bool = False,
                 mode: str | None = None) -> CompareResult:
         """Compare the most prominent face of ``image_a`` (the probe) with that of ``image_b``.
 
@@ -292,7 +292,8 @@ class FaceComparer:
         with self._lock:
             for name in config.weights:
                 if name not in self._embedders:
-                    self._embedders[name] = Embedder(name, device=self.device, compute=self.compute)
+                    self._embedders[name] = Embedder(name, device=self.device, compute=self.compute,
+                                                     settings=self.settings)
             if config.mode not in self._calibrations:
                 self._centres[config.mode] = load_centres(config)
                 self._calibrations[config.mode] = load_calibration(config.mode, config.fingerprint())
@@ -326,9 +327,11 @@ class FaceComparer:
 
     def _liveness_checker(self):
         if self._liveness is None:
-            from facecmp.liveness import LivenessChecker, LivenessSettings
+            from facecmp.liveness import LivenessChecker
 
-            self._liveness = LivenessChecker(self._liveness_settings or LivenessSettings())
+            # The weights folder resolved here, against this comparer's cache, not the environment's.
+            folder = weights_dir(MINIFASNET[0].name, settings=self.settings)
+            self._liveness = LivenessChecker(self.settings.liveness.model_copy(update={"weights_dir": folder}))
         return self._liveness
 
 

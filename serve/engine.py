@@ -22,7 +22,6 @@ import torch
 
 from facecmp import FaceComparer, FacecmpError, __version__
 from facecmp.backends import ComputeOptions
-from facecmp.decode import DecodeLimits
 from facecmp.errors import LivenessError
 from facecmp.modes import MODES
 from serve.errors import ServiceNotReadyError, ServiceOverloadedError, UnknownError
@@ -120,13 +119,7 @@ class Engine:
         start = time.perf_counter()
         torch.set_num_threads(self.settings.inference_threads)
         try:
-            comparer = FaceComparer(
-                mode=self.settings.mode,
-                decode_limits=DecodeLimits(max_bytes=self.settings.max_image_bytes,
-                                           max_pixels=self.settings.max_image_pixels),
-                liveness_settings=self.settings.liveness,
-                compute=self.compute,
-            )
+            comparer = FaceComparer(settings=self.settings, compute=self.compute)
             for mode in MODES:
                 comparer.calibration(mode)
             _warm_up(comparer)

@@ -34,10 +34,6 @@ class Outcome(NamedTuple):
     face_counts: tuple[int, ...] | None = None
 
 
-def _mode(search_mode: str | None) -> str | None:
-    return search_mode.lower() if search_mode else None
-
-
 def _image(comparer: FaceComparer, text: str) -> bytes:
     return decode_base64(text, comparer.decode_limits)
 
@@ -46,7 +42,7 @@ def compare_pair(comparer: FaceComparer, body: FaceCompareRequest, defaults: Def
     threshold = defaults.min_similarity_score if body.min_similarity_score is None else body.min_similarity_score
     result = comparer.compare(_image(comparer, body.face_base_64), _image(comparer, body.ref_face_base_64),
                               min_similarity_score=threshold, check_liveness=body.check_liveness,
-                              mode=_mode(body.search_mode))
+                              mode=body.search_mode)
     liveness = float(result.liveness.score) if result.liveness is not None else None
     response = CompareResponse(is_match=result.is_match, score=result.score, liveness_score=liveness,
                                within_calibration=result.within_calibration,
@@ -62,7 +58,7 @@ def _compared_face(report) -> ComparedFace:
 
 def compare_sets(comparer: FaceComparer, body: ImageSetCompareRequest, defaults: Defaults) -> Outcome:
     score = comparer.compare_sets([_image(comparer, text) for text in body.gallery],
-                                  [_image(comparer, text) for text in body.probe], mode=_mode(body.search_mode))
+                                  [_image(comparer, text) for text in body.probe], mode=body.search_mode)
     return Outcome(CompareResponse(is_match=score >= defaults.min_similarity_score, score=score))
 
 
@@ -75,7 +71,7 @@ def compare_live_face(comparer: FaceComparer, body: CompareLiveFaceRequest, defa
     minimum = defaults.liveness_threshold if body.liveness_min_score is None else body.liveness_min_score
     liveness, similarity = comparer.compare_live_face(
         [_image(comparer, text) for text in body.gallery], _image(comparer, body.probe),
-        liveness_min_score=minimum, mode=_mode(body.search_mode))
+        liveness_min_score=minimum, mode=body.search_mode)
     score = _liveness_score(liveness)
     if similarity is None:
         raise LivenessError("FACE_NOT_LIVE", "The probe face did not pass the liveness check.",

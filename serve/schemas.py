@@ -16,7 +16,14 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-SearchMode = Literal["FAST", "ACCURATE"]
+from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, DEFAULT_SCORE_CUTOFF, SCORE_PER_DECADE
+from facecmp.modes import MODES
+from facecmp.settings import FacecmpSettings
+
+# The library's mode names as the OpenCV API spells them (upper case); the library reads any case.
+SEARCH_MODES = tuple(name.upper() for name in MODES)
+SearchMode = Literal[SEARCH_MODES]
+_SEARCH_MODE_TEXT = f"{' or '.join(SEARCH_MODES)} pipeline"
 DeviceOS = Literal["DESKTOP", "ANDROID", "IOS"]
 MAX_SET_IMAGES = 3
 
@@ -43,10 +50,12 @@ class FaceCompareRequest(_Body):
     ref_face_base_64: Base64Image = Field(description="The reference photo, e.g. the ID document portrait.")
     min_similarity_score: float | None = Field(
         None, ge=0.0, le=1.0,
-        description="`is_match` is `score >= min_similarity_score`; default 0.7 (FACECMP_MIN_SIMILARITY_SCORE).")
+        description=f"`is_match` is `score >= min_similarity_score`; default {DEFAULT_SCORE_CUTOFF} "
+                    "(FACECMP_MIN_SIMILARITY_SCORE).")
     check_liveness: bool = Field(False, description="Also check that the probe shows a live face.")
     search_mode: SearchMode | None = Field(
-        None, description="FAST or ACCURATE pipeline; default: the server's FACECMP_MODE (ACCURATE).")
+        None, description=f"{_SEARCH_MODE_TEXT}; default: the server's FACECMP_MODE "
+                          f"({FacecmpSettings.model_fields['mode'].default.upper()}).")
 
 
 class ImageSetCompareRequest(_Body):
@@ -54,7 +63,7 @@ class ImageSetCompareRequest(_Body):
 
     gallery: list[Base64Image] = Field(min_length=1, max_length=MAX_SET_IMAGES)
     probe: list[Base64Image] = Field(min_length=1, max_length=MAX_SET_IMAGES)
-    search_mode: SearchMode | None = Field(None, description="FAST or ACCURATE pipeline.")
+    search_mode: SearchMode | None = Field(None, description=f"{_SEARCH_MODE_TEXT}.")
 
 
 def _compare_shape(value: Any) -> str:
@@ -106,8 +115,9 @@ class ComparedFace(FaceTrust):
 
 class CompareResponse(BaseModel):
     is_match: bool = Field(description="`score >= min_similarity_score` (the server default for image sets).")
-    score: float = Field(ge=0.0, le=1.0, description="Calibrated score in [0, 1]: 0.7 stands for a false-match "
-                                                     "rate of 1 in 1,000, each 0.1 more for 10 times fewer.")
+    score: float = Field(ge=0.0, le=1.0, description=f"Calibrated score in [0, 1]: {ANCHOR_SCORE} stands for a "
+                                                     f"false-match rate of 1 in {1 / ANCHOR_FMR:,.0f}, each "
+                                                     f"{SCORE_PER_DECADE} more for 10 times fewer.")
     liveness_score: float | None = Field(
         None, ge=0.0, le=1.0, description="Liveness of the probe; present only when it was checked.")
     within_calibration: bool | None = Field(
@@ -140,7 +150,7 @@ class CompareLiveFaceRequest(_Body):
         None, ge=0.0, le=1.0, description="Below this liveness score the request fails with ERR_LIVENESS_ERROR; "
                                           "default: the server's liveness threshold (FACECMP_LIVENESS_THRESHOLD, 0.45).")
     os: DeviceOS = Field("DESKTOP", description="Capturing device; accepted for SDK compatibility.")
-    search_mode: SearchMode | None = Field(None, description="FAST or ACCURATE pipeline.")
+    search_mode: SearchMode | None = Field(None, description=f"{_SEARCH_MODE_TEXT}.")
 
 
 class CompareLiveFaceResponse(BaseModel):
@@ -180,7 +190,7 @@ def compare_examples() -> dict[str, dict[str, Any]]:
         "face_pair": {
             "summary": "Probe and reference photo (OpenCV Face Compare Server body)",
             "value": {"face_base_64": probe, "ref_face_base_64": reference,
-                      "min_similarity_score": 0.7, "check_liveness": False},
+                      "min_similarity_score": DEFAULT_SCORE_CUTOFF, "check_liveness": False},
         },
         "image_sets": {
             "summary": "Gallery and probe sets (OpenCV FR SDK compare_image_sets)",

@@ -1,8 +1,10 @@
 """Service settings, read from the environment (prefix ``FACECMP_``) by pydantic-settings.
 
 :class:`Settings` extends the library's :class:`facecmp.settings.FacecmpSettings` (mode, embed
-backend and precision, cache, liveness limits and weights folder), so each variable is read in
-one place and means the same in the library and the service.
+backend and precision, cache, image limits, liveness limits and weights folder), so each variable
+is read in one place and means the same in the library and the service; the service's
+``FaceComparer`` is built from this object (``FaceComparer(settings=...)``), never from the
+environment a second time.
 ``get_settings()`` is the cached dependency every route and the app factory use; tests pass
 their own :class:`Settings` to ``create_app(settings)`` or override the dependency.
 API keys are held as ``SecretStr`` so that no repr, log line or traceback shows them.
@@ -17,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from facecmp.contract import DEFAULT_SCORE_CUTOFF
 from facecmp.settings import FacecmpSettings
 
 MiB = 1024 * 1024
@@ -36,6 +39,7 @@ class Settings(FacecmpSettings):
         False, description="Serve without any API key. For local experiments only; logged loudly.")
 
     max_body_bytes: int = Field(32 * MiB, gt=0, description="Largest accepted request body.")
+    # Stricter than the library's own limits (facecmp.decode.DecodeLimits): these images come from the network.
     max_image_bytes: int = Field(10 * MiB, gt=0, description="Largest decoded image file.")
     max_image_pixels: int = Field(25_000_000, gt=0, description="Largest image (width x height).")
 
@@ -43,10 +47,11 @@ class Settings(FacecmpSettings):
                                                       "on 2 cores (docs/performance.md).")
     max_queue: int = Field(8, ge=0, description="Requests waiting for a worker; more get 503.")
     retry_after_s: int = Field(2, ge=1, description="Retry-After (seconds) sent with 503.")
-    torch_threads: int | None = Field(
-        None, ge=1, description="Intra-op threads per inference; default: CPU cores / max_concurrency.")
+    threads_per_inference: int | None = Field(
+        None, ge=1, description="Threads each inference runs on (PyTorch intra-op and the OpenVINO models' "
+                                "per-stream threads); default: CPU cores / max_concurrency.")
 
-    min_similarity_score: float = Field(0.7, ge=0.0, le=1.0,
+    min_similarity_score: float = Field(DEFAULT_SCORE_CUTOFF, ge=0.0, le=1.0,
                                         description="Default is_match threshold on the calibrated score.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     demo: bool = Field(True, description="Serve the demo page at GET /demo (off: /demo answers ERR_NOT_FOUND).")
@@ -77,7 +82,8 @@ class Settings(FacecmpSettings):
 
     @property
     def inference_threads(self) -> int:
-        return self.torch_threads or max(1, (os.cpu_count() or 1) // self.max_concurrency)
+        """``threads_per_inference``, or the cores shared out among the workers."""
+        return self.threads_per_inference or max(1, (os.cpu_count() or 1) // self.max_concurrency)
 
     @property
     def embed_streams(self) -> int:

@@ -24,7 +24,7 @@ from sklearn.metrics import roc_auc_score
 
 from facecmp.weights.convert_keras import convert_keras_h5
 from facecmp.weights.inception import build_inception_resnet_v1
-from facecmp.weights.normalization import fixed_image_standardization, prewhiten
+from facecmp.weights.pixel_scaling import fixed_image_standardization, prewhiten
 
 pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
 

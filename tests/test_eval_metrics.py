@@ -21,12 +21,6 @@ def test_fmr_fnmr_at_cutoffs_count_score_equal_to_cutoff_as_match():
     assert metrics.fmr_fnmr([0.7], [0.7], cutoffs=[0.7]) == (pytest.approx([1.0]), pytest.approx([0.0]))
 
 
-def test_default_cutoffs_are_the_service_default_and_the_cross_age_one():
-    assert metrics.DEFAULT_CUTOFFS == (0.7, 0.67)
-    fmr, _ = metrics.fmr_fnmr(GENUINE, IMPOSTOR)
-    assert fmr.shape == (2,)
-
-
 def test_weights_stand_in_for_repeated_scores():
     scores, counts = np.array([0.1, 0.69, 0.7, 0.9]), np.array([500, 3, 2, 1])
     expanded = np.repeat(scores, counts)

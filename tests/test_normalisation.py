@@ -153,8 +153,10 @@ def test_compare_reports_how_far_its_score_can_be_trusted(fast_comparer, celebri
         assert 0 <= face.trust["cohort_similarity_percentile"] <= 100
     emb = np.stack([r.embedding for r in fast_comparer.represent_batch(photos[:2], mode="fast")])
     stats = calibration.face_stats(emb)
-    assert result.similarity == pytest.approx(float(calibration.similarity(emb[0] @ emb[1], stats[0], stats[1])), abs=1e-4)
-    assert result.score == pytest.approx(calibration.score(result.similarity), abs=1e-6)
+    # One score by both public paths: compare, and represent_batch + score_embeddings (what
+    # compare_sets and eval use), from the same photos.
+    paired = float(fast_comparer.score_embeddings(emb[0], emb[1], mode="fast")[0, 0])
+    assert result.score == pytest.approx(paired, abs=1e-4)
     assert result.within_calibration == (not result.calibration_notes)
     # A face smaller than 99 % of the calibration faces is named in the notes.
     tiny = [face.width for face in (r.face for r in result.faces)]

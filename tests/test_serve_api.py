@@ -447,11 +447,13 @@ def test_overload_answers_503_with_retry_after(photos):
 
 # -- keys: generated on first start, or explicitly disabled ---------------------------------
 
-def test_first_start_generates_and_stores_a_key(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))  # no weights here: the models fail to load
-    with TestClient(create_app(Settings())) as first:
+def test_first_start_generates_and_stores_a_key(tmp_path, capsys):
+    settings = Settings(cache_dir=tmp_path)  # no weights here: the models fail to load
+    app = create_app(settings)
+    with TestClient(app) as first:
         printed = capsys.readouterr().err
-        path = generated_key_path()
+        path = generated_key_path(settings)
+        assert path.is_relative_to(tmp_path)
         key = path.read_text().strip()
         assert key and key in printed
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -459,30 +461,33 @@ def test_first_start_generates_and_stores_a_key(tmp_path, monkeypatch, capsys):
         assert_error(first.post("/compare", json={}, headers={"x-api-key": "guess"}), 403, "ERR_API_KEY_NOT_VALID")
         accepted = first.post("/compare", json={}, headers={"x-api-key": key})
         assert accepted.status_code == 422  # past the key check
-    with TestClient(create_app(Settings())) as second:
+    # The pipeline looked for its weights in the settings' cache, not in the environment's.
+    assert app.state.engine.load_error.code == "ERR_WEIGHTS_UNAVAILABLE"
+    assert str(tmp_path / "weights") in app.state.engine.load_error.message
+    with TestClient(create_app(Settings(cache_dir=tmp_path))) as second:
         assert key not in capsys.readouterr().err  # printed once, on the first start only
         assert second.post("/compare", json={}, headers={"x-api-key": key}).status_code == 422
         assert_error(second.post("/compare", json={}), 401, "ERR_API_KEY_NOT_PRESENT")
 
 
-def test_keys_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))
+def test_keys_file(tmp_path):
     keys = tmp_path / "keys.txt"
     keys.write_text("# operators\nfile-key-1\n\nfile-key-2\n")
-    with TestClient(create_app(Settings(api_keys_file=keys))) as keyed:
+    settings = Settings(api_keys_file=keys, cache_dir=tmp_path)
+    with TestClient(create_app(settings)) as keyed:
         assert keyed.post("/compare", json={}, headers={"x-api-key": "file-key-2"}).status_code == 422
         assert_error(keyed.post("/compare", json={}, headers={"x-api-key": "# operators"}), 403,
                      "ERR_API_KEY_NOT_VALID")
-    assert not generated_key_path().exists()
+    assert not generated_key_path(settings).exists()
 
 
-def test_allow_no_auth_is_explicit_and_loud(tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))
+def test_allow_no_auth_is_explicit_and_loud(tmp_path, caplog):
+    settings = Settings(allow_no_auth=True, cache_dir=tmp_path)
     with caplog.at_level(logging.WARNING, logger="facecmp.serve"):
-        with TestClient(create_app(Settings(allow_no_auth=True))) as open_client:
+        with TestClient(create_app(settings)) as open_client:
             assert open_client.post("/compare", json={}).status_code == 422
     assert "WITHOUT an API key" in caplog.text
-    assert not generated_key_path().exists()
+    assert not generated_key_path(settings).exists()
 
 
 # -- access log, OpenAPI, docs ---------------------------------------------------------------

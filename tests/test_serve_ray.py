@@ -74,7 +74,7 @@ def test_replicas_get_the_keys_resolved_once(tmp_path, monkeypatch):
     assert [key.get_secret_value() for key in settings.api_keys] == ["env-key", "file-key-1", "file-key-2"]
     assert settings.api_keys_file is None and settings.wait_for_models
     generated = replica_settings(Settings())  # nothing configured: this machine's generated key, for all
-    assert [key.get_secret_value() for key in generated.api_keys] == [generated_key_path().read_text().strip()]
+    assert [key.get_secret_value() for key in generated.api_keys] == [generated_key_path(Settings()).read_text().strip()]
     assert replica_settings(Settings(allow_no_auth=True)).api_keys == ()
 
 

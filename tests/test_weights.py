@@ -113,7 +113,19 @@ def test_vggface2_without_internet_fails_with_a_clear_message(tmp_path, monkeypa
     assert not store.installed("vggface2")
 
 
-def test_cli_lists_the_zoo():
+def test_cli_lists_the_zoo_and_what_is_installed(tmp_path, monkeypatch, capsys):
     from facecmp.cli import main
 
+    installed = store.weights_path("msceleb-128")
+    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path))  # the CLI reads its settings from the environment
+    monkeypatch.delenv("FACECMP_LIVENESS_WEIGHTS_DIR", raising=False)
+    store.weights_path("msceleb-128").parent.mkdir(parents=True)
+    store.weights_path("msceleb-128").symlink_to(installed)
     assert main(["weights", "list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert set(lines) == set(REGISTRY)
+    assert lines["msceleb-128"].endswith(f"installed at {tmp_path / 'weights' / 'msceleb-128.pt'}")
+    model = REGISTRY["msceleb-128"].model
+    assert f"{model.embedding_size}-d  LFW {model.lfw_accuracy_published:.2%} (published)" in lines["msceleb-128"]
+    for name in set(REGISTRY) - {"msceleb-128"}:
+        assert lines[name].endswith("not installed"), lines[name]

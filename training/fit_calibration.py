@@ -50,6 +50,7 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_predict
 from tqdm import tqdm
 
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
+from facecmp.contract import ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
 from eval.metrics import all_pair_blocks, cutoff_at_fmr, kfold_accuracy
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser, asnorm
@@ -100,7 +101,7 @@ def fit_knots(impostor: np.ndarray, *, lowest: float, highest: float | None = No
         knots.append((float(t), float(s)))
     if highest is not None and knots[-1][0] < highest:
         top = intercept + shift + slope * highest  # log10 FMR the tail model gives the highest similarity
-        knots.append((highest, float(min(1.0, 0.7 - 0.1 * (top + 3)))))
+        knots.append((highest, float(min(1.0, ANCHOR_SCORE - 0.1 * (top + 3)))))
     similarity, score = np.array([k[0] for k in knots]), np.array([k[1] for k in knots])
     keep = np.concatenate([[True], np.diff(similarity) > 0])  # strictly increasing
     tail = {"model": "log10 FMR = a + b * similarity (exponential tail)", "a": float(intercept + shift),
@@ -337,7 +338,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
     if pair_quality:
         pair_quality = np.concatenate(pair_quality)
         coverage["quality"] = quality_floor(pair_quality, np.concatenate(shifted) - normaliser.quality_shift(pair_quality),
-                                            float(np.interp(0.7, score, similarity)), shift_qualities[0])
+                                            float(np.interp(ANCHOR_SCORE, score, similarity)), shift_qualities[0])
     calibration = Calibration(
         id="", pipeline=MODES[mode].fingerprint(), dataset="", method="", similarity_knots=similarity,
         score_knots=score, info={"tail": tail, "level": level, "quality_model": quality_info}, normaliser=normaliser,
@@ -353,7 +354,7 @@ def balance_level(normaliser: ScoreNormaliser, similarity: np.ndarray, score: np
     while LFW folds 1-5 stay within LEVEL_LFW_BOUNDS of it. Groups: the cohort set's fit half,
     pairs by the younger face's age band under 18 and adult pairs by each label value with at
     least LEVEL_MIN_PAIRS pairs."""
-    cut = np.interp(0.7, score, similarity)
+    cut = np.interp(ANCHOR_SCORE, score, similarity)
     rows = np.flatnonzero(cohort_set["ok"] & cohort_set["fit"])
     emb = cohort_set["embeddings"][rows]
     groups = {"lfw folds 1-5": np.sort(lfw_impostor)}
@@ -467,7 +468,7 @@ def heldout_pairs_file(calibrations: dict[str, Calibration], data: dict, stats: 
         s = stats[label]
         scores = np.where(have, calibration.score_pairs(np.einsum("ij,ij->i", emb[a], emb[b]), s[a], s[b]), 0.0)
         out[label] = {f"{cut:g}": {"accept_same": float(np.mean(scores[same] >= cut)),
-                                   "fmr": float(np.mean(scores[~same] >= cut))} for cut in (0.67, 0.7)}
+                                   "fmr": float(np.mean(scores[~same] >= cut))} for cut in (CROSS_AGE_SCORE_CUTOFF, ANCHOR_SCORE)}
     return out
 
 
@@ -488,7 +489,7 @@ def degraded_rates(calibration: Calibration, both: dict, stats: FaceStats, rows_
     impostor = distinct & (both["identity"][rows_a][:, None] != both["identity"][rows_b][None, :])
     genuine = distinct & ~impostor
     out = {"impostor_pairs": int(impostor.sum()), "flagged_pairs": float(flagged[impostor].mean())}
-    for cut in (0.7, 0.67):
+    for cut in (ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF):
         false_match = impostor & (scores >= cut)
         unflagged = impostor & ~flagged
         out[f"{cut:g}"] = {

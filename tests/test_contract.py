@@ -1,0 +1,75 @@
+"""Each fact of the score contract and each mode name is stated once (facecmp/contract.py,
+facecmp/modes.py); every surface that shows one — library, CLI, service settings and schema
+text, eval, the packaged calibrations — shows that one."""
+from __future__ import annotations
+
+import inspect
+import json
+from importlib import resources
+
+import pytest
+
+from eval import metrics
+from eval.cli import build_parser as eval_parser
+from eval.run import EvaluationOptions
+from eval.scoring import all_vs_all
+from facecmp.calibration import fmr_promised
+from facecmp.cli import _parser as cli_parser
+from facecmp.contract import (
+    ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF, DEFAULT_SCORE_CUTOFF, SCORE_PER_DECADE,
+)
+from facecmp.modes import MODES
+from facecmp.pipeline import FaceComparer
+from facecmp.settings import FacecmpSettings
+from serve.schemas import CompareResponse, FaceCompareRequest, ImageSetCompareRequest, compare_examples
+from serve.settings import Settings
+
+
+def test_the_cutoffs_mean_what_the_docs_say():
+    assert DEFAULT_SCORE_CUTOFF == ANCHOR_SCORE and fmr_promised(DEFAULT_SCORE_CUTOFF) == pytest.approx(ANCHOR_FMR)
+    assert 1 / fmr_promised(CROSS_AGE_SCORE_CUTOFF) == pytest.approx(500, rel=0.01)   # "about 1 in 500"
+
+
+def test_every_surface_defaults_to_the_one_score_cutoff():
+    library = inspect.signature(FaceComparer.compare).parameters["min_similarity_score"].default
+    cli = cli_parser().parse_args(["compare", "a.jpg", "b.jpg"]).min_score
+    service = Settings.model_fields["min_similarity_score"].default
+    assert library == cli == service == compare_examples()["face_pair"]["value"]["min_similarity_score"] \
+        == DEFAULT_SCORE_CUTOFF
+    described = FaceCompareRequest.model_json_schema()["properties"]["min_similarity_score"]["description"]
+    assert f"default {DEFAULT_SCORE_CUTOFF} " in described
+    score_text = CompareResponse.model_json_schema()["properties"]["score"]["description"]
+    assert f"{ANCHOR_SCORE} stands for a false-match rate of 1 in {1 / ANCHOR_FMR:,.0f}, each {SCORE_PER_DECADE} " \
+           "more for 10 times fewer" in score_text
+
+
+def test_eval_reports_the_service_cutoff_first_then_the_cross_age_one():
+    assert metrics.DEFAULT_CUTOFFS == (DEFAULT_SCORE_CUTOFF, CROSS_AGE_SCORE_CUTOFF)
+    assert eval_parser().parse_args(["run", "data", "--out", "out"]).cutoffs == metrics.DEFAULT_CUTOFFS
+    assert EvaluationOptions().cutoffs == metrics.DEFAULT_CUTOFFS
+    for function in (metrics.fmr_fnmr, metrics.bootstrap_fmr_fnmr, metrics.grouped_pair_rates, all_vs_all):
+        assert inspect.signature(function).parameters["cutoffs"].default == metrics.DEFAULT_CUTOFFS, function
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_packaged_calibrations_were_fitted_for_this_contract(mode):
+    stored = json.loads(resources.files("facecmp.calibrations").joinpath(f"{mode}.json").read_text())
+    assert stored["anchor"] == {"score": ANCHOR_SCORE, "fmr": ANCHOR_FMR, "score_per_decade": SCORE_PER_DECADE}
+
+
+def test_every_surface_knows_the_modes_of_facecmp_modes():
+    for name in MODES:
+        for spelling in (name, name.upper(), name.capitalize()):
+            assert FacecmpSettings(mode=spelling).mode == Settings(mode=spelling).mode == name
+        assert cli_parser().parse_args(["compare", "a", "b", "--mode", name]).mode == name
+        assert eval_parser().parse_args(["run", "data", "--out", "o", "--mode", name]).mode == name
+    for parse in (lambda: cli_parser().parse_args(["compare", "a", "b", "--mode", "fastest"]),
+                  lambda: eval_parser().parse_args(["run", "data", "--out", "o", "--mode", "fastest"])):
+        with pytest.raises(SystemExit):
+            parse()
+    with pytest.raises(ValueError, match="known: " + ", ".join(MODES)):
+        Settings(mode="fastest")
+    for body in (FaceCompareRequest, ImageSetCompareRequest):   # the service spells them as OpenCV does
+        search_mode = body.model_json_schema()["properties"]["search_mode"]
+        assert search_mode["anyOf"][0]["enum"] == [name.upper() for name in MODES]
+        assert " or ".join(name.upper() for name in MODES) in search_mode["description"]
