@@ -46,12 +46,12 @@ CANDIDATES = ("embedding quality", "SER-FIQ", "embedding norm", "sharpness", "co
               "detection probability")
 
 
-def torch_figures(model: torch.nn.Module, normalize, crops: np.ndarray, rng: torch.Generator) -> dict[str, np.ndarray]:
+def torch_figures(model: torch.nn.Module, scale_pixels, crops: np.ndarray, rng: torch.Generator) -> dict[str, np.ndarray]:
     """Embedding norm before L2 normalisation and SER-FIQ of (N, S, S, 3) uint8 crops."""
     pooled = {}
     hook = model.avgpool_1a.register_forward_hook(lambda _m, _i, out: pooled.__setitem__("x", out.flatten(1)))
     with torch.inference_mode():
-        batch = normalize(torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float())
+        batch = scale_pixels(torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float())
         model(batch)
         features = pooled["x"]
         norm = model.last_bn(model.last_linear(features)).norm(dim=1)
@@ -89,7 +89,7 @@ def measure(lfw: Path, copies: Path, comparer: FaceComparer, max_people: int, ba
     model = build_inception_resnet_v1(spec.model.embedding_size)
     model.load_state_dict(load_state_dict("msceleb-128"))
     model.eval()
-    normalize = comparer._embedders["msceleb-128"]._normalize
+    scale_pixels = comparer._embedders["msceleb-128"]._scale_pixels
     calibration = comparer.calibration("fast")
     rng = torch.Generator().manual_seed(0)
     rows = {k: [] for k in (*CANDIDATES, "embedding", "identity", "degraded")}
@@ -100,7 +100,7 @@ def measure(lfw: Path, copies: Path, comparer: FaceComparer, max_people: int, ba
         if not kept:
             continue
         crops = np.stack([crop_face(comparer.load_image(item[0]), rep.face, ALIGNED) for rep, item in kept])
-        network = torch_figures(model, normalize, crops, rng)
+        network = torch_figures(model, scale_pixels, crops, rng)
         stats = calibration.face_stats(np.stack([rep.embedding for rep, _ in kept]))
         for k, (rep, (_, identity, degraded)) in enumerate(kept):
             for name, value in image_figures(crops[k]).items():
