@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from facecmp.align import CropConfig
+from facecmp.errors import UnknownModeError
 from facecmp.settings import FacecmpSettings
 
 #: Bump when decoding, detection, cropping or embedding changes what an image maps to.
@@ -65,8 +66,9 @@ MODES: dict[str, PipelineConfig] = {
 
 
 def get_mode(mode: str | None) -> PipelineConfig:
-    """The configuration of ``mode`` (any case); ``None``: ``FacecmpSettings().mode`` ($FACECMP_MODE)."""
+    """The configuration of ``mode`` (any case); ``None``: ``FacecmpSettings().mode`` ($FACECMP_MODE).
+    Raises :class:`~facecmp.errors.UnknownModeError` for any other name."""
     name = (mode or FacecmpSettings().mode).lower()
     if name not in MODES:
-        raise ValueError(f"unknown pipeline mode {name!r}; known: {', '.join(MODES)}")
+        raise UnknownModeError(f"unknown pipeline mode {name!r}; known: {', '.join(MODES)}")
     return MODES[name]

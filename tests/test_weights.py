@@ -117,3 +117,17 @@ def test_cli_lists_the_zoo():
     from facecmp.cli import main
 
     assert main(["weights", "list"]) == 0
+
+
+def test_unknown_weights_and_modes_raise_typed_errors_that_remain_the_old_builtin_types():
+    from facecmp.errors import FacecmpError, UnknownModeError, UnknownWeightsError
+    from facecmp.modes import get_mode
+
+    with pytest.raises(UnknownWeightsError) as weights:
+        get_spec("casia")
+    assert isinstance(weights.value, KeyError) and isinstance(weights.value, FacecmpError)
+    assert str(weights.value).startswith("unknown weights 'casia'; known: casia-webface")
+    with pytest.raises(UnknownModeError) as mode:
+        get_mode("fastest")
+    assert isinstance(mode.value, ValueError) and mode.value.code == "ERR_UNKNOWN_MODE"
+    assert "known: fast, accurate" in str(mode.value)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
+from facecmp.errors import UnknownWeightsError
+
 Normalization = Literal["fixed", "prewhiten"]
 Converter = Literal["tf-graphdef", "keras-h5", "torch-state-dict"]
 
@@ -178,8 +180,9 @@ MINIFASNET: tuple[WeightSpec, ...] = tuple(REGISTRY[name] for name in GROUPS["mi
 
 
 def get_spec(name: str) -> WeightSpec:
-    """The registry entry called ``name``; a ``KeyError`` lists the known names."""
+    """The registry entry called ``name``; :class:`~facecmp.errors.UnknownWeightsError` (a ``KeyError``)
+    lists the known names."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}") from None
+        raise UnknownWeightsError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}") from None
