@@ -119,7 +119,7 @@ def _compare(args) -> int:
 
 
 def _weights_list(args) -> int:
-    from facecmp.weights.registry import REGISTRY, EmbedderModel
+    from facecmp.weights.registry import REGISTRY, DetectorModel, EmbedderModel
     from facecmp.weights.store import installed, weights_path
 
     for spec in REGISTRY.values():
@@ -128,6 +128,8 @@ def _weights_list(args) -> int:
         if isinstance(model, EmbedderModel):
             about = (f"{model.embedding_size:4d}-d  LFW {model.lfw_accuracy_published:.2%} (published)"
                      f"  {model.training_data:14s}")
+        elif isinstance(model, DetectorModel):
+            about = f"detector MTCNN {model.network}"
         else:
             about = f"liveness {model.arch} (face box x{model.scale})"
         print(f"{spec.name:16s} {about} {state}")

@@ -1,4 +1,5 @@
-"""Face detection with MTCNN: facenet-pytorch's networks and weights (shipped in its wheel).
+"""Face detection with MTCNN: facenet-pytorch's networks and weights (shipped in its wheel,
+verified against the registry's ``mtcnn-*`` digests when they load).
 
 ``FaceDetector.detect(image)`` takes an (H, W, 3) uint8 RGB array and returns a list of
 :class:`~facecmp.faces.Face` (possibly empty, never ``None``), most prominent first, in the
@@ -33,7 +34,7 @@ from PIL import Image
 
 from facecmp.backends import ComputeOptions
 from facecmp.faces import MIN_FACE_PROBABILITY, Face
-from facecmp.mtcnn import PYRAMID_FACTOR, MtcnnCascade, MtcnnNetworks
+from facecmp.mtcnn import PYRAMID_FACTOR, MtcnnCascade, MtcnnNetworks, load_networks
 
 
 class DetectPass(NamedTuple):
@@ -158,17 +159,16 @@ def _resized(image: np.ndarray, scale: float, precise: bool) -> tuple[np.ndarray
 def _facenet_mtcnns(passes: tuple[DetectPass, ...], device: str, channels_last: bool
                     ) -> dict[tuple[int, float], MTCNN]:
     """facenet-pytorch: one MTCNN per (smallest face size, pyramid factor) (each has its own
-    pyramid), sharing one set of networks."""
+    pyramid), sharing one set of networks with the registry's verified weights (the ones its
+    constructor reads from its own files unchecked are replaced)."""
+    networks = load_networks()
+    for net in networks.values():
+        net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     mtcnns: dict[tuple[int, float], MTCNN] = {}
     for min_face_size, factor in sorted({(p.min_face_size, p.pyramid_factor) for p in passes}):
         mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, factor=factor, device=device,
                       select_largest=False, post_process=False)
-        if mtcnns:
-            shared = next(iter(mtcnns.values()))
-            mtcnn.pnet, mtcnn.rnet, mtcnn.onet = shared.pnet, shared.rnet, shared.onet
-        elif channels_last:
-            for net in (mtcnn.pnet, mtcnn.rnet, mtcnn.onet):
-                net.to(memory_format=torch.channels_last)
+        mtcnn.pnet, mtcnn.rnet, mtcnn.onet = networks["pnet"], networks["rnet"], networks["onet"]
         mtcnns[min_face_size, factor] = mtcnn
     return mtcnns
 

@@ -131,3 +131,35 @@ def test_unknown_weights_and_modes_raise_typed_errors_that_remain_the_old_builti
         get_mode("fastest")
     assert isinstance(mode.value, ValueError) and mode.value.code == "ERR_UNKNOWN_MODE"
     assert "known: fast, accurate" in str(mode.value)
+
+
+def test_mtcnn_weights_are_registered_and_verified_where_facenet_pytorch_installed_them():
+    from facecmp.mtcnn import load_networks
+
+    for name in ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"):
+        path = store.weights_path(name)
+        assert path.parent.parent.name == "facenet_pytorch" and store.file_sha256(path) == REGISTRY[name].source.sha256
+        assert store.state_dict_digest(store.load_state_dict(name)) == REGISTRY[name].state_dict_sha256
+    assert store.fetch("mtcnn-onet") == store.weights_path("mtcnn-onet")  # in place: fetch only checks
+    assert set(load_networks()) == {"pnet", "rnet", "onet"}
+
+
+def test_altered_mtcnn_weights_in_the_installed_package_are_refused(tmp_path, monkeypatch):
+    """A facenet-pytorch whose O-Net file was altered (a real distribution on sys.path, found
+    first by importlib.metadata) fails the digest on load and the sha256 on fetch."""
+    source = REGISTRY["mtcnn-onet"].source
+    good = store.load_state_dict("mtcnn-onet")
+    (tmp_path / "facenet_pytorch" / "data").mkdir(parents=True)
+    info = tmp_path / "facenet_pytorch-2.5.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: facenet-pytorch\nVersion: 2.5.3\n")
+    altered = {key: value.clone() for key, value in good.items()}
+    first = next(iter(altered))
+    altered[first] += 1e-3
+    torch.save(altered, tmp_path / source.member)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert store.weights_path("mtcnn-onet") == tmp_path / source.member
+    with pytest.raises(WeightsError, match="checksum"):
+        store.load_state_dict("mtcnn-onet")
+    with pytest.raises(WeightsError, match="sha256"):
+        store.fetch("mtcnn-onet")
