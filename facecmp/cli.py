@@ -158,7 +158,7 @@ def _liveness(args) -> int:
     from facecmp.liveness import LivenessChecker, LivenessSettings, format_liveness_report
 
     image = load_image(args.image)
-    result = LivenessChecker(LivenessSettings()).check(image, FaceDetector().detect(image, precise=True))
+    result = LivenessChecker(LivenessSettings()).check(image, FaceDetector().detect_for_liveness(image))
     print(json.dumps(result.to_dict()) if args.json else format_liveness_report(result))
     return 0
 

@@ -69,21 +69,28 @@ class FaceDetector:
         self._vectorised = MtcnnCascade(MtcnnNetworks(device, compute)) if cascade == "vectorised" else None
         self._mtcnn = {} if self._vectorised else _facenet_mtcnns(self.passes, device, channels_last)
 
-    def detect(self, image: np.ndarray, *, precise: bool = False) -> list[Face]:
-        """All faces with probability >= ``min_probability``, most prominent first."""
-        return self.detect_batch([image], precise=precise)[0]
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces with probability >= ``min_probability``, most prominent first: the faces
+        recognition uses (and the calibrations were fitted on)."""
+        return self.detect_batch([image])[0]
 
-    def detect_batch(self, images: list[np.ndarray], *, precise: bool = False) -> list[list[Face]]:
-        """Per image, the list of faces. Images of one shape run through MTCNN together.
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """Per image, the list of faces, as :meth:`detect`. Images of one shape run through MTCNN together."""
+        return self._detect_batch(images, self.passes, precise=False)
 
-        ``precise``: the last (finest) pass only. Boxes found at a coarse size can sit
-        tens of pixels off in a large photo, which recognition (aligned on landmarks) does
-        not notice but the pixel rules of the liveness check (border distance, face
-        cropped) do: liveness detects precisely.
-        """
+    def detect_for_liveness(self, image: np.ndarray) -> list[Face]:
+        """The faces as the liveness check (:mod:`facecmp.liveness`) needs them: the last (finest)
+        pass only, downscaled with the full bilinear filter. Boxes found at a coarse size can sit
+        tens of pixels off in a large photo, which recognition (aligned on landmarks) does not
+        notice but the pixel rules of the liveness check (border distance, face cropped) and
+        MiniFASNet's crop do. Recognition never uses these faces: its score must not depend on
+        whether liveness was checked."""
+        return self._detect_batch([image], self.passes[-1:], precise=True)[0]
+
+    def _detect_batch(self, images: list[np.ndarray], passes: tuple[DetectPass, ...], *, precise: bool
+                      ) -> list[list[Face]]:
         results: list[list[Face]] = [[] for _ in images]
         pending = list(range(len(images)))
-        passes = self.passes[-1:] if precise else self.passes
         for number, detect_pass in enumerate(passes, start=1):
             last = number == len(passes)
             searched = [i for i in pending if last or max(images[i].shape[:2]) > detect_pass.side]

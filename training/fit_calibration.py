@@ -45,8 +45,7 @@ from eval.metrics import all_pair_blocks, cutoff_at_fmr, kfold_accuracy
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser, asnorm
 from facecmp.settings import FacecmpSettings, cache_dir
-from training.lfw_features import lfw_images
-from training.lfw_protocol import view2_pairs
+from training.lfw_protocol import lfw_images, view2_pairs
 
 MIN_TAIL_COUNT = 50
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "facecmp" / "calibrations"
