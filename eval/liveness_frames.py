@@ -47,7 +47,7 @@ def count_false_faces(detector: FaceDetector) -> None:
     found = {"compare": [], "liveness (precise)": []}
     for name, image in tqdm(photos.items(), desc="face-free photos"):
         found["compare"] += [(name, f) for f in detector.detect(image)]
-        found["liveness (precise)"] += [(name, f) for f in detector.detect(image, precise=True)]
+        found["liveness (precise)"] += [(name, f) for f in detector.detect_for_liveness(image)]
     for path, faces in found.items():
         images = len({name for name, _ in faces})
         print(f"{path}: {len(faces)} false faces in {images} of {len(photos)} face-free photos")
@@ -57,7 +57,7 @@ def count_false_faces(detector: FaceDetector) -> None:
 
 def _scaled(photo: Path, detector: FaceDetector, face_width: float) -> np.ndarray | None:
     image = np.asarray(Image.open(photo).convert("RGB"))
-    faces = detector.detect(image, precise=True)
+    faces = detector.detect_for_liveness(image)
     if len(faces) != 1:
         return None
     factor = face_width / faces[0].width
@@ -92,7 +92,7 @@ def composite_frames(detector: FaceDetector, checker: LivenessChecker, n_frames:
         if subject is None:
             continue
         _paste(frame, subject, (1920 - subject.shape[1]) // 2, 1080 - subject.shape[0] + subject.shape[0] // 8)
-        faces = detector.detect(frame, precise=True)
+        faces = detector.detect_for_liveness(frame)
         code, _, _ = checker.check_requirements(frame, faces)
         counts["frames"] += 1
         counts["bystanders placed"] += placed
@@ -111,7 +111,7 @@ def minivision_frames(detector: FaceDetector, checker: LivenessChecker, shared: 
     samples = shared / "data" / "liveness-dev" / "samples"
     for path in sorted(samples.glob("*/*.jpg")):
         image = load_image(path)
-        faces = detector.detect(image, precise=True)
+        faces = detector.detect_for_liveness(image)
         code, checks, _ = checker.check_requirements(image, faces)
         print(f"{path.parent.name}/{path.name} {image.shape[1]}x{image.shape[0]}: faces "
               f"{[round(f.width) for f in faces]}, counted {checks['face_count']['value']:.0f}, "

@@ -56,7 +56,7 @@ def score_folder(folder: Path, detector: FaceDetector, checker: LivenessChecker)
     scores, folds, codes, no_face = [], [], Counter(), 0
     for path in sorted(folder.glob("*.png"), key=lambda p: int(p.stem)):
         image = load_image(path)
-        faces = detector.detect(image, precise=True)
+        faces = detector.detect_for_liveness(image)
         codes[checker.check(image, faces).code] += 1
         if not faces:
             no_face += 1
@@ -69,7 +69,7 @@ def score_folder(folder: Path, detector: FaceDetector, checker: LivenessChecker)
 def time_checks(image: np.ndarray, detector: FaceDetector, checker: LivenessChecker, repeats: int) -> dict:
     """Median ms of ``check`` (requirements + both models) for one image, detection excluded,
     with 1 torch thread and with torch's default (one per core)."""
-    faces = detector.detect(image, precise=True)
+    faces = detector.detect_for_liveness(image)
     checker.check(image, faces)  # loads the models
     result = {}
     for threads in (1, os.cpu_count() or 1):
@@ -126,7 +126,7 @@ def main() -> None:
     samples = {}
     for path in sorted((data / "samples").glob("*/*.jpg")):
         image = load_image(path)
-        faces = detector.detect(image, precise=True)
+        faces = detector.detect_for_liveness(image)
         result = checker.check(image, faces)
         samples[f"{path.parent.name}/{path.name}"] = {
             "code": result.code, "score_model": round(checker.score(image, faces[0]), 4) if faces else None,

@@ -508,6 +508,27 @@ def _quadratic(matrix, weights_t: np.ndarray) -> np.ndarray:
     return np.asarray((weights_t * product).sum(axis=0)).ravel()
 
 
+def _identity_draws(n_identities: int, n_resamples: int, random_state=0) -> np.ndarray:
+    """(n_resamples, n_identities) int: how often each identity is drawn in each resample of
+    ``n_identities`` draws with replacement (seeded by ``random_state``): the identity bootstrap's
+    weights ``w_i`` (module docstring)."""
+    rng = np.random.default_rng(random_state)
+    return rng.multinomial(n_identities, np.full(n_identities, 1.0 / max(n_identities, 1)), size=n_resamples)
+
+
+def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Central ``confidence`` percentile interval over axis 1 (the resamples) of ``samples``
+    (n, B, ...) -> two (n, ...): NaN resamples are ignored; NaN where all are (or B is 0)."""
+    tail = (1.0 - confidence) / 2 * 100
+    if samples.shape[1] == 0:
+        nan = np.full(samples.shape[:1] + samples.shape[2:], np.nan)
+        return nan, nan
+    with np.errstate(invalid="ignore"):
+        all_nan = np.all(np.isnan(samples), axis=1)
+        low, high = np.nanpercentile(np.where(np.expand_dims(all_nan, 1), 0.0, samples), [tail, 100 - tail], axis=1)
+    return np.where(all_nan, np.nan, low), np.where(all_nan, np.nan, high)
+
+
 def bootstrap_rates(genuine_totals, false_non_matches, impostor_totals, false_matches, *,
                     n_resamples=1000, confidence=0.95, random_state=0):
     """Percentile bootstrap intervals of FMR and FNMR, resampling identities.
@@ -533,25 +554,14 @@ def bootstrap_rates(genuine_totals, false_non_matches, impostor_totals, false_ma
     """
     genuine_totals = np.asarray(genuine_totals, dtype=np.float64)
     false_non_matches = np.atleast_2d(np.asarray(false_non_matches, dtype=np.float64))
-    n_identities = genuine_totals.size
-    rng = np.random.default_rng(random_state)
-    draws = rng.multinomial(n_identities, np.full(n_identities, 1.0 / n_identities), size=n_resamples)
-    draws_t = draws.T.astype(np.float64)                                   # (I, B)
-    tail = (1.0 - confidence) / 2 * 100
+    draws_t = _identity_draws(genuine_totals.size, n_resamples, random_state).T.astype(np.float64)   # (I, B)
     with np.errstate(invalid="ignore", divide="ignore"):
         fnmr = (false_non_matches @ draws_t) / (genuine_totals @ draws_t)   # (C, B)
         impostor_n = _quadratic(impostor_totals, draws_t)
         fmr = np.stack([_quadratic(m, draws_t) / impostor_n for m in false_matches]) if len(false_matches) \
             else np.empty((0, n_resamples))
-
-    def interval(samples):
-        if samples.size == 0 or np.all(np.isnan(samples)):
-            return np.full(samples.shape[0], np.nan), np.full(samples.shape[0], np.nan)
-        low, high = np.nanpercentile(samples, [tail, 100 - tail], axis=1)
-        return low, high
-
-    fmr_low, fmr_high = interval(fmr)
-    fnmr_low, fnmr_high = interval(fnmr)
+    fmr_low, fmr_high = _percentile_interval(fmr, confidence)
+    fnmr_low, fnmr_high = _percentile_interval(fnmr, confidence)
     return RateIntervals(fmr_low, fmr_high, fnmr_low, fnmr_high)
 
 
@@ -679,8 +689,7 @@ def grouped_pair_rates(identities, labels, label_pair_group, *, genuine_pairs, g
         missed = kept & (genuine < cutoff)
         np.add.at(misses_per_identity[c], (group[missed], identity[genuine_pairs[missed, 0]]), 1.0)
 
-    rng = np.random.default_rng(random_state)
-    draws = rng.multinomial(n_identities, np.full(n_identities, 1.0 / max(n_identities, 1)), size=n_resamples)
+    draws = _identity_draws(n_identities, n_resamples, random_state)
     weights = np.vstack([np.ones(n_identities), draws]).astype(np.float64)     # row 0: the estimate itself
     squares = weights ** 2
     label_sums, label_squares = weights @ images_per_label, squares @ images_per_label
@@ -705,19 +714,9 @@ def grouped_pair_rates(identities, labels, label_pair_group, *, genuine_pairs, g
                 matrix = scipy.sparse.coo_array((np.ones(int(chosen.sum())), (rows[chosen], cols[chosen])),
                                                 shape=(n_identities, n_identities)).tocsr()
                 false_matches[c, :, g] = _quadratic(matrix, weights_t)
-    tail = (1.0 - confidence) / 2 * 100
-
-    def interval(samples):                       # (C, B, G) -> two (G, C)
-        if samples.shape[1] == 0:
-            nan = np.full((samples.shape[2], samples.shape[0]), np.nan)
-            return nan, nan
-        with np.errstate(invalid="ignore"):
-            all_nan = np.all(np.isnan(samples), axis=1)
-            low, high = np.nanpercentile(np.where(all_nan[:, None, :], 0.0, samples), [tail, 100 - tail], axis=1)
-        return np.where(all_nan, np.nan, low).T, np.where(all_nan, np.nan, high).T
-
     with np.errstate(invalid="ignore", divide="ignore"):
-        fmr_low, fmr_high = interval(false_matches[:, 1:] / n_impostor[None, 1:])
-        fnmr_low, fnmr_high = interval(misses[:, 1:] / n_genuine[None, 1:])
+        fmr, fnmr = false_matches[:, 1:] / n_impostor[None, 1:], misses[:, 1:] / n_genuine[None, 1:]   # (C, B, G)
+    fmr_low, fmr_high = (bound.T for bound in _percentile_interval(fmr, confidence))      # (G, C)
+    fnmr_low, fnmr_high = (bound.T for bound in _percentile_interval(fnmr, confidence))
     return GroupRates(n_genuine[0], np.rint(n_impostor[0]), misses[:, 0].T, false_matches[:, 0].T,
                       RateIntervals(fmr_low, fmr_high, fnmr_low, fnmr_high))

@@ -122,7 +122,7 @@ def _compare(args) -> int:
 
 
 def _weights_list(args) -> int:
-    from facecmp.weights.registry import REGISTRY, EmbedderModel
+    from facecmp.weights.registry import REGISTRY, DetectorModel, EmbedderModel
     from facecmp.weights.store import installed, weights_path
 
     for spec in REGISTRY.values():
@@ -131,6 +131,8 @@ def _weights_list(args) -> int:
         if isinstance(model, EmbedderModel):
             about = (f"{model.embedding_size:4d}-d  LFW {model.lfw_accuracy_published:.2%} (published)"
                      f"  {model.training_data:14s}")
+        elif isinstance(model, DetectorModel):
+            about = f"detector MTCNN {model.network}"
         else:
             about = f"liveness {model.arch} (face box x{model.scale})"
         print(f"{spec.name:16s} {about} {state}")
@@ -159,7 +161,7 @@ def _liveness(args) -> int:
     from facecmp.liveness import LivenessChecker, LivenessSettings, format_liveness_report
 
     image = load_image(args.image)
-    result = LivenessChecker(LivenessSettings()).check(image, FaceDetector().detect(image, precise=True))
+    result = LivenessChecker(LivenessSettings()).check(image, FaceDetector().detect_for_liveness(image))
     print(json.dumps(result.to_dict()) if args.json else format_liveness_report(result))
     return 0
 

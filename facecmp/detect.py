@@ -1,4 +1,5 @@
-"""Face detection with MTCNN: facenet-pytorch's networks and weights (shipped in its wheel).
+"""Face detection with MTCNN: facenet-pytorch's networks and weights (shipped in its wheel,
+verified against the registry's ``mtcnn-*`` digests when they load).
 
 ``FaceDetector.detect(image)`` takes an (H, W, 3) uint8 RGB array and returns a list of
 :class:`~facecmp.faces.Face` (possibly empty, never ``None``), most prominent first, in the
@@ -33,7 +34,7 @@ from PIL import Image
 
 from facecmp.backends import ComputeOptions
 from facecmp.faces import MIN_FACE_PROBABILITY, Face
-from facecmp.mtcnn import PYRAMID_FACTOR, MtcnnCascade, MtcnnNetworks
+from facecmp.mtcnn import PYRAMID_FACTOR, MtcnnCascade, MtcnnNetworks, load_networks
 from facecmp.settings import FacecmpSettings
 
 
@@ -71,21 +72,28 @@ class FaceDetector:
         self._vectorised = MtcnnCascade(MtcnnNetworks(device, compute, settings)) if cascade == "vectorised" else None
         self._mtcnn = {} if self._vectorised else _facenet_mtcnns(self.passes, device, channels_last)
 
-    def detect(self, image: np.ndarray, *, precise: bool = False) -> list[Face]:
-        """All faces with probability >= ``min_probability``, most prominent first."""
-        return self.detect_batch([image], precise=precise)[0]
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces with probability >= ``min_probability``, most prominent first: the faces
+        recognition uses (and the calibrations were fitted on)."""
+        return self.detect_batch([image])[0]
 
-    def detect_batch(self, images: list[np.ndarray], *, precise: bool = False) -> list[list[Face]]:
-        """Per image, the list of faces. Images of one shape run through MTCNN together.
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """Per image, the list of faces, as :meth:`detect`. Images of one shape run through MTCNN together."""
+        return self._detect_batch(images, self.passes, precise=False)
 
-        ``precise``: the last (finest) pass only. Boxes found at a coarse size can sit
-        tens of pixels off in a large photo, which recognition (aligned on landmarks) does
-        not notice but the pixel rules of the liveness check (border distance, face
-        cropped) do: liveness detects precisely.
-        """
+    def detect_for_liveness(self, image: np.ndarray) -> list[Face]:
+        """The faces as the liveness check (:mod:`facecmp.liveness`) needs them: the last (finest)
+        pass only, downscaled with the full bilinear filter. Boxes found at a coarse size can sit
+        tens of pixels off in a large photo, which recognition (aligned on landmarks) does not
+        notice but the pixel rules of the liveness check (border distance, face cropped) and
+        MiniFASNet's crop do. Recognition never uses these faces: its score must not depend on
+        whether liveness was checked."""
+        return self._detect_batch([image], self.passes[-1:], precise=True)[0]
+
+    def _detect_batch(self, images: list[np.ndarray], passes: tuple[DetectPass, ...], *, precise: bool
+                      ) -> list[list[Face]]:
         results: list[list[Face]] = [[] for _ in images]
         pending = list(range(len(images)))
-        passes = self.passes[-1:] if precise else self.passes
         for number, detect_pass in enumerate(passes, start=1):
             last = number == len(passes)
             searched = [i for i in pending if last or max(images[i].shape[:2]) > detect_pass.side]
@@ -161,17 +169,16 @@ def _resized(image: np.ndarray, scale: float, precise: bool) -> tuple[np.ndarray
 def _facenet_mtcnns(passes: tuple[DetectPass, ...], device: str, channels_last: bool
                     ) -> dict[tuple[int, float], MTCNN]:
     """facenet-pytorch: one MTCNN per (smallest face size, pyramid factor) (each has its own
-    pyramid), sharing one set of networks."""
+    pyramid), sharing one set of networks with the registry's verified weights (the ones its
+    constructor reads from its own files unchecked are replaced)."""
+    networks = load_networks()
+    for net in networks.values():
+        net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     mtcnns: dict[tuple[int, float], MTCNN] = {}
     for min_face_size, factor in sorted({(p.min_face_size, p.pyramid_factor) for p in passes}):
         mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, factor=factor, device=device,
                       select_largest=False, post_process=False)
-        if mtcnns:
-            shared = next(iter(mtcnns.values()))
-            mtcnn.pnet, mtcnn.rnet, mtcnn.onet = shared.pnet, shared.rnet, shared.onet
-        elif channels_last:
-            for net in (mtcnn.pnet, mtcnn.rnet, mtcnn.onet):
-                net.to(memory_format=torch.channels_last)
+        mtcnn.pnet, mtcnn.rnet, mtcnn.onet = networks["pnet"], networks["rnet"], networks["onet"]
         mtcnns[min_face_size, factor] = mtcnn
     return mtcnns
 

@@ -85,3 +85,20 @@ class CalibrationError(FacecmpError):
 
     code = "ERR_CALIBRATION"
     default_message = "No calibration matches this pipeline."
+
+
+class UnknownModeError(FacecmpError, ValueError):
+    """A pipeline mode :data:`facecmp.modes.MODES` does not hold (a ``ValueError`` too, as it once was)."""
+
+    code = "ERR_UNKNOWN_MODE"
+    default_message = "Unknown pipeline mode."
+
+
+class UnknownWeightsError(FacecmpError, KeyError):
+    """A weight set :data:`facecmp.weights.registry.REGISTRY` does not hold (a ``KeyError`` too, as it once was)."""
+
+    code = "ERR_UNKNOWN_WEIGHTS"
+    default_message = "Unknown weight set."
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return self.message

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from facecmp.align import CropConfig
+from facecmp.errors import UnknownModeError
 
 #: Bump when decoding, detection, cropping or embedding changes what an image maps to.
 PREPROCESSING_VERSION = 2
@@ -71,10 +72,10 @@ def mode_name(name: str) -> str:
     """``name`` as :data:`MODES` spells it: mode names are case-insensitive ("FAST", "Accurate")
     wherever they are read (settings, the service's ``search_mode``, the library's ``mode=``).
 
-    Raises ValueError naming the known modes for any other name."""
+    Raises :class:`~facecmp.errors.UnknownModeError` (a ValueError) naming the known modes for any other name."""
     folded = name.lower()
     if folded not in MODES:
-        raise ValueError(f"unknown pipeline mode {folded!r}; known: {', '.join(MODES)}")
+        raise UnknownModeError(f"unknown pipeline mode {folded!r}; known: {', '.join(MODES)}")
     return folded
 
 

@@ -1,5 +1,8 @@
 """MTCNN's three-stage cascade with facenet-pytorch's networks and weights, vectorised.
 
+The weights are the registry's ``mtcnn-pnet``, ``mtcnn-rnet`` and ``mtcnn-onet``: the files of
+facenet-pytorch's wheel, checked against their digests each time they load (:func:`load_networks`).
+
 facenet-pytorch's ``detect_face`` runs P-Net on each pyramid level, then cuts every
 candidate out of the image and resizes it to 24 px (R-Net) or 48 px (O-Net) one at a time:
 a Python loop of ``interpolate(mode="area")`` calls, the largest cost of a detection. Here
@@ -17,8 +20,6 @@ than the smallest face searched for), or whose candidates all fall outside it, h
 """
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -28,6 +29,8 @@ from torchvision.ops import batched_nms
 
 from facecmp.backends import ComputeOptions, OpenVinoModel
 from facecmp.settings import FacecmpSettings
+from facecmp.weights.registry import get_spec
+from facecmp.weights.store import load_state_dict
 
 # facenet-pytorch's MTCNN defaults.
 PYRAMID_FACTOR = 0.709
@@ -156,13 +159,14 @@ class MtcnnNetworks:
         compute = ComputeOptions.for_device(self.device, compute, settings)
         self.backend = compute.backend
         # Input shapes, -1 where they vary: P-Net sees whole pyramid levels, traced on a 48 px one.
-        nets = {"pnet": (PNet(), (-1, 3, -1, -1), (1, 3, 48, 48)), "rnet": (RNet(), (-1, 3, 24, 24), None),
-                "onet": (ONet(), (-1, 3, 48, 48), None)}
+        shapes = {"pnet": ((-1, 3, -1, -1), (1, 3, 48, 48)), "rnet": ((-1, 3, 24, 24), None),
+                  "onet": ((-1, 3, 48, 48), None)}
         self._runners = {}
-        for name, (net, shape, example) in nets.items():
-            module = _FromPixels(net.eval())
+        for name, net in load_networks().items():
+            shape, example = shapes[name]
+            module = _FromPixels(net)
             if compute.backend == "openvino":
-                digest = hashlib.sha256(_weights_file(name).read_bytes()).hexdigest()[:16]
+                digest = get_spec(f"mtcnn-{name}").source.sha256[:16]   # the verified file's (IR cache key)
                 compiled = OpenVinoModel(lambda module=module: module, input_shape=shape, example_shape=example,
                                          cache_key=f"mtcnn-{name}-{digest}", precision="f32",
                                          threads=compute.threads or torch.get_num_threads(),
@@ -186,10 +190,13 @@ class MtcnnNetworks:
         return self._runners["onet"](pixels)
 
 
-def _weights_file(name: str) -> Path:
-    import facenet_pytorch
-
-    return Path(facenet_pytorch.__file__).parent / "data" / f"{name}.pt"
+def load_networks() -> dict[str, torch.nn.Module]:
+    """P-Net, R-Net and O-Net (facenet-pytorch's modules) in eval mode, with the registry's
+    ``mtcnn-*`` weights, verified by the store on each load."""
+    networks = {"pnet": PNet(pretrained=False), "rnet": RNet(pretrained=False), "onet": ONet(pretrained=False)}
+    for name, net in networks.items():
+        net.load_state_dict(load_state_dict(f"mtcnn-{name}"), strict=True)
+    return {name: net.eval() for name, net in networks.items()}
 
 
 def _compiled_runner(compiled: OpenVinoModel, batch_bucket: int):

@@ -2,7 +2,9 @@
 
 decode -> detect (MTCNN, most prominent face) -> crop -> embed (InceptionResnetV1, per mode)
 -> cosine -> normalised similarity (cohort AS-norm, age shift: :mod:`facecmp.normalisation`)
--> calibrated score in [0, 1] -> ``is_match = score >= min_similarity_score``.
+-> calibrated score in [0, 1] -> ``is_match = score >= min_similarity_score`` (:func:`is_match`).
+With ``check_liveness`` the probe is also judged by :mod:`facecmp.liveness`, on the detector's
+liveness detection of it; the score never depends on whether it was.
 """
 from __future__ import annotations
 
@@ -25,12 +27,17 @@ from facecmp.contract import DEFAULT_SCORE_CUTOFF
 from facecmp.decode import ImageSource, load_image
 from facecmp.detect import FaceDetector
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
-from facecmp.errors import FacecmpError, FaceNotDetectedError
+from facecmp.errors import CalibrationError, FacecmpError, FaceNotDetectedError
 from facecmp.faces import Face
 from facecmp.modes import MODES, PipelineConfig, get_mode
 from facecmp.settings import FacecmpSettings
 from facecmp.weights.registry import MINIFASNET, get_spec
 from facecmp.weights.store import weights_dir
+
+
+def is_match(score: float, min_similarity_score: float) -> bool:
+    """The one match decision: a calibrated score at or above the cutoff."""
+    return score >= min_similarity_score
 
 
 @dataclass(frozen=True)
@@ -151,18 +158,15 @@ class FaceComparer:
         timings: dict[str, float] = {}
         with _timed(timings, "decode"):
             images = [self.load_image(image_a), self.load_image(image_b)]
-        with _timed(timings, "detect"):
-            if check_liveness:  # the liveness rules need the probe's box to the pixel
-                detections = [self.detector.detect(images[0], precise=True), self.detector.detect(images[1])]
-            else:
-                detections = self.detector.detect_batch(images)
+        with _timed(timings, "detect"):  # the same faces whether or not liveness is checked
+            detections = self.detector.detect_batch(images)
         for role, faces in zip(("probe", "reference"), detections):
             if not faces:
                 raise FaceNotDetectedError(metadata={"image": role})
         liveness = None
         if check_liveness:
             with _timed(timings, "liveness"):
-                liveness = self._liveness_checker().check(images[0], detections[0])
+                liveness = self._check_liveness(images[0])
             liveness.raise_for_failure()
         chosen = [faces[0] for faces in detections]
         with _timed(timings, "crop"):
@@ -180,32 +184,11 @@ class FaceComparer:
         reports = tuple(FaceReport(face, len(faces), (img.shape[1], img.shape[0]), calibration.face_trust(stats[i], face))
                         for i, (face, faces, img) in enumerate(zip(chosen, detections, images)))
         return CompareResult(
-            is_match=score >= min_similarity_score, score=score, cosine=cosine, similarity=similarity,
+            is_match=is_match(score, min_similarity_score), score=score, cosine=cosine, similarity=similarity,
             min_similarity_score=min_similarity_score, mode=config.mode, faces=reports,
             weights=self.weights_versions(config.mode), calibration=calibration.id,
             timings_ms=timings, calibration_notes=tuple(notes), liveness=liveness,
         )
-
-    def compare_sets(self, gallery: Sequence[ImageSource], probe: Sequence[ImageSource], *,
-                     mode: str | None = None) -> float:
-        """Best calibrated score over all gallery x probe pairs (images must each hold a face)."""
-        embeddings = self._embeddings_or_raise(self.represent_batch([*gallery, *probe], mode=mode))
-        return float(self.score_embeddings(embeddings[:len(gallery)], embeddings[len(gallery):], mode=mode).max())
-
-    def compare_live_face(self, gallery: Sequence[ImageSource], probe: ImageSource, *, liveness_min_score: float,
-                          mode: str | None = None):
-        """The probe's liveness verdict and, when its score reaches ``liveness_min_score``, the
-        best calibrated score of the face it judged against the ``gallery`` (else ``None``).
-        The probe is decoded and detected once, for both."""
-        config = self._prepare(mode)
-        image = self.load_image(probe)
-        faces = self.detector.detect(image, precise=True)
-        liveness = self._liveness_checker().check(image, faces)
-        if liveness.score is None or liveness.score < liveness_min_score:
-            return liveness, None
-        gallery_embeddings = self._embeddings_or_raise(self.represent_batch(gallery, mode=config.mode))
-        probe_embedding = self._embed(config, self._crops(config, [image], faces[:1]))
-        return liveness, float(self.score_embeddings(gallery_embeddings, probe_embedding, mode=config.mode).max())
 
     def represent(self, image: ImageSource, *, mode: str | None = None) -> FaceRepresentation:
         """Embedding of the most prominent face; raises like :meth:`compare`."""
@@ -214,9 +197,13 @@ class FaceComparer:
             raise result
         return result
 
-    def represent_batch(self, images: Sequence[ImageSource], *, mode: str | None = None
+    def represent_batch(self, images: Sequence[ImageSource], *, mode: str | PipelineConfig | None = None
                         ) -> list[FaceRepresentation | FacecmpError]:
-        """Batched :meth:`represent`; a failing image yields its error in place, never a gap."""
+        """Batched :meth:`represent`; a failing image yields its error in place, never a gap.
+
+        ``mode`` may also be a candidate :class:`~facecmp.modes.PipelineConfig` outside
+        :data:`~facecmp.modes.MODES` (``training/select_pipeline.py``): its embedders must be
+        uncentred (it has no calibration, so no centres), and its faces carry no ``trust``."""
         config = self._prepare(mode)
         results: list[FaceRepresentation | FacecmpError | None] = [None] * len(images)
         decoded: dict[int, np.ndarray] = {}
@@ -234,12 +221,13 @@ class FaceComparer:
         if found:
             crops = self._crops(config, [decoded[i] for i, _ in found], [f[0] for _, f in found])
             embeddings = self._embed(config, crops)
-            calibration = self.calibration(config.mode)
-            stats = calibration.face_stats(embeddings)
+            calibration = self._calibrations.get(config.mode)
+            stats = calibration.face_stats(embeddings) if calibration else None
             for k, ((i, faces), embedding) in enumerate(zip(found, embeddings)):
                 image = decoded[i]
-                results[i] = FaceRepresentation(faces[0], len(faces), (image.shape[1], image.shape[0]),
-                                                calibration.face_trust(stats[k], faces[0]), embedding)
+                trust = calibration.face_trust(stats[k], faces[0]) if calibration else {}
+                results[i] = FaceRepresentation(faces[0], len(faces), (image.shape[1], image.shape[0]), trust,
+                                                embedding)
         return results
 
     def score_embeddings(self, a: np.ndarray, b: np.ndarray, *, mode: str | None = None) -> np.ndarray:
@@ -250,23 +238,24 @@ class FaceComparer:
 
     def calibration(self, mode: str | None = None) -> Calibration:
         config = self._prepare(mode)
+        if config.mode not in self._calibrations:
+            raise CalibrationError(f"{config.mode!r} is a candidate pipeline: it has no calibration to score with")
         return self._calibrations[config.mode]
 
     def check_liveness(self, image: ImageSource):
         """The liveness verdict for the face in ``image`` (see :mod:`facecmp.liveness`)."""
-        decoded = self.load_image(image)
-        return self._liveness_checker().check(decoded, self.detector.detect(decoded, precise=True))
+        return self._check_liveness(self.load_image(image))
 
-    def weights_versions(self, mode: str | None = None) -> dict[str, str]:
+    def weights_versions(self, mode: str | PipelineConfig | None = None) -> dict[str, str]:
         """Weight set name -> first 12 hex digits of its state-dict digest."""
-        config = get_mode(mode or self.mode)
+        config = self._config(mode)
         return {name: get_spec(name).state_dict_sha256[:12] for name in config.weights}
 
     def pipeline_id(self, mode: str | PipelineConfig | None = None) -> str:
-        """Stable identity of what an image maps to in ``mode`` (a mode name or a configuration;
-        its fingerprint holds the centres' digest): use it to key embedding caches."""
-        config = mode if isinstance(mode, PipelineConfig) else get_mode(mode or self.mode)
-        blob = json.dumps({"fingerprint": config.fingerprint(), "weights": self.weights_versions(config.mode),
+        """Stable identity of what an image maps to in ``mode`` (or a candidate configuration; its
+        fingerprint holds the centres' digest): use it to key embedding caches."""
+        config = self._config(mode)
+        blob = json.dumps({"fingerprint": config.fingerprint(), "weights": self.weights_versions(config),
                            "compute": [self.compute.backend, self.compute.precision],
                            "detect_passes": self.detector.passes}, sort_keys=True)
         return f"{config.mode}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
@@ -284,17 +273,25 @@ class FaceComparer:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _prepare(self, mode: str | None) -> PipelineConfig:
-        """Load (once) the embedders and calibration of ``mode``."""
-        config = get_mode(mode or self.mode)
-        if config.mode in self._calibrations:
+    def _config(self, mode: str | PipelineConfig | None) -> PipelineConfig:
+        if isinstance(mode, PipelineConfig):
+            if mode.mode in MODES and mode != MODES[mode.mode]:
+                raise CalibrationError(f"a configuration named {mode.mode!r} must be that mode's own")
+            return mode
+        return get_mode(mode or self.mode)
+
+    def _prepare(self, mode: str | PipelineConfig | None) -> PipelineConfig:
+        """Load (once) the embedders of ``mode`` and, for a mode of MODES, its calibration."""
+        config = self._config(mode)
+        calibrated = config.mode in MODES
+        if config.mode in self._calibrations or (not calibrated and all(w in self._embedders for w in config.weights)):
             return config
         with self._lock:
             for name in config.weights:
                 if name not in self._embedders:
                     self._embedders[name] = Embedder(name, device=self.device, compute=self.compute,
                                                      settings=self.settings)
-            if config.mode not in self._calibrations:
+            if calibrated and config.mode not in self._calibrations:
                 self._centres[config.mode] = load_centres(config)
                 self._calibrations[config.mode] = load_calibration(config.mode, config.fingerprint())
         return config
@@ -305,16 +302,11 @@ class FaceComparer:
         their mode's centre (:mod:`facecmp.centres`); shares scale the parts so that the fused cosine is their
         weighted mean."""
         parts = [self._embedders[e.weights].embed(crops[:, k], flip=config.flip) for k, e in enumerate(config.embedders)]
-        parts = centre_embeddings(parts, self._centres[config.mode])
-        return fuse_embeddings(parts, config.fusion_shares())
-
-    @staticmethod
-    def _embeddings_or_raise(reps: list[FaceRepresentation | FacecmpError]) -> np.ndarray:
-        """(N, D) embeddings of :meth:`represent_batch`'s answers; the first error, if any, is raised."""
-        for rep in reps:
-            if isinstance(rep, FacecmpError):
-                raise rep
-        return np.stack([rep.embedding for rep in reps])
+        centres = self._centres.get(config.mode)
+        if centres is None and any(e.centred for e in config.embedders):
+            raise CalibrationError(f"candidate {config.mode!r} has centred embedders but no centres file: embed "
+                                   "them uncentred and centre with embed.centre_embeddings")
+        return fuse_embeddings(centre_embeddings(parts, centres or (None,) * len(parts)), config.fusion_shares())
 
     @staticmethod
     def _crops(config: PipelineConfig, images: list[np.ndarray], faces: list[Face]) -> np.ndarray:
@@ -325,14 +317,16 @@ class FaceComparer:
             crops.append(np.stack([by_config[e.crop] for e in config.embedders]))   # accurate's box crop is cut once
         return np.stack(crops)
 
-    def _liveness_checker(self):
+    def _check_liveness(self, image: np.ndarray):
+        """The liveness check of a decoded image, on its own detection of it
+        (:meth:`~facecmp.detect.FaceDetector.detect_for_liveness`)."""
         if self._liveness is None:
             from facecmp.liveness import LivenessChecker
 
             # The weights folder resolved here, against this comparer's cache, not the environment's.
             folder = weights_dir(MINIFASNET[0].name, settings=self.settings)
             self._liveness = LivenessChecker(self.settings.liveness.model_copy(update={"weights_dir": folder}))
-        return self._liveness
+        return self._liveness.check(image, self.detector.detect_for_liveness(image))
 
 
 @contextmanager

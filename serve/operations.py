@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+import numpy as np
+
 from facecmp import FaceComparer
 from facecmp.decode import decode_base64
-from facecmp.errors import LivenessError
+from facecmp.errors import FacecmpError, LivenessError
+from facecmp.pipeline import is_match
 from serve.schemas import (
     CompareLiveFaceRequest, CompareLiveFaceResponse, CompareResponse, ComparedFace, FaceCompareRequest, ImageSetCompareRequest,
     EXAMPLES_DIR, LivenessRequest, LivenessResponse,
@@ -57,9 +60,10 @@ def _compared_face(report) -> ComparedFace:
 
 
 def compare_sets(comparer: FaceComparer, body: ImageSetCompareRequest, defaults: Defaults) -> Outcome:
-    score = comparer.compare_sets([_image(comparer, text) for text in body.gallery],
-                                  [_image(comparer, text) for text in body.probe], mode=body.search_mode)
-    return Outcome(CompareResponse(is_match=score >= defaults.min_similarity_score, score=score))
+    """The SDK's image-set compare: the best calibrated score over all gallery x probe pairs."""
+    score = _best_score(comparer, [_image(comparer, text) for text in body.gallery],
+                        [_image(comparer, text) for text in body.probe], body.search_mode)
+    return Outcome(CompareResponse(is_match=is_match(score, defaults.min_similarity_score), score=score))
 
 
 def check_liveness(comparer: FaceComparer, body: LivenessRequest, defaults: Defaults) -> Outcome:
@@ -68,15 +72,29 @@ def check_liveness(comparer: FaceComparer, body: LivenessRequest, defaults: Defa
 
 
 def compare_live_face(comparer: FaceComparer, body: CompareLiveFaceRequest, defaults: Defaults) -> Outcome:
+    """The probe's liveness score and, when it reaches ``liveness_min_score``, its best calibrated
+    score against the gallery: the score /compare gives each pair (the probe is decoded once)."""
     minimum = defaults.liveness_threshold if body.liveness_min_score is None else body.liveness_min_score
-    liveness, similarity = comparer.compare_live_face(
-        [_image(comparer, text) for text in body.gallery], _image(comparer, body.probe),
-        liveness_min_score=minimum, mode=body.search_mode)
+    gallery = [_image(comparer, text) for text in body.gallery]
+    probe = comparer.load_image(_image(comparer, body.probe))
+    liveness = comparer.check_liveness(probe)
     score = _liveness_score(liveness)
-    if similarity is None:
+    if score < minimum:
         raise LivenessError("FACE_NOT_LIVE", "The probe face did not pass the liveness check.",
                             liveness_score=round(score, 6), liveness_min_score=minimum)
+    similarity = _best_score(comparer, gallery, [probe], body.search_mode)
     return Outcome(CompareLiveFaceResponse(score=similarity, liveness_score=score), _face_count(liveness))
+
+
+def _best_score(comparer: FaceComparer, gallery: list, probe: list, mode: str | None) -> float:
+    """Best calibrated score over all gallery x probe pairs; the first image without a face (or
+    not decodable) raises its error."""
+    representations = comparer.represent_batch([*gallery, *probe], mode=mode)
+    for representation in representations:
+        if isinstance(representation, FacecmpError):
+            raise representation
+    embeddings = np.stack([representation.embedding for representation in representations])
+    return float(comparer.score_embeddings(embeddings[:len(gallery)], embeddings[len(gallery):], mode=mode).max())
 
 
 def _liveness_score(result) -> float:

@@ -103,7 +103,7 @@ def test_any_valid_image_gets_a_face_or_face_not_detected(fast_comparer, data):
     result = fast_comparer.represent_batch([data])[0]
     assert isinstance(result, (FaceRepresentation, FaceNotDetectedError)), repr(result)
     image = load_image(data)
-    faces = fast_comparer.detector.detect(image, precise=True)  # the liveness path's detection
+    faces = fast_comparer.detector.detect_for_liveness(image)  # the liveness path's detection
     code, checks, _ = LivenessChecker().check_requirements(image, faces)
     assert code is None or code in LIVENESS_CODES
     assert (code == "FACE_NOT_FOUND") == (not faces) and checks["face_count"]["value"] <= len(faces)

@@ -38,7 +38,7 @@ SHAPES = [(1, 1), (16, 16), (12, 12), (19, 19), (200, 2400), (3000, 120), (300, 
 def test_images_of_any_size_and_aspect_get_a_list(detector, height, width):
     image = np.full((height, width, 3), 128, np.uint8)
     assert detector.detect(image) == []
-    assert detector.detect(image, precise=True) == []
+    assert detector.detect_for_liveness(image) == []
     assert detector.detect_batch([image, image]) == [[], []]
 
 
@@ -50,7 +50,7 @@ def test_images_of_any_size_and_aspect_get_a_list(detector, height, width):
 def test_face_in_a_banner_or_strip_is_found(detector, portrait, width, height, face_side, left):
     image = banner_with_face(portrait, width, height, face_side, left)
     top = (height - face_side) // 2
-    for faces in (detector.detect(image), detector.detect(image, precise=True)):
+    for faces in (detector.detect(image), detector.detect_for_liveness(image)):
         assert len(faces) == 1 and faces[0].probability >= 0.9
         x1, y1, x2, y2 = faces[0].box
         assert left - 10 <= x1 < x2 <= left + face_side + 10 and top - 10 <= y1 < y2 <= top + face_side + 10

@@ -91,17 +91,17 @@ def paste(target: np.ndarray, photo: np.ndarray, left: int, top: int) -> np.ndar
 def big_face(detector):
     """A frontal sample photo at 2.4x (514x761, face about 220 px wide) and its face box."""
     photo = sample(FRONTAL, 2.4)
-    faces = detector.detect(photo, precise=True)
+    faces = detector.detect_for_liveness(photo)
     assert len(faces) == 1
     return photo, faces[0].box
 
 
 def judge(checker, detector, image):
-    return checker.check(image, detector.detect(image, precise=True))
+    return checker.check(image, detector.detect_for_liveness(image))
 
 
 def requirements(rules, detector, image):
-    return rules.check_requirements(image, detector.detect(image, precise=True))
+    return rules.check_requirements(image, detector.detect_for_liveness(image))
 
 
 # ---------------------------------------------------------------- requirement checks (no weights)
@@ -150,7 +150,7 @@ def test_small_faces_behind_the_subject_do_not_count(rules, detector, big_face):
     image = paste(canvas(1600, 1000), photo, 500, 120)
     image = paste(image, sample(SECOND_FACE, 0.4), 40, 40)
     image = paste(image, sample(("jerry_seinfeld", "httpimgthedrumcom"), 1.0), 1250, 60)
-    faces = detector.detect(image, precise=True)
+    faces = detector.detect_for_liveness(image)
     assert len(faces) == 3 and sorted(round(f.width) for f in faces[1:]) == [pytest.approx(55, abs=12),
                                                                              pytest.approx(82, abs=12)]
     code, checks, _ = rules.check_requirements(image, faces)
@@ -210,7 +210,7 @@ def test_face_filling_the_frame(rules, detector, big_face):
 def test_rotated_face_is_an_angle_failure_with_the_right_roll(rules, detector, big_face):
     photo, _ = big_face
     upright = paste(canvas(1100, 1100), photo, 290, 170)
-    roll_upright = estimate_pose(detector.detect(upright, precise=True)[0].landmarks)[2]
+    roll_upright = estimate_pose(detector.detect_for_liveness(upright)[0].landmarks)[2]
     # PIL rotates counter-clockwise for positive angles: the face's roll becomes -45 (image y down).
     tilted = np.asarray(Image.fromarray(upright).rotate(45, resample=Image.BICUBIC, fillcolor=(GREY,) * 3))
     code, checks, pose = requirements(rules, detector, tilted)
@@ -235,10 +235,10 @@ def test_turned_face_is_an_angle_failure_and_mirrors(rules, detector):
 
 @needs_shared
 def test_pose_of_real_frontal_and_raised_faces(detector):
-    yaw, pitch, roll = estimate_pose(detector.detect(lfw("Tim_Allen/Tim_Allen_0002.jpg"), precise=True)[0].landmarks)
+    yaw, pitch, roll = estimate_pose(detector.detect_for_liveness(lfw("Tim_Allen/Tim_Allen_0002.jpg"))[0].landmarks)
     assert abs(yaw) < 10 and abs(pitch) < 10 and abs(roll) < 5
     # A volleyball player looking straight up at the ball.
-    tilted = detector.detect(lfw("Tatiana_Gratcheva/Tatiana_Gratcheva_0001.jpg"), precise=True)
+    tilted = detector.detect_for_liveness(lfw("Tatiana_Gratcheva/Tatiana_Gratcheva_0001.jpg"))
     _, pitch_up, _ = estimate_pose(tilted[0].landmarks)
     assert pitch_up > 30
 
@@ -252,7 +252,7 @@ def test_pose_of_real_frontal_and_raised_faces(detector):
 ])
 def test_model_scores_of_the_samples(checker, detector, name, expected):
     image = load_image(SAMPLES / name)
-    faces = detector.detect(image, precise=True)
+    faces = detector.detect_for_liveness(image)
     assert checker.score(image, faces[0]) == pytest.approx(expected, abs=2e-3)
 
 
@@ -293,7 +293,7 @@ def test_crop_is_the_reference_box_resized_like_opencv(detector, big_face):
     cv2 = pytest.importorskip("cv2")
     photo, _ = big_face
     image = paste(canvas(1300, 900), photo, 390, 160)
-    box = detector.detect(image, precise=True)[0].box
+    box = detector.detect_for_liveness(image)[0].box
     x, y = int(box[0]), int(box[1])
     w, h = int(box[2] - box[0] + 1), int(box[3] - box[1] + 1)
     # Enlarged by 2.7 about the centre, far from every edge: nothing is clipped or shifted.
@@ -343,7 +343,7 @@ def test_corrupted_weights_fail_their_checksum(tmp_path, detector):
     damaged.write_bytes(bytes(data))
     image = load_image(SAMPLES / "live" / "image_T1.jpg")
     with pytest.raises(WeightsError, match="sha256"):
-        LivenessChecker(LivenessSettings(weights_dir=tmp_path)).check(image, detector.detect(image, precise=True))
+        LivenessChecker(LivenessSettings(weights_dir=tmp_path)).check(image, detector.detect_for_liveness(image))
     target = tmp_path / "installed"
     with pytest.raises(WeightsError, match="sha256"):
         fetch(MINIFASNET[0].name, tmp_path, directory=target)
@@ -415,3 +415,25 @@ def test_codes_are_api_codes():
 
     assert set(_MESSAGES) <= set(LIVENESS_CODES)
     assert not set(NOT_REPORTED_CODES) & set(_MESSAGES)  # no path can produce them
+
+
+@needs_shared
+def test_checking_liveness_leaves_the_compare_as_it_is(fast_comparer, detector):
+    """The probe's face for recognition is the same detection with liveness on or off (the one
+    the calibration was fitted on); the liveness check gets its own, finest-pass detection. On the
+    live sample T2 (1617x2160) the two detections' boxes differ, so a compare that used the
+    liveness one would score differently."""
+    from facecmp import FaceComparer
+    from facecmp.samples import photos_by_person
+
+    comparer = FaceComparer("fast", detector=fast_comparer.detector, liveness_settings=LivenessSettings(weights_dir=WEIGHTS))
+    probe = load_image(SAMPLES / "live" / "image_T2.jpg")
+    assert detector.detect(probe)[0].box != detector.detect_for_liveness(probe)[0].box
+    for reference in (SAMPLES / "live" / "image_T1.jpg", photos_by_person("val")["elton_john"][0]):
+        plain = comparer.compare(probe, reference)
+        checked = comparer.compare(probe, reference, check_liveness=True)
+        assert checked.liveness.live and plain.liveness is None
+        assert (checked.cosine, checked.similarity, checked.score) == (plain.cosine, plain.similarity, plain.score)
+        assert checked.faces[0].face.box == plain.faces[0].face.box
+        assert checked.liveness.score == LivenessChecker(LivenessSettings(weights_dir=WEIGHTS)).check(
+            probe, detector.detect_for_liveness(probe)).score

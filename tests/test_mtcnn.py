@@ -131,4 +131,4 @@ def test_every_size_and_aspect_ratio_gets_an_answer(celebrity_photos):
     assert 2000 <= found.box[1] and found.box[3] <= 2260 and 20 <= found.box[0]
     for shape in [(1, 1), (5000, 8000), (1000, 40000), (40000, 1000), (3, 13000)]:
         assert detector.detect(np.full((*shape, 3), 127, np.uint8)) == []
-    assert detector.detect(np.full((1, 1, 3), 127, np.uint8), precise=True) == []
+    assert detector.detect_for_liveness(np.full((1, 1, 3), 127, np.uint8)) == []

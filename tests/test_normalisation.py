@@ -128,6 +128,8 @@ def test_packaged_calibrations_carry_their_held_out_figures_and_provenance():
 
 
 def test_training_embeds_through_the_pipeline_itself(fast_comparer, tmp_path, celebrity_photos):
+    from eval.embeddings import EmbeddingCache
+    from facecmp.weights.store import file_sha256
     from training.embed_images import embed_folder
 
     folder = tmp_path / "photos"
@@ -136,12 +138,19 @@ def test_training_embeds_through_the_pipeline_itself(fast_comparer, tmp_path, ce
     for i, photo in enumerate(photos):
         (folder / f"{i}.jpg").write_bytes(open(photo, "rb").read())
     (folder / "not-a-face.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    out = embed_folder(folder, tmp_path / "out.npz", fast_comparer, mode="fast")
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")   # eval's cache, which the embeddings go through
+    out = embed_folder(folder, tmp_path / "out.npz", fast_comparer, mode="fast", cache=cache)
     data = np.load(out)
+    assert set(data) == {"paths", "embeddings", "face_width", "probability", "face_count", "pipeline_id", "root"}
     assert list(data["paths"]) == ["0.jpg", "1.jpg", "2.jpg", "not-a-face.png"]
-    expected = np.stack([r.embedding for r in fast_comparer.represent_batch(photos, mode="fast")])
-    np.testing.assert_allclose(data["embeddings"][:3], expected, atol=1e-6)
+    expected = fast_comparer.represent_batch(photos, mode="fast")
+    np.testing.assert_allclose(data["embeddings"][:3], np.stack([r.embedding for r in expected]), atol=1e-6)
+    np.testing.assert_allclose(data["face_width"][:3], [r.face.width for r in expected], atol=0.01)
+    np.testing.assert_allclose(data["probability"][:3], [r.face.probability for r in expected], atol=1e-6)
+    assert list(data["face_count"]) == [r.face_count for r in expected] + [0]
+    assert data["embeddings"].dtype == np.float32 and data["face_width"][3] == 0
     assert np.isnan(data["embeddings"][3]).all() and str(data["pipeline_id"]) == fast_comparer.pipeline_id("fast")
+    assert len(cache.get_many(fast_comparer.pipeline_id("fast"), [file_sha256(folder / "0.jpg")])) == 1
 
 
 def test_compare_reports_how_far_its_score_can_be_trusted(fast_comparer, celebrity_photos):

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from facecmp import FaceNotDetectedError, ImageDecodeError
+from facecmp.centres import load_centres
 
 
 def test_same_person_matches_and_different_people_do_not(fast_comparer, celebrity_photos):
@@ -134,3 +135,30 @@ def test_batch_with_thumbnails_banners_and_strips_answers_each_image(fast_compar
     with pytest.raises(FaceNotDetectedError) as info:
         fast_comparer.compare(_png(np.full((16, 16, 3), 90, np.uint8)), portrait)
     assert info.value.metadata == {"image": "probe"}
+
+
+def test_a_candidate_configuration_embeds_through_the_pipeline_uncentred(fast_comparer, celebrity_photos):
+    """training/select_pipeline.py embeds candidates (configurations outside MODES) with
+    represent_batch: FAST's embedder, uncentred, then centred with FAST's centres, is FAST."""
+    from dataclasses import replace
+
+    from facecmp.embed import centre_embeddings
+    from facecmp.errors import CalibrationError
+    from facecmp.modes import MODES, PipelineConfig
+
+    fast = MODES["fast"]
+    candidate = PipelineConfig("candidate", (replace(fast.embedders[0], centred=False),), fast.flip)
+    photos = celebrity_photos["madonna"][:3]
+    parts = fast_comparer.represent_batch(photos, mode=candidate)
+    assert all(part.trust == {} for part in parts)   # no calibration: no trust figures
+    centred = centre_embeddings([np.stack([part.embedding for part in parts])], load_centres(MODES["fast"]))[0]
+    shipped = np.stack([rep.embedding for rep in fast_comparer.represent_batch(photos, mode="fast")])
+    np.testing.assert_allclose(centred, shipped, atol=1e-6)
+    assert fast_comparer.pipeline_id(candidate).startswith("candidate-")
+    assert fast_comparer.pipeline_id(candidate) != fast_comparer.pipeline_id("fast")
+    with pytest.raises(CalibrationError, match="candidate"):
+        fast_comparer.score_embeddings(centred, centred, mode=candidate)
+    with pytest.raises(CalibrationError, match="centres"):
+        fast_comparer.represent_batch(photos, mode=replace(candidate, embedders=fast.embedders))
+    with pytest.raises(CalibrationError, match="own"):
+        fast_comparer.represent_batch(photos, mode=replace(fast, flip=True))

@@ -385,7 +385,7 @@ def test_liveness_endpoint(client, photos, shared):
                  "ERR_UNPROCESSABLE_CONTENT")
 
 
-def test_compare_live_face_endpoint(client, shared):
+def test_compare_live_face_endpoint(client, shared, photos):
     if minifasnet_dir() is None:
         pytest.skip("../shared/models/minifasnet is not present")
     samples = shared / "data" / "liveness-dev" / "samples"
@@ -394,6 +394,11 @@ def test_compare_live_face_endpoint(client, shared):
                                                        "liveness_min_score": 0.5}, headers=AUTH)
     assert response.status_code == 200, response.text
     assert set(response.json()) == {"score", "liveness_score"}
+    # The score is /compare's for the pair (a different person here, so not saturated at 1).
+    other = client.post("/compare-live-face", json={"gallery": [photos["other"]], "probe": b64(live[1])},
+                        headers=AUTH).json()
+    pair = post_compare(client, {"face_base_64": b64(live[1]), "ref_face_base_64": photos["other"]}).json()
+    assert 0 < other["score"] < 1 and other["score"] == pytest.approx(pair["score"], abs=1e-6)
     refused = client.post("/compare-live-face", json={"gallery": [b64(live[1])], "probe": b64(live[0]),
                                                       "liveness_min_score": 1.0}, headers=AUTH)
     body = assert_error(refused, 400, "ERR_LIVENESS_ERROR")

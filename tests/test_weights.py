@@ -11,7 +11,7 @@ from facecmp.errors import WeightsError
 from facecmp.weights import store
 from facecmp.weights.convert_tf import convert_tf_graph
 from facecmp.weights.inception import build_inception_resnet_v1
-from facecmp.weights.registry import REGISTRY, get_spec
+from facecmp.weights.registry import GROUPS, REGISTRY, get_spec
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,12 @@ def test_casia_conversion_matches_opencv_run_of_the_same_graph(casia_graph):
     cv2 = pytest.importorskip("cv2", reason="opencv-python-headless (dev extra) runs the TF graph independently")
     model = build_inception_resnet_v1(512)
     model.load_state_dict(convert_tf_graph(casia_graph), strict=True)
-    net = cv2.dnn.readNetFromTensorflow(str(casia_graph))
+    try:
+        net = cv2.dnn.readNetFromTensorflow(str(casia_graph))
+    except (AttributeError, cv2.error) as exc:
+        # OpenCV 5 has no TensorFlow importer, and the 4.x wheels PyPI serves now (4.10-4.14
+        # tried) fail in its graph simplifier on this graph; the cross-check then cannot run.
+        pytest.skip(f"this OpenCV ({cv2.__version__}) cannot import the TF graph: {exc}")
     rng = np.random.default_rng(7)
     for _ in range(2):
         x = rng.uniform(-1, 1, (1, 3, 160, 160)).astype(np.float32)
@@ -127,5 +132,53 @@ def test_cli_lists_the_zoo_and_what_is_installed(tmp_path, monkeypatch, capsys):
     assert lines["msceleb-128"].endswith(f"installed at {tmp_path / 'weights' / 'msceleb-128.pt'}")
     model = REGISTRY["msceleb-128"].model
     assert f"{model.embedding_size}-d  LFW {model.lfw_accuracy_published:.2%} (published)" in lines["msceleb-128"]
-    for name in set(REGISTRY) - {"msceleb-128"}:
+    for name in set(REGISTRY) - {"msceleb-128"} - set(GROUPS["mtcnn"]):
         assert lines[name].endswith("not installed"), lines[name]
+    for name in GROUPS["mtcnn"]:   # read in place from facenet-pytorch's wheel
+        assert "not installed" not in lines[name], lines[name]
+
+
+def test_unknown_weights_and_modes_raise_typed_errors_that_remain_the_old_builtin_types():
+    from facecmp.errors import FacecmpError, UnknownModeError, UnknownWeightsError
+    from facecmp.modes import get_mode
+
+    with pytest.raises(UnknownWeightsError) as weights:
+        get_spec("casia")
+    assert isinstance(weights.value, KeyError) and isinstance(weights.value, FacecmpError)
+    assert str(weights.value).startswith("unknown weights 'casia'; known: casia-webface")
+    with pytest.raises(UnknownModeError) as mode:
+        get_mode("fastest")
+    assert isinstance(mode.value, ValueError) and mode.value.code == "ERR_UNKNOWN_MODE"
+    assert "known: fast, accurate" in str(mode.value)
+
+
+def test_mtcnn_weights_are_registered_and_verified_where_facenet_pytorch_installed_them():
+    from facecmp.mtcnn import load_networks
+
+    for name in ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"):
+        path = store.weights_path(name)
+        assert path.parent.parent.name == "facenet_pytorch" and store.file_sha256(path) == REGISTRY[name].source.sha256
+        assert store.state_dict_digest(store.load_state_dict(name)) == REGISTRY[name].state_dict_sha256
+    assert store.fetch("mtcnn-onet") == store.weights_path("mtcnn-onet")  # in place: fetch only checks
+    assert set(load_networks()) == {"pnet", "rnet", "onet"}
+
+
+def test_altered_mtcnn_weights_in_the_installed_package_are_refused(tmp_path, monkeypatch):
+    """A facenet-pytorch whose O-Net file was altered (a real distribution on sys.path, found
+    first by importlib.metadata) fails the digest on load and the sha256 on fetch."""
+    source = REGISTRY["mtcnn-onet"].source
+    good = store.load_state_dict("mtcnn-onet")
+    (tmp_path / "facenet_pytorch" / "data").mkdir(parents=True)
+    info = tmp_path / "facenet_pytorch-2.5.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: facenet-pytorch\nVersion: 2.5.3\n")
+    altered = {key: value.clone() for key, value in good.items()}
+    first = next(iter(altered))
+    altered[first] += 1e-3
+    torch.save(altered, tmp_path / source.member)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert store.weights_path("mtcnn-onet") == tmp_path / source.member
+    with pytest.raises(WeightsError, match="checksum"):
+        store.load_state_dict("mtcnn-onet")
+    with pytest.raises(WeightsError, match="sha256"):
+        store.fetch("mtcnn-onet")

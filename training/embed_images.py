@@ -1,14 +1,18 @@
-"""Embed every image under a folder through ``FaceComparer.represent_batch`` — the pipeline itself.
+"""Embed every image under a folder through the pipeline itself, by eval's embedding path.
 
 Every fitted part of a mode (calibration knots, score normalisation cohort, age model) is
 computed from these files, so what is fitted is exactly what the service computes: decode,
-detect, crop, embed, centre and fuse all happen inside :class:`facecmp.FaceComparer`.
+detect, crop, embed, centre and fuse all happen inside :meth:`facecmp.FaceComparer.represent_batch`,
+called by :func:`eval.embeddings.embed_images` (the evaluation's own path), through its cache
+(keyed by pipeline id and image sha256: an image eval or an earlier run embedded is not embedded
+again, and an interrupted run resumes).
 
 Output (``--out``, default ``<facecmp cache>/training/<folder name>-<mode>.npz``):
 - ``paths``: (N,) image paths relative to the folder, sorted;
 - ``embeddings``: (N, D) float32 unit-norm pipeline embeddings; NaN rows where the image
   failed (no face found, not decodable);
-- ``face_width``, ``probability``, ``face_count``: (N,) of the face the pipeline chose;
+- ``face_width``, ``probability``, ``face_count``: (N,) of the face the pipeline chose (0 where
+  it failed; width and probability as the cache records the face: to 0.01 px and 1e-6);
 - ``root``: the folder, absolute (label files name images relative to their own folder).
 
 Re-running with the same mode and pipeline id reuses the file (``pipeline_id`` is stored).
@@ -19,13 +23,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from facecmp.errors import FacecmpError
+from eval.datasets import IMAGE_SUFFIXES
+from eval.embeddings import EmbeddingCache, embed_images
 from facecmp.pipeline import FaceComparer
 from facecmp.settings import cache_dir
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def image_paths(root: Path) -> list[str]:
@@ -33,24 +35,21 @@ def image_paths(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def embed_folder(root: Path, out: Path, comparer: FaceComparer, *, mode: str, batch: int = 32) -> Path:
-    """Embed the images of ``root`` in ``mode``; returns the npz path (reused when up to date)."""
+def embed_folder(root: Path, out: Path, comparer: FaceComparer, *, mode: str, batch: int = 32,
+                 cache: EmbeddingCache | None = None) -> Path:
+    """Embed the images of ``root`` in ``mode``; returns the npz path (reused when up to date).
+    ``cache``: eval's embedding cache (default the shared one, :func:`eval.embeddings.default_cache_path`)."""
     pipeline = comparer.pipeline_id(mode)
     if out.exists() and str(np.load(out)["pipeline_id"]) == pipeline:
         return out
     paths = image_paths(root)
-    embeddings = None
-    width, probability, count = (np.zeros(len(paths)) for _ in range(3))
-    for start in tqdm(range(0, len(paths), batch), desc=f"embed {root.name} ({mode})", unit_scale=batch):
-        chunk = paths[start:start + batch]
-        for offset, result in enumerate(comparer.represent_batch([root / p for p in chunk], mode=mode)):
-            i = start + offset
-            if isinstance(result, FacecmpError):
-                continue
-            if embeddings is None:
-                embeddings = np.full((len(paths), len(result.embedding)), np.nan, np.float32)
-            embeddings[i] = result.embedding
-            width[i], probability[i], count[i] = result.face.width, result.face.probability, result.face_count
+    result = embed_images([root / p for p in paths], comparer, mode=mode, pipeline_id=pipeline, cache=cache,
+                          batch_size=batch)
+    embeddings = np.where(result.ok[:, None], result.embeddings, np.nan).astype(np.float32)
+    faces = [record.face if ok else None for record, ok in zip(result.records, result.ok)]
+    width = np.array([face["box"][2] - face["box"][0] if face else 0.0 for face in faces])
+    probability = np.array([face["probability"] if face else 0.0 for face in faces])
+    count = np.array([record.face_count if ok else 0 for record, ok in zip(result.records, result.ok)], float)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, paths=np.array(paths), embeddings=embeddings, face_width=width, probability=probability,
              face_count=count, pipeline_id=pipeline, root=str(root.resolve()))

@@ -51,12 +51,12 @@ from tqdm import tqdm
 
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
 from facecmp.contract import ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
+from eval.datasets import load_pairs_file
 from eval.metrics import all_pair_blocks, cutoff_at_fmr, kfold_accuracy
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser, asnorm
 from facecmp.settings import FacecmpSettings, cache_dir
-from training.lfw_features import lfw_images
-from training.lfw_protocol import view2_pairs
+from training.lfw_protocol import lfw_images, view2_pairs
 
 MIN_TAIL_COUNT = 50
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "facecmp" / "calibrations"
@@ -451,19 +451,16 @@ def heldout_groups(calibrations: dict[str, Calibration], data: dict, stats: dict
 
 def heldout_pairs_file(calibrations: dict[str, Calibration], data: dict, stats: dict[str, FaceStats],
                        pairs_tsv: Path) -> dict:
-    """Acceptance and FMR on a pairs file at each cutoff (CACD-VS layout: tab-separated
-    ``fold pair_id label img0 img1 path0 path1``, '#' comments, paths under ``images/``)."""
+    """Acceptance and FMR on a pairs file at each cutoff (CACD-VS layout, read by
+    :func:`eval.datasets.load_pairs_file`: columns ``path0``, ``path1``, ``label``, paths under ``images/``)."""
+    dataset = load_pairs_file(pairs_tsv, col_a="path0", col_b="path1", col_same="label", root="images")
     root = Path(str(data["root"]))
     index = {str((root / p).resolve()): i for i, p in enumerate(data["paths"])}
-    with open(pairs_tsv) as handle:
-        rows = [line.rstrip("\n").split("\t") for line in handle if line.strip() and not line.startswith("#")]
-    images = pairs_tsv.parent / "images"
-    a = np.array([index.get(str((images / r[5]).resolve()), -1) for r in rows])
-    b = np.array([index.get(str((images / r[6]).resolve()), -1) for r in rows])
-    same = np.array([r[2] == "1" for r in rows])
+    row = np.array([index.get(str(Path(p).resolve()), -1) for p in dataset.images])
+    a, b, same = row[dataset.pairs.a], row[dataset.pairs.b], dataset.pairs.same
     have = (a >= 0) & (b >= 0) & data["ok"][np.maximum(a, 0)] & data["ok"][np.maximum(b, 0)]
     emb = np.nan_to_num(data["embeddings"])
-    out = {"pairs": len(rows), "without_face": int((~have).sum())}
+    out = {"pairs": len(same), "without_face": int((~have).sum())}
     for label, calibration in calibrations.items():
         s = stats[label]
         scores = np.where(have, calibration.score_pairs(np.einsum("ij,ij->i", emb[a], emb[b]), s[a], s[b]), 0.0)

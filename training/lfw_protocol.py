@@ -1,6 +1,8 @@
-"""LFW View 2 on cached training embeddings: pairs.txt pairs and all-vs-all pair cosines.
+"""LFW View 2 on training embeddings: its images and their folds, pairs.txt pairs and
+all-vs-all pair cosines.
 
-Arrays only; the embeddings come from ``training/lfw_features.py``, the protocol from
+Arrays only; the embeddings come from the pipeline (``training/embed_images.py``, or
+``training/select_pipeline.py`` for candidate configurations), the protocol from
 :func:`eval.datasets.load_lfw`.
 """
 from __future__ import annotations
@@ -11,6 +13,18 @@ import numpy as np
 
 from eval.datasets import load_lfw
 from eval.metrics import all_pair_blocks
+
+
+def lfw_images(lfw_dir: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Relative image paths, identities and the pairs.txt fold (1-10) of each image's person."""
+    dataset = load_lfw(lfw_dir)
+    fold_of = {}
+    for a, b, fold in zip(dataset.pairs.a, dataset.pairs.b, dataset.pairs.fold):
+        for i in (a, b):
+            fold_of.setdefault(dataset.identity_names[dataset.identities[i]], int(fold))
+    paths = [str(Path(p).relative_to(Path(lfw_dir) / "images")) for p in dataset.images]
+    identities = [p.split("/")[0] for p in paths]
+    return paths, identities, np.array([fold_of.get(i, 0) for i in identities])
 
 
 def fold_range(text: str) -> set[int]:

@@ -73,7 +73,7 @@ def image_figures(crop: np.ndarray) -> dict[str, float]:
 
 def measure(lfw: Path, copies: Path, comparer: FaceComparer, max_people: int, batch: int = 32) -> dict:
     """Every candidate, the embedding and the identity of the chosen faces (clean and copies)."""
-    from training.lfw_features import lfw_images
+    from training.lfw_protocol import lfw_images
 
     paths, identities, folds = lfw_images(lfw)
     counts: dict[str, int] = {}

