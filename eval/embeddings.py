@@ -13,7 +13,6 @@ come back to this process, which alone writes the cache).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
 import time
@@ -22,15 +21,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from facecmp.errors import FacecmpError
 from facecmp.settings import cache_dir
 from facecmp.weights.store import file_sha256
-
-if importlib.util.find_spec("ipywidgets"):   # tqdm.auto's notebook bar needs it; without, tqdm.auto warns
-    from tqdm.auto import tqdm
-else:
-    from tqdm import tqdm
 
 
 def default_cache_path() -> Path:
