@@ -283,6 +283,23 @@ def make_grouping(spec: GroupSpec, labels: dict[str, np.ndarray],
     return Grouping(spec, codes, table, names)
 
 
+def default_specs(labels: dict[str, np.ndarray], bands: dict[str, tuple[float, ...]]) -> tuple[list[GroupSpec], list[str]]:
+    """Without --group-by: every label column (rule ``same``) with at most MAX_DEFAULT_GROUPS values.
+
+    Returns the specs and a note for each column left out.
+    """
+    specs, notes = [], []
+    for column, raw in labels.items():
+        values = band(raw, bands[column]) if column in bands else raw
+        distinct = len(set(values.tolist()) - {""})
+        if distinct > MAX_DEFAULT_GROUPS:
+            notes.append(f"label column `{column}` has {distinct} values and is not broken down: band it "
+                         f"(--bands {column}=...) or name it in --group-by")
+        else:
+            specs.append(GroupSpec(column))
+    return specs, notes
+
+
 def make_groupings(labels: dict[str, np.ndarray], specs=None, bands=None) -> tuple[list[Grouping], list[str]]:
     """The :class:`Grouping` of each spec over per-image columns, and notes for the report.
 
@@ -306,23 +323,6 @@ def make_groupings(labels: dict[str, np.ndarray], specs=None, bands=None) -> tup
         specs = [spec if isinstance(spec, GroupSpec) else GroupSpec.parse(spec)
                  for spec in ([specs] if isinstance(specs, str) else specs)]
     return [make_grouping(spec, labels, bands) for spec in specs], notes
-
-
-def default_specs(labels: dict[str, np.ndarray], bands: dict[str, tuple[float, ...]]) -> tuple[list[GroupSpec], list[str]]:
-    """Without --group-by: every label column (rule ``same``) with at most MAX_DEFAULT_GROUPS values.
-
-    Returns the specs and a note for each column left out.
-    """
-    specs, notes = [], []
-    for column, raw in labels.items():
-        values = band(raw, bands[column]) if column in bands else raw
-        distinct = len(set(values.tolist()) - {""})
-        if distinct > MAX_DEFAULT_GROUPS:
-            notes.append(f"label column `{column}` has {distinct} values and is not broken down: band it "
-                         f"(--bands {column}=...) or name it in --group-by")
-        else:
-            specs.append(GroupSpec(column))
-    return specs, notes
 
 
 class PairCollector:
