@@ -41,3 +41,10 @@ test-quick: setup
 
 bench: setup
 	$(BIN)/python bench/bench_service.py
+
+# Runs the three notebooks in place, outputs kept (they are committed so): on subsets of
+# ../shared's LFW and utkface-dev where present, on the package's sample photos otherwise.
+# A few minutes on 2 cores; embeddings are cached, so a rerun takes less.
+.PHONY: notebooks
+notebooks: setup
+	$(BIN)/python notebooks/execute.py

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 from facecmp.extras import require
@@ -102,96 +101,38 @@ def _image_label_columns(specs: list[str]) -> dict[str, tuple[str, str]]:
     return columns
 
 
-def load_dataset(args):
-    from eval import datasets
-
-    kind = datasets.detect_format(args.dataset) if args.format == "auto" else args.format
-    if kind == "lfw":
-        dataset = datasets.load_lfw(args.dataset, pairs_file=args.pairs_file, max_pairs=args.max_pairs,
-                                    name=args.name or "lfw")
-    elif kind == "folder" and args.impostors_all_pairs:
-        return datasets.load_impostor_folder(args.dataset, seed=args.seed, max_images=args.max_images,
-                                             name=args.name, labels_file=args.labels)
-    elif kind == "folder":
-        return datasets.load_folder(args.dataset, n_folds=args.folds, pairs_per_fold=args.pairs_per_fold,
-                                    seed=args.seed, max_images=args.max_images, name=args.name,
-                                    labels_file=args.labels)
-    else:
-        if not (args.col_a and args.col_b and args.col_same):
-            raise SystemExit("a pairs file needs --col-a, --col-b and --col-same")
-        dataset = datasets.load_pairs_file(
-            args.dataset, col_a=args.col_a, col_b=args.col_b, col_same=args.col_same, col_fold=args.col_fold,
-            col_id_a=args.col_id_a, col_id_b=args.col_id_b, group_columns=tuple(args.col_group), root=args.root,
-            names=args.names.split(",") if args.names else None,
-            delimiter=args.delimiter.encode().decode("unicode_escape") if args.delimiter else None,
-            max_pairs=args.max_pairs, all_vs_all=args.all_pairs == "yes", name=args.name,
-            image_label_columns=_image_label_columns(args.col_image_label))
-    if args.labels:
-        dataset.labels.update(datasets.read_labels(args.labels, dataset.images))
-    return dataset
-
-
-def make_groupings(args, dataset) -> list:
-    """The :class:`eval.groups.Grouping` of each --group-by spec (default: every label column)."""
-    from eval import groups
-
-    bands = dict(groups.parse_bands(text) for text in args.bands)
-    if args.group_by is None:
-        specs, notes = groups.default_specs(dataset.labels, bands)
-        dataset.notes.extend(notes)
-    else:
-        specs = [groups.GroupSpec.parse(text) for text in args.group_by]
-    return [groups.make_grouping(spec, dataset.labels, bands) for spec in specs]
+def dataset_options(args) -> dict:
+    """The options of :func:`eval.datasets.load` that the command line gives."""
+    return dict(format=args.format, name=args.name, labels=args.labels, impostors_all_pairs=args.impostors_all_pairs,
+                max_images=args.max_images, folds=args.folds, pairs_per_fold=args.pairs_per_fold,
+                pairs_file=args.pairs_file, max_pairs=args.max_pairs, col_a=args.col_a, col_b=args.col_b,
+                col_same=args.col_same, col_fold=args.col_fold, col_id_a=args.col_id_a, col_id_b=args.col_id_b,
+                col_group=tuple(args.col_group), col_image_label=_image_label_columns(args.col_image_label),
+                root=args.root, names=args.names.split(",") if args.names else None,
+                delimiter=args.delimiter.encode().decode("unicode_escape") if args.delimiter else None)
 
 
 def command_run(args) -> int:
-    started = time.perf_counter()
     matplotlib = require("matplotlib", "eval")
     matplotlib.use("Agg")  # files only, no display needed
-    if args.threads:
-        import torch
+    from eval.api import EmbeddingIncomplete, InputError, evaluate
 
-        torch.set_num_threads(args.threads)
-    from facecmp import FaceComparer
-
-    from eval import plots, report
-    from eval.embeddings import EmbeddingCache, embed_images
-    from eval.run import EvaluationOptions, evaluate
-
-    out = Path(args.out)
     try:
-        dataset = load_dataset(args)
-        groupings = make_groupings(args, dataset)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        raise SystemExit(f"error: {exc.args[0] if exc.args else exc}") from None
-    load_s = time.perf_counter() - started
-    comparer = FaceComparer(mode=args.mode)
-    cache = EmbeddingCache(":memory:" if args.no_cache else args.cache)
-    if args.backend == "ray" and args.ray_address:
-        import ray
-
-        ray.init(address=args.ray_address)
-    print(f"{dataset.name}: {dataset.n_images} images, {dataset.n_identities} identities; "
-          f"pipeline {comparer.pipeline_id(args.mode)}; cache {cache.path}", file=sys.stderr)
-    embedding = embed_images(dataset.images, comparer, mode=args.mode, cache=cache, batch_size=args.batch_size,
-                             backend=args.backend, limit=args.limit, progress=not args.no_progress,
-                             ray_actors=args.ray_actors, torch_threads=args.threads or 1)
-    if not embedding.complete:
-        missing = sum(r is None for r in embedding.records)
-        print(f"stopped after {embedding.n_computed} new images (--limit); {missing} still to embed. "
-              "Run the same command again to continue.", file=sys.stderr)
+        evaluation = evaluate(
+            args.dataset, mode=args.mode, group_by=args.group_by, bands=args.bands, cutoffs=args.cutoffs,
+            fmr_targets=args.fmr_targets, bootstrap=args.bootstrap, seed=args.seed,
+            all_pairs={"auto": None, "yes": True, "no": False}[args.all_pairs],
+            cache=":memory:" if args.no_cache else args.cache, batch_size=args.batch_size, backend=args.backend,
+            ray_actors=args.ray_actors, ray_address=args.ray_address, threads=args.threads, limit=args.limit,
+            progress=not args.no_progress, **dataset_options(args))
+    except InputError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except EmbeddingIncomplete as exc:
+        print(exc, file=sys.stderr)
         return EXIT_INCOMPLETE
-    settings = EvaluationOptions(cutoffs=args.cutoffs, fmr_targets=args.fmr_targets, n_resamples=args.bootstrap,
-                        seed=args.seed, all_pairs={"auto": None, "yes": True, "no": False}[args.all_pairs])
-    evaluation = evaluate(dataset, comparer, embedding, mode=args.mode, settings=settings, groupings=groupings)
-    out.mkdir(parents=True, exist_ok=True)
-    timing = evaluation.summary["timing"]
-    timing["load_s"] = round(load_s, 3)
-    # Time to the numbers; writing files comes after and is not counted.
-    timing["total_s"] = round(time.perf_counter() - started, 3)
-    written = plots.write_plots(out, evaluation.summary, evaluation.curves)
-    report.write_run(out, evaluation.summary, evaluation.curves, written)
-    print(f"wrote {out / 'report.md'}, {out / 'metrics.json'} and {len(written)} plots", file=sys.stderr)
+    out = Path(args.out)
+    evaluation.report(out)
+    print(f"wrote {out / 'report.md'}, {out / 'metrics.json'} and its plots", file=sys.stderr)
     return 0
 
 
@@ -234,9 +175,7 @@ def _compare_plot(path: Path, run_dirs: list[str], labels: list[str]) -> None:
                 curves[f"{label} ({name})"] = (data[f"{name}_det_fmr"], data[f"{name}_det_fnmr"])
                 break
     if curves:
-        fig = plots.det_curves(curves, title="DET, runs compared")
-        fig.savefig(path, dpi=110)
-        plots.plt.close(fig)
+        plots.det_curves(curves, title="DET, runs compared").savefig(path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:

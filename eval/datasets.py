@@ -516,3 +516,47 @@ def detect_format(path: str | Path) -> str:
     if path.is_dir():
         return "folder"
     raise FileNotFoundError(f"{path} does not exist")
+
+
+FORMATS = ("auto", "folder", "lfw", "pairs")
+
+
+def load(source: str | Path, *, format: str = "auto", name: str | None = None, labels: str | Path | None = None,
+         seed: int = 0, impostors_all_pairs: bool = False, max_images: int | None = None, folds: int = 10,
+         pairs_per_fold: int = 300, pairs_file: str = "pairs.txt", max_pairs: int | None = None,
+         col_a: str | int | None = None, col_b: str | int | None = None, col_same: str | int | None = None,
+         col_fold: str | int | None = None, col_id_a: str | int | None = None, col_id_b: str | int | None = None,
+         col_group: tuple[str | int, ...] = (), col_image_label: dict[str, tuple[str | int, str | int]] | None = None,
+         root: str | Path | None = None, names: list[str] | None = None, delimiter: str | None = None,
+         all_pairs: bool | None = None) -> FaceDataset:
+    """Any dataset ``python -m eval run`` reads, by the same options (docs/eval.md, "Datasets").
+
+    ``format`` "auto" detects it (:func:`detect_format`): a folder of identities (``folds``,
+    ``pairs_per_fold``, ``max_images``; every image a person of its own with
+    ``impostors_all_pairs``), an LFW folder (``pairs_file``, ``max_pairs``) or a pairs file
+    (``col_*`` as :func:`load_pairs_file`'s ``col_*``, ``group_columns`` and
+    ``image_label_columns``; ``root``, ``names``, ``delimiter``, ``max_pairs``; its
+    different-identity pairs are all scored only when ``all_pairs`` is True). ``labels``: a
+    per-image labels file (:func:`read_labels`; a folder's own ``labels.csv`` is found without it).
+    ``seed`` draws a folder's pairs and its ``max_images`` sample.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown dataset format {format!r}; use one of {', '.join(FORMATS)}")
+    kind = detect_format(source) if format == "auto" else format
+    if kind == "folder" and impostors_all_pairs:
+        return load_impostor_folder(source, seed=seed, max_images=max_images, name=name, labels_file=labels)
+    if kind == "folder":
+        return load_folder(source, n_folds=folds, pairs_per_fold=pairs_per_fold, seed=seed, max_images=max_images,
+                           name=name, labels_file=labels)
+    if kind == "lfw":
+        dataset = load_lfw(source, pairs_file=pairs_file, max_pairs=max_pairs, name=name or "lfw")
+    else:
+        if col_a is None or col_b is None or col_same is None:
+            raise ValueError("a pairs file needs col_a, col_b and col_same (--col-a, --col-b, --col-same)")
+        dataset = load_pairs_file(source, col_a=col_a, col_b=col_b, col_same=col_same, col_fold=col_fold,
+                                  col_id_a=col_id_a, col_id_b=col_id_b, group_columns=tuple(col_group), root=root,
+                                  names=names, delimiter=delimiter, max_pairs=max_pairs, all_vs_all=bool(all_pairs),
+                                  name=name, image_label_columns=col_image_label)
+    if labels:
+        dataset.labels.update(read_labels(labels, dataset.images))
+    return dataset

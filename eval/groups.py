@@ -130,17 +130,27 @@ class GroupSpec:
         return text
 
 
+_BANDS_HELP = ("cannot read the bands {!r}; write COLUMN=EDGE,EDGE,... with increasing edges, "
+               "e.g. age=0,3,6,13,18,inf")
+
+
 def parse_bands(text: str) -> tuple[str, tuple[float, ...]]:
     """``'age=0,3,6,13,18,inf'`` -> ``('age', (0, 3, 6, 13, 18, inf))``; edges must increase."""
     column, _, spec = text.partition("=")
+    if not column.strip():
+        raise ValueError(_BANDS_HELP.format(text))
+    return column.strip(), band_edges(spec, what=text)
+
+
+def band_edges(edges, *, what: str | None = None) -> tuple[float, ...]:
+    """Increasing band edges from ``'0,3,6,13,18,inf'`` or a sequence of numbers; else ValueError."""
     try:
-        edges = tuple(float(v) for v in spec.split(","))
-    except ValueError:
-        edges = ()
-    if not column or len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise ValueError(f"cannot read the bands {text!r}; write COLUMN=EDGE,EDGE,... with increasing edges, "
-                         "e.g. age=0,3,6,13,18,inf")
-    return column.strip(), edges
+        values = tuple(float(v) for v in (edges.split(",") if isinstance(edges, str) else edges))
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) < 2 or any(b <= a for a, b in zip(values, values[1:])):
+        raise ValueError(_BANDS_HELP.format(edges if what is None else what))
+    return values
 
 
 def band_names(edges) -> list[str]:
@@ -316,6 +326,31 @@ def default_specs(labels: dict[str, np.ndarray], bands: dict[str, tuple[float, .
         else:
             specs.append(GroupSpec(column))
     return specs, notes
+
+
+def make_groupings(labels: dict[str, np.ndarray], specs=None, bands=None) -> tuple[list[Grouping], list[str]]:
+    """The :class:`Grouping` of each spec over per-image columns, and notes for the report.
+
+    labels : column -> (n_images,) str, "" where an image has no value (a dataset's labels, or
+        any other per-image column).
+    specs : spec texts (``"race@age>=18"``) or :class:`GroupSpec`; None: :func:`default_specs`.
+    bands : column -> edges (``"0,3,6,13,18,inf"`` or numbers), or ``COLUMN=EDGES`` texts.
+
+    Raises ValueError for a spec or band that cannot be read, KeyError for an unknown column.
+    """
+    if isinstance(bands, str):
+        bands = [bands]
+    if bands is None or isinstance(bands, dict):
+        bands = {column: band_edges(edges, what=f"{column}: {edges}") for column, edges in (bands or {}).items()}
+    else:
+        bands = dict(parse_bands(text) for text in bands)
+    notes: list[str] = []
+    if specs is None:
+        specs, notes = default_specs(labels, bands)
+    else:
+        specs = [spec if isinstance(spec, GroupSpec) else GroupSpec.parse(spec)
+                 for spec in ([specs] if isinstance(specs, str) else specs)]
+    return [make_grouping(spec, labels, bands) for spec in specs], notes
 
 
 class PairCollector:

@@ -1,6 +1,6 @@
 """Markdown from evaluation summaries: one run's ``report.md``, and runs side by side.
 
-Pure formatting of the ``metrics.json`` dictionary that :func:`eval.run.evaluate` builds.
+Pure formatting of the ``metrics.json`` dictionary that :func:`eval.run.measure` builds.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """One evaluation: dataset + pipeline -> a JSON-ready summary and the curves to plot.
 
-:func:`evaluate` computes; :mod:`eval.report` and :mod:`eval.plots` write. The summary
+:func:`measure` computes; :mod:`eval.report` and :mod:`eval.plots` write; :mod:`eval.api` is the
+whole evaluation from Python (load, embed, measure, tables and figures). The summary
 (``metrics.json``) holds, per *comparison set*:
 
 * ``protocol`` — the dataset's listed pairs (LFW pairs.txt, a pairs file, or the seeded
@@ -53,7 +54,10 @@ class EvaluationOptions:
 
 
 @dataclass
-class Evaluation:
+class Measurements:
+    """What :func:`measure` found: ``summary`` (``metrics.json``) and ``curves`` (``curves.npz``:
+    ``<set>_det_fmr``, ``<set>_grid_fnmr``, ``<set>_hist_genuine``, ... per comparison set)."""
+
     summary: dict
     curves: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -298,8 +302,8 @@ def calibration_check(comparer, mode, comparison_sets: dict, reference_cutoff: f
     return {**check, "verdict": verdict, "reason": reason}
 
 
-def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode: str | None = None,
-             settings: EvaluationOptions | None = None, groupings: list[Grouping] = ()) -> Evaluation:
+def measure(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode: str | None = None,
+            settings: EvaluationOptions | None = None, groupings: list[Grouping] = ()) -> Measurements:
     """Score ``dataset`` from its embeddings and summarise; see the module docstring.
 
     Parameters
@@ -357,4 +361,4 @@ def evaluate(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode
                    "images_from_cache": embedding.n_cached,
                    **{k: round(v, 3) for k, v in timings.items()}},
     }
-    return Evaluation(summary, curves)
+    return Measurements(summary, curves)
