@@ -92,7 +92,11 @@ def evaluate(dataset: str | Path | FaceDataset, *, mode: str | None = None, grou
                                 "dataset already loaded")
         else:
             dataset = datasets.load(dataset, seed=seed, all_pairs=all_pairs, **dataset_options)
-        groupings, notes = groups.make_groupings(dataset.labels, group_by, bands)
+        # Columns the pipeline gives each image (quality, estimated age) are known only after
+        # embedding: checked now with empty values, filled in below.
+        pending = {column: np.full(dataset.n_images, "") for column in groups.PIPELINE_COLUMNS
+                   if column not in dataset.labels}
+        groupings, notes = groups.make_groupings({**pending, **dataset.labels}, group_by, bands)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise InputError(exc.args[0] if exc.args else str(exc)) from exc
     dataset = dataclasses.replace(dataset, notes=[*dataset.notes, *notes])
@@ -115,6 +119,10 @@ def evaluate(dataset: str | Path | FaceDataset, *, mode: str | None = None, grou
         missing = sum(r is None for r in embedding.records)
         raise EmbeddingIncomplete(f"stopped after {embedding.n_computed} new images (limit); {missing} still to "
                                   "embed. Run the same command again to continue.")
+    if any(column in pending for g in groupings for column in (g.spec.column, *(c.column for c in g.spec.where))):
+        columns = {**groups.pipeline_columns(embedding.records), **dataset.labels}
+        groupings, _ = groups.make_groupings(columns, group_by, groups.with_default_bands(
+            bands, {"quality": groups.quality_bands(comparer.calibration(mode).coverage)}))
     options = EvaluationOptions(cutoffs=tuple(cutoffs), fmr_targets=tuple(fmr_targets), n_resamples=bootstrap,
                                 seed=seed, all_pairs=all_pairs)
     found = measure(dataset, comparer, embedding, mode=mode, settings=options, groupings=groupings)

@@ -311,6 +311,20 @@ def quality_bands(coverage: dict) -> tuple[float, ...]:
     return tuple(sorted(set(float(e) for e in edges)))
 
 
+def with_default_bands(bands, defaults: dict[str, tuple[float, ...]]) -> dict:
+    """``bands`` (None, a dict or ``COLUMN=EDGES`` texts, as :func:`make_groupings` takes them) with
+    ``defaults`` for the columns it does not band.
+
+    >>> with_default_bands(["age=0,18,inf"], {"quality": (0.0, 0.9, math.inf)})
+    {'quality': (0.0, 0.9, inf), 'age': (0.0, 18.0, inf)}
+    """
+    if bands is None or isinstance(bands, dict):
+        given = {column: band_edges(edges, what=f"{column}: {edges}") for column, edges in (bands or {}).items()}
+    else:
+        given = dict(parse_bands(text) for text in ([bands] if isinstance(bands, str) else bands))
+    return {**defaults, **given}
+
+
 def default_specs(labels: dict[str, np.ndarray], bands: dict[str, tuple[float, ...]]) -> tuple[list[GroupSpec], list[str]]:
     """Without --group-by: every label column (rule ``same``) with at most MAX_DEFAULT_GROUPS values.
 

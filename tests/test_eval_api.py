@@ -205,3 +205,18 @@ def test_a_set_without_genuine_pairs_has_tables_but_no_curves(tmp_path, labelled
         impostors.det()
     with pytest.raises(ValueError, match="all_vs_all has no curves"):
         impostors.histogram()
+
+
+def test_a_breakdown_by_the_pipelines_own_quality(people_folder):
+    """``group_by=["quality"]`` needs no label: each face's quality comes from the pipeline, banded
+    at the calibration's quality floor and its undegraded faces' percentiles."""
+    from eval import evaluate
+    from eval.groups import band_names, quality_bands
+    from facecmp import FaceComparer
+
+    comparer = FaceComparer("fast")
+    ev = evaluate(people_folder, mode="fast", comparer=comparer, group_by=["quality"], bootstrap=10, progress=False)
+    table = ev.by_group("quality")
+    names = set(band_names(quality_bands(comparer.calibration("fast").coverage)))
+    groups = set(table.index)
+    assert groups - {"mixed"} and groups <= {"mixed"} | {f"both {name}" for name in names}, groups
