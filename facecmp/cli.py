@@ -5,8 +5,8 @@ unreadable image file among them, named on stderr), 1 on a pipeline error (print
 ``{"code", "message"}``), 141 when the reader of stdout went away (``| head``), quietly.
 
 An image argument is a file path; base64 comes only from ``-`` (the next line of stdin) or an
-argument prefixed ``base64:`` (a data URL after it is fine). A string that looks like base64 is
-still a path: the command never guesses.
+argument prefixed ``base64:`` (a data URL after it is fine; a file named so is ``./base64:...``).
+A string that looks like base64 is still a path: the command never guesses.
 
 Packages that build on the library add subcommands through the ``facecmp.commands`` entry-point
 group: each entry point is a ``register(subparsers)`` function (the service's ``facecmp serve``
