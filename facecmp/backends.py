@@ -20,13 +20,15 @@ import shutil
 import tempfile
 import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from facecmp.progress import step
 from facecmp.settings import FacecmpSettings
 
 BACKENDS = ("openvino", "torch")
@@ -120,7 +122,9 @@ class OpenVinoModel:
             model = core.read_model(xml)
         else:
             example = example_shape or tuple(1 if size == -1 else size for size in input_shape)
-            model = ov.convert_model(build_module(), example_input=torch.zeros(example), input=[list(input_shape)])
+            with step(f"compiling {cache_key} for OpenVINO", f"first run only: cached in {model_dir.parent}"), \
+                    _tracing_warnings_silenced():
+                model = ov.convert_model(build_module(), example_input=torch.zeros(example), input=[list(input_shape)])
             try:
                 _save_atomically(ov, model, model_dir)
             except OSError as exc:  # a read-only cache costs the conversion at each start, nothing else
@@ -137,6 +141,26 @@ class OpenVinoModel:
             request = self._local.request = self._compiled.create_infer_request()
         results = request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
         return tuple(np.array(results[output]) for output in self._compiled.outputs)
+
+
+@contextmanager
+def _tracing_warnings_silenced() -> Iterator[None]:
+    """``ov.convert_model`` traces the module with TorchScript, whose warnings do not apply here:
+
+    - TracerWarning "Converting a tensor to a Python float": ``prewhiten``'s floor on the
+      deviation, ``1 / sqrt(C * H * W)``, is read from the traced input's shape and recorded as a
+      constant. C, H and W are fixed in the IR's input shape (only the batch varies), so that
+      constant is the right one for every input it accepts (tests/test_backends_conversion.py
+      checks the IR against eager PyTorch on a nearly flat image, where the floor applies, in
+      another batch size than the traced one).
+    - FutureWarning "`torch.jit.trace` is deprecated": the tracer is OpenVINO's choice of
+      frontend; it says nothing about the converted model.
+    Any other warning, a TracerWarning of another kind included, is shown as usual.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"Converting a tensor to a Python float", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", r"`torch\.jit\.trace(_method)?` is deprecated", FutureWarning)
+        yield
 
 
 def _save_atomically(ov, model, model_dir: Path) -> None:

@@ -1,7 +1,12 @@
 """``facecmp`` command line: compare, weights, liveness, and the commands other packages add.
 
-Exit status: 0 on success (whatever the match decision), 2 on a usage error, 1 on a
-pipeline error (printed as the API's ``{"code", "message"}``).
+Exit status: 0 on success (whatever the match decision), 2 on a usage error (a missing or
+unreadable image file among them, named on stderr), 1 on a pipeline error (printed as the API's
+``{"code", "message"}``), 141 when the reader of stdout went away (``| head``), quietly.
+
+An image argument is a file path; base64 comes only from ``-`` (the next line of stdin) or an
+argument prefixed ``base64:`` (a data URL after it is fine; a file named so is ``./base64:...``).
+A string that looks like base64 is still a path: the command never guesses.
 
 Packages that build on the library add subcommands through the ``facecmp.commands`` entry-point
 group: each entry point is a ``register(subparsers)`` function (the service's ``facecmp serve``
@@ -11,20 +16,44 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from facecmp.contract import DEFAULT_SCORE_CUTOFF
 from facecmp.errors import FacecmpError
 from facecmp.modes import MODES
 
 COMMAND_GROUP = "facecmp.commands"  # entry points: register(subparsers) functions
+BASE64_PREFIX = "base64:"
+IMAGE_HELP = f"an image file, {BASE64_PREFIX}<base64 or data URL>, or - for one line of base64 on stdin"
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process that SIGPIPE ended
+
+
+class UsageError(Exception):
+    """A command line the command cannot run (exit status 2, the message on stderr)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        status = _run(args)
+        sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's exit flush
+    except BrokenPipeError:
+        # `facecmp ... | head -1`: the rest of the output is not wanted. stdout goes to devnull so
+        # that the interpreter's own flush at exit does not report the same broken pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _run(args) -> int:
+    try:
         return args.handler(args)
+    except UsageError as exc:
+        print(f"facecmp: {exc}", file=sys.stderr)
+        return 2
     except FacecmpError as exc:
         print(json.dumps(exc.to_dict()) if getattr(args, "json", False) else f"error {exc.code}: {exc.message}",
               file=sys.stdout if getattr(args, "json", False) else sys.stderr)
@@ -36,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     compare = commands.add_parser("compare", help="compare the faces of two images")
-    compare.add_argument("image_a", help="probe image path, or - for base64 on stdin")
-    compare.add_argument("image_b", help="reference image path, or - for base64 on stdin (one line each)")
+    compare.add_argument("image_a", help=f"the probe: {IMAGE_HELP}")
+    compare.add_argument("image_b", help=f"the reference: {IMAGE_HELP} (a line each when both are -)")
     compare.add_argument("--min-score", type=float, default=DEFAULT_SCORE_CUTOFF,
                          help=f"match cutoff on the calibrated score (default {DEFAULT_SCORE_CUTOFF})")
     compare.add_argument("--mode", choices=list(MODES), help="pipeline mode (default $FACECMP_MODE or accurate)")
@@ -57,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_weights_fetch)
 
     liveness = commands.add_parser("liveness", help="liveness (presentation attack) check of one image")
-    liveness.add_argument("image")
+    liveness.add_argument("image", help=IMAGE_HELP)
     liveness.add_argument("--json", action="store_true")
     liveness.set_defaults(handler=_liveness)
 
@@ -82,25 +111,43 @@ def _unavailable(commands, name: str, extras: list[str], error: ImportError) -> 
     commands.add_parser(name, help=f"(not available: {install})").set_defaults(handler=refuse)
 
 
-def _read_sources(paths: list[str]) -> list[str]:
-    """Replace each ``-`` by the next non-empty line of stdin (base64, data URL allowed)."""
-    lines = iter([line for line in sys.stdin.read().splitlines() if line.strip()]) if "-" in paths else iter(())
+def _image_sources(arguments: list[str]) -> list:
+    """Each image argument as what the pipeline decodes: a checked file path, or the bytes of
+    base64 from ``base64:...`` or from the next non-empty line of stdin for each ``-``.
+
+    Raises UsageError for a file that cannot be opened (naming it) or too few stdin lines, and
+    ImageDecodeError for base64 that does not decode."""
+    from facecmp.decode import decode_base64
+
+    lines = iter([line for line in sys.stdin.read().splitlines() if line.strip()]) if "-" in arguments else iter(())
     sources = []
-    for path in paths:
-        if path != "-":
-            sources.append(path)
-            continue
-        line = next(lines, None)
-        if line is None:
-            raise SystemExit("facecmp: expected one base64 image per line on stdin for each '-'")
-        sources.append(line.strip())
+    for argument in arguments:
+        if argument == "-":
+            line = next(lines, None)
+            if line is None:
+                raise UsageError("expected one base64 image per line on stdin for each '-'")
+            sources.append(decode_base64(line))
+        elif argument.startswith(BASE64_PREFIX):
+            sources.append(decode_base64(argument[len(BASE64_PREFIX):]))
+        else:
+            sources.append(_readable_file(argument))
     return sources
+
+
+def _readable_file(argument: str) -> Path:
+    path = Path(argument)
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot read image file {argument}: {exc.strerror or exc}") from exc
+    return path
 
 
 def _compare(args) -> int:
     from facecmp.pipeline import FaceComparer
 
-    image_a, image_b = _read_sources([args.image_a, args.image_b])
+    image_a, image_b = _image_sources([args.image_a, args.image_b])
     result = FaceComparer(args.mode).compare(image_a, image_b, min_similarity_score=args.min_score,
                                              check_liveness=args.check_liveness)
     if args.json:
@@ -109,12 +156,14 @@ def _compare(args) -> int:
     verdict = "MATCH" if result.is_match else "NO MATCH"
     print(f"{verdict}  score {result.score:.4f} (cutoff {result.min_similarity_score})  cosine {result.cosine:.4f}"
           f"  mode {result.mode}")
+    print(f"  the score means: {result.score_meaning}")
     for role, report in zip(("probe", "reference"), result.faces):
         box = ", ".join(f"{v:.0f}" for v in report.face.box)
         print(f"  {role:9s} face box [{box}] p={report.face.probability:.3f}  faces in image: {report.face_count}"
               + "".join(f"  {key} {value}" for key, value in report.trust.items() if key == "estimated_age"))
-    print("  calibration: " + ("within what it was fitted and measured on" if result.within_calibration
-                               else "outside it — " + "; ".join(result.calibration_notes)))
+    print("  calibration: " + ("within it — the score's promise was measured on faces like these"
+                               if result.within_calibration else
+                               "outside it — the promise may not hold: " + "; ".join(result.calibration_notes)))
     if result.liveness is not None:
         print(f"  liveness  score {result.liveness.score:.3f} live={result.liveness.live}")
     print("  timings ms: " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items()))
@@ -160,7 +209,7 @@ def _liveness(args) -> int:
     from facecmp.detect import FaceDetector
     from facecmp.liveness import LivenessChecker, LivenessSettings, format_liveness_report
 
-    image = load_image(args.image)
+    image = load_image(_image_sources([args.image])[0])
     result = LivenessChecker(LivenessSettings()).check(image, FaceDetector().detect_for_liveness(image))
     print(json.dumps(result.to_dict()) if args.json else format_liveness_report(result))
     return 0

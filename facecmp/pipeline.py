@@ -26,6 +26,7 @@ from facecmp.centres import load_centres
 from facecmp.contract import DEFAULT_SCORE_CUTOFF
 from facecmp.decode import ImageSource, load_image
 from facecmp.detect import FaceDetector
+from facecmp.display import Thumbnail, compare_html, face_html
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.errors import CalibrationError, FacecmpError, FaceNotDetectedError
 from facecmp.faces import Face
@@ -59,6 +60,9 @@ class FaceReport:
         return {**self.face.to_dict(), "face_count": self.face_count, "image_size": list(self.image_size),
                 "trust": self.trust}
 
+    def _repr_html_(self) -> str:
+        return face_html(self)
+
 
 @dataclass(frozen=True)
 class FaceRepresentation(FaceReport):
@@ -82,6 +86,9 @@ class CompareResult:
     # Why the score's false-match promise may not hold for this pair (empty: it was measured to).
     calibration_notes: tuple[str, ...] = ()
     liveness: object | None = None   # facecmp.liveness.LivenessResult when checked
+    # The faces' regions, scaled down, for the notebook card (_repr_html_): in memory only, never
+    # in to_dict, repr or ==.
+    thumbnails: tuple[Thumbnail, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def within_calibration(self) -> bool:
@@ -91,6 +98,9 @@ class CompareResult:
     def score_meaning(self) -> str:
         """The score in words ("about 1 in 1,000 different people score this high")."""
         return score_meaning(self.score)
+
+    def _repr_html_(self) -> str:
+        return compare_html(self)
 
     def to_dict(self) -> dict:
         return {
@@ -188,6 +198,7 @@ class FaceComparer:
             min_similarity_score=min_similarity_score, mode=config.mode, faces=reports,
             weights=self.weights_versions(config.mode), calibration=calibration.id,
             timings_ms=timings, calibration_notes=tuple(notes), liveness=liveness,
+            thumbnails=tuple(Thumbnail.of_face(image, face) for image, face in zip(images, chosen)),
         )
 
     def represent(self, image: ImageSource, *, mode: str | None = None) -> FaceRepresentation:

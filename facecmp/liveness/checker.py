@@ -97,6 +97,11 @@ class LivenessResult:
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
 
+    def _repr_html_(self) -> str:
+        from facecmp.display import liveness_html
+
+        return liveness_html(self)
+
     def failed_check(self) -> dict[str, Any] | None:
         """The check that decided the failure (its value and limit), or None when live."""
         return next((c for c in self.checks.values() if not c["passed"]), None)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from facecmp.liveness.checker import LivenessResult
 
-_UNITS = {"face_fraction": "", "face_inside_image": " px", "border_distance": " px", "face_width": " px",
-          "interpupillary_distance": " px", "yaw": " deg", "pitch": " deg", "roll": " deg",
-          "face_count": "", "liveness_score": ""}
-_LIMIT_SIDE = {"face_fraction": "<=", "face_inside_image": "<=", "border_distance": ">=", "face_width": ">=",
+# How a check's value and limit read (the CLI's lines, the notebook card of facecmp.display).
+CHECK_UNITS = {"face_fraction": "", "face_inside_image": " px", "border_distance": " px", "face_width": " px",
+               "interpupillary_distance": " px", "yaw": " deg", "pitch": " deg", "roll": " deg",
+               "face_count": "", "liveness_score": ""}
+LIMIT_SIDES = {"face_fraction": "<=", "face_inside_image": "<=", "border_distance": ">=", "face_width": ">=",
                "interpupillary_distance": ">=", "yaw": "|x| <=", "pitch": "|x| <=", "roll": "|x| <=",
                "face_count": "==", "liveness_score": ">="}
 
@@ -18,9 +19,9 @@ def format_liveness_report(result: LivenessResult) -> str:
     lines = [f"liveness: {verdict}", f"  {result.message}", f"  score: {score}"]
     for name, check in result.checks.items():
         mark = "ok  " if check["passed"] else "FAIL"
-        unit = _UNITS.get(name, "")
+        unit = CHECK_UNITS.get(name, "")
         lines.append(f"  [{mark}] {name:<24} {check['value']:>10.4g}{unit}   "
-                     f"(required {_LIMIT_SIDE.get(name, 'vs')} {check['limit']:g}{unit})")
+                     f"(required {LIMIT_SIDES.get(name, 'vs')} {check['limit']:g}{unit})")
     if "total" in result.timings_ms:
         lines.append(f"  time: {result.timings_ms['total']:.1f} ms")
     return "\n".join(lines)

