@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from facecmp.backends import OpenVinoModel
-from facecmp.weights.normalization import prewhiten
+from facecmp.weights.pixel_scaling import prewhiten
 
 
 class Prewhiten(torch.nn.Module):
