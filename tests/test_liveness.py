@@ -426,7 +426,8 @@ def test_checking_liveness_leaves_the_compare_as_it_is(fast_comparer, detector):
     from facecmp import FaceComparer
     from facecmp.samples import photos_by_person
 
-    comparer = FaceComparer("fast", detector=fast_comparer.detector, liveness_settings=LivenessSettings(weights_dir=WEIGHTS))
+    comparer = FaceComparer("fast", detector=fast_comparer.detector,
+                            settings=FacecmpSettings(liveness=LivenessSettings(weights_dir=WEIGHTS)))
     probe = load_image(SAMPLES / "live" / "image_T2.jpg")
     assert detector.detect(probe)[0].box != detector.detect_for_liveness(probe)[0].box
     for reference in (SAMPLES / "live" / "image_T1.jpg", photos_by_person("val")["elton_john"][0]):
