@@ -181,17 +181,22 @@ def sample_pairs(n: int, count: int, rng, identities: np.ndarray | None = None) 
 def fit_age_shift(asnorm_values: np.ndarray, younger: np.ndarray, clamp: float, bins: int = 24,
                   min_pairs: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
     """Knots (age, shift): the FMR-1e-3 quantile of AS-norm per younger-age bin, relative to adults."""
-    x = np.minimum(younger, clamp)
-    edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, x, "right") - 1, 0, len(edges) - 2)
-    ages, quantiles = [], []
+    ages, smooth = binned_cutoffs(asnorm_values, np.minimum(younger, clamp), bins, min_pairs)
+    return ages, smooth - smooth[-1]
+
+
+def binned_cutoffs(values: np.ndarray, key: np.ndarray, bins: int, min_pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per quantile bin of ``key`` holding at least ``min_pairs`` pairs: the bin's median key and
+    the FMR-1e-3 cutoff of its ``values``, smoothed over 3 bins (the knots of the age and quality shifts)."""
+    edges = np.unique(np.quantile(key, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, key, "right") - 1, 0, len(edges) - 2)
+    medians, cutoffs = [], []
     for b in range(len(edges) - 1):
         chosen = which == b
         if chosen.sum() >= min_pairs:
-            ages.append(float(np.median(x[chosen])))
-            quantiles.append(cutoff_at_fmr(asnorm_values[chosen], fmr=SHIFT_FMR)[0])
-    smooth = np.convolve(np.pad(quantiles, 1, mode="edge"), np.ones(3) / 3, mode="valid")
-    return np.array(ages), smooth - smooth[-1]
+            medians.append(float(np.median(key[chosen])))
+            cutoffs.append(cutoff_at_fmr(values[chosen], fmr=SHIFT_FMR)[0])
+    return np.array(medians), np.convolve(np.pad(cutoffs, 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
 
 # -- fit --------------------------------------------------------------------------------------
@@ -202,15 +207,7 @@ def fit_quality_shift(values: np.ndarray, pair_quality: np.ndarray, reference: f
     whose (higher) quality falls in each bin lies above ``reference`` (that of undegraded pairs);
     never negative (a shift only makes poor photos harder to match), non-increasing in quality,
     and 0 at the last knot."""
-    edges = np.unique(np.quantile(pair_quality, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, pair_quality, "right") - 1, 0, len(edges) - 2)
-    qualities, quantiles = [], []
-    for b in range(len(edges) - 1):
-        chosen = which == b
-        if chosen.sum() >= min_pairs:
-            qualities.append(float(np.median(pair_quality[chosen])))
-            quantiles.append(cutoff_at_fmr(values[chosen], fmr=SHIFT_FMR)[0])
-    smooth = np.convolve(np.pad(quantiles, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    qualities, smooth = binned_cutoffs(values, pair_quality, bins, min_pairs)
     shift = np.maximum.accumulate(np.maximum(smooth - reference, 0.0)[::-1])[::-1]
     return np.append(qualities, 1.0), np.append(shift, 0.0)
 
