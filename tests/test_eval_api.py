@@ -15,6 +15,7 @@ import eval
 from eval import datasets
 from eval.api import EmbeddingIncomplete, InputError
 from eval.cli import main
+from summaries import without_timing
 from facecmp.calibration import ANCHOR_SCORE, fmr_promised
 
 AGES = (8, 30, 52)      # per photo, so that pairs of one person fall in several age bands
@@ -47,15 +48,6 @@ def evaluation(labelled, fast_comparer):
     return eval.evaluate(root, comparer=fast_comparer, cache=cache, **OPTIONS)
 
 
-def _without_timing(summary: dict) -> dict:
-    summary = json.loads(json.dumps(summary))
-    summary.pop("timing")
-    for info in summary["comparison_sets"].values():
-        info.pop("seconds", None)
-        info.pop("pairs_per_second", None)
-    return summary
-
-
 def test_the_cli_writes_what_the_api_reports(tmp_path, labelled, evaluation):
     root, cache = labelled
     code = main(["run", str(root), "--mode", "fast", "--cache", str(cache), "--no-progress", "--bootstrap", "100",
@@ -67,7 +59,7 @@ def test_the_cli_writes_what_the_api_reports(tmp_path, labelled, evaluation):
     cli, api = sorted(p.name for p in (tmp_path / "cli").iterdir()), sorted(p.name for p in (tmp_path / "api").iterdir())
     assert cli == api and "groups_all_vs_all_gender_age__18.png" in cli
     written = {name: json.loads((tmp_path / d / "metrics.json").read_text()) for name, d in (("cli", "cli"), ("api", "api"))}
-    assert _without_timing(written["cli"]) == _without_timing(written["api"])
+    assert without_timing(written["cli"]) == without_timing(written["api"])
     assert written["cli"]["timing"]["images_embedded"] == 0          # the API's run filled the cache
     with np.load(tmp_path / "cli" / "curves.npz") as a, np.load(tmp_path / "api" / "curves.npz") as b:
         assert sorted(a.files) == sorted(b.files)

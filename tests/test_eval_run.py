@@ -14,6 +14,7 @@ from PIL import Image
 
 from eval.cli import EXIT_INCOMPLETE, main
 from eval.embeddings import EmbeddingCache, embed_images
+from summaries import without_timing
 
 pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
 
@@ -92,15 +93,6 @@ def test_ray_backend_gives_the_local_results(tmp_path, celebrity_photos, fast_co
     assert cached.n_computed == 0
 
 
-def _without_timing(summary: dict) -> dict:
-    summary = json.loads(json.dumps(summary))
-    summary.pop("timing")
-    for info in summary["comparison_sets"].values():
-        info.pop("seconds", None)
-        info.pop("pairs_per_second", None)
-    return summary
-
-
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "eval", "run", *args, "--threads", "1", "--no-progress"],
@@ -135,7 +127,7 @@ def test_cli_on_40_lfw_images_writes_the_report_and_reuses_the_cache(tmp_path, l
     assert again["timing"]["images_embedded"] == 0
     assert again["timing"]["images_from_cache"] == summary["dataset"]["n_images"]
     assert again["timing"]["embedding_s"] < summary["timing"]["embedding_s"] / 3
-    assert _without_timing(again) == _without_timing(summary)
+    assert without_timing(again) == without_timing(summary)
 
     table = subprocess.run([sys.executable, "-m", "eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"),
                             "--out", str(tmp_path / "compare.md")], cwd=REPO, capture_output=True, text=True,
