@@ -8,8 +8,9 @@ import pytest
 from facecmp.calibration import fmr_promised, load_calibration
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser
+from facecmp.calibration import Calibration
 from training.fit_calibration import (PROMISE_TOLERANCE, fit_age_shift, fit_knots, fit_quality_shift,
-                                      unkept_age_bands)
+                                      heldout_age_gaps, pairs_file_rates, unkept_age_bands)
 
 
 def _normaliser(cohort, top_k, age_weights, age_bias, age_clamp, shift_ages, shift_values, *,
@@ -113,6 +114,30 @@ def test_only_bands_over_the_promise_are_flagged():
     groups["younger face 0-2"] = band(1e-3 * PROMISE_TOLERANCE * 2)
     groups["younger face 18-29"] = band(1e-4)  # stricter than promised: reported, not flagged
     assert [b["low"] for b in unkept_age_bands(groups)] == [0]
+
+
+def test_pairs_file_false_matches_are_counted_with_their_exact_interval():
+    impostor = np.r_[0.9, 0.71, np.full(998, 0.3)]
+    genuine = np.r_[np.full(9, 0.8), 0.2]
+    scores, same = np.r_[impostor, genuine], np.r_[np.zeros(1000, bool), np.ones(10, bool)]
+    at = pairs_file_rates(scores, same, 0.7)
+    assert (at["false_matches"], at["fmr"], at["accept_same"]) == (2, 0.002, 0.9)
+    # Clopper-Pearson for 2 of 1,000 (tables: 0.24-7.21 in 1,000): a thousand pairs cannot tell 1 from 5 in 1,000.
+    assert at["fmr_95"] == pytest.approx([2.42e-4, 7.21e-3], rel=2e-3)
+    assert pairs_file_rates(scores, same, 0.95)["fmr_95"] == pytest.approx([0.0, 3.68e-3], abs=1e-5)
+
+
+def test_same_person_pairs_are_banded_by_estimated_age_gap_on_held_out_folds_only():
+    people = np.repeat(["a", "b", "c", "d"], 3)
+    lfw = {"identity": people, "fold": np.r_[np.full(9, 6), np.full(3, 1)], "ok": np.ones(12, bool),
+           "embeddings": _unit(np.repeat(np.eye(4, 8), 3, axis=0))}   # one direction per person: cosine 1
+    ages = np.array([30, 32, 60, 30, 36, 52, 20, 20, 20, 30, 80, 30], np.float32)   # gaps 2 30 28, 6 22 16, 0 0 0
+    stats = FaceStats(np.zeros(12), np.ones(12), ages, np.ones(12))
+    calibration = Calibration("identity", {}, "", "", np.array([-1.0, 1.0]), np.array([0.0, 1.0]), {})
+    bands = heldout_age_gaps({"normalised": calibration}, lfw, {"normalised": stats})
+    # Person d is in fold 1 (fitted on): none of its pairs count.
+    assert [v["pairs"] for v in bands.values()] == [4, 1, 1, 3]
+    assert all(v["normalised"]["0.7"] == 1.0 for v in bands.values())
 
 
 def test_packaged_calibrations_carry_their_held_out_figures_and_provenance():
