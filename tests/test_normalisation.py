@@ -11,6 +11,7 @@ from facecmp.normalisation import FaceStats, ScoreNormaliser
 from facecmp.calibration import Calibration
 from training.fit_calibration import (PROMISE_TOLERANCE, fit_age_shift, fit_knots, fit_quality_shift,
                                       heldout_age_gaps, pairs_file_rates, unkept_age_bands)
+from training.level_tradeoff import tradeoff_rows
 
 
 def _normaliser(cohort, top_k, age_weights, age_bias, age_clamp, shift_ages, shift_values, *,
@@ -138,6 +139,15 @@ def test_same_person_pairs_are_banded_by_estimated_age_gap_on_held_out_folds_onl
     # Person d is in fold 1 (fitted on): none of its pairs count.
     assert [v["pairs"] for v in bands.values()] == [4, 1, 1, 3]
     assert all(v["normalised"]["0.7"] == 1.0 for v in bands.values())
+
+
+def test_a_stricter_level_lowers_every_false_match_rate_and_acceptance_together():
+    calibration = Calibration("linear", {}, "", "", np.array([-1.0, 1.0]), np.array([0.0, 1.0]), {})
+    assert calibration.similarity_at(0.7) == pytest.approx(0.4)
+    impostor = np.r_[0.45, 0.42, 0.41, 0.55, np.full(996, 0.0)]      # 4 of 1,000 at 0.7, 1 beyond +0.1
+    genuine = np.r_[np.full(8, 0.9), 0.45, 0.37]                       # 0.67 is similarity 0.34
+    rows = tradeoff_rows(calibration, {"impostors": impostor}, {"same": genuine}, [0.0, 0.1])
+    assert rows == [("impostors", 1000, ["4.00", "1.00"]), ("same", 10, ["90.0 / 100.0 %", "80.0 / 90.0 %"])]
 
 
 def test_packaged_calibrations_carry_their_held_out_figures_and_provenance():

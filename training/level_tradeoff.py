@@ -1,0 +1,102 @@
+"""What the calibration's one free constant, its *level*, trades held out: proof for the targets
+no single level meets together.
+
+The level is an offset of the normalised-similarity axis (``balance_level`` in
+:mod:`training.fit_calibration`, set on the fit data so that the worst-served group is as close to
+the promise at 0.7 as it can be). Raising it makes every pair stricter together. For offsets
+around the fitted one, this prints, on the data the fit held out, the FMR at 0.7 as a multiple of
+the promised 1e-3 for LFW folds 6-10, for each pair group of the cohort set's held-out half, and
+for CACD-VS (the protocol's different-person pairs and all pairs across folders), beside CACD-VS
+same-person acceptance (one person years apart) at 0.7 and 0.67::
+
+    python -m training.level_tradeoff accurate --offsets -0.25 0 0.25 0.5
+
+It reads the mode's shipped calibration and the embeddings ``fit_calibration`` reads.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from facecmp.calibration import Calibration, load_calibration
+from facecmp.contract import ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
+from facecmp.modes import MODES
+from facecmp.settings import FacecmpSettings, cache_dir
+from training.fit_calibration import all_pairs, attach_labels, group_masks, load_embeddings, pairs_file_rows
+from training.lfw_protocol import lfw_images
+
+
+def held_out_similarities(calibration: Calibration, lfw_npz: Path, lfw_dir: Path, cohort_npz: Path,
+                          cohort_labels: Path, pairs_npz: Path, pairs_tsv: Path
+                          ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Normalised similarities of the held-out different-person pairs, by group, and of CACD-VS's
+    same-person pairs (where its embeddings exist)."""
+    impostors, genuine = {}, {}
+    lfw = load_embeddings(lfw_npz)
+    fold_of = dict(zip(*lfw_images(lfw_dir)[::2]))
+    held = np.flatnonzero(lfw["ok"] & np.array([fold_of.get(str(p), 0) >= 6 for p in lfw["paths"]]))
+    identity = np.array([p.split("/")[0] for p in lfw["paths"]])[held]
+    emb = lfw["embeddings"][held]
+    _, impostors["LFW folds 6-10"] = all_pairs(emb, calibration.face_stats(emb), calibration.similarity, identity)
+    cohort = attach_labels(load_embeddings(cohort_npz), cohort_labels)
+    rows = np.flatnonzero(cohort["ok"] & ~cohort["fit"])
+    emb = cohort["embeddings"][rows]
+    stats = calibration.face_stats(emb)
+    for name, mask in tqdm(group_masks(cohort, rows).items(), desc="held-out groups"):
+        _, impostors[name] = all_pairs(emb, stats, calibration.similarity, select=mask)
+    if pairs_tsv.exists() and pairs_npz.exists():
+        data = load_embeddings(pairs_npz)
+        a, b, same, have = pairs_file_rows(data, pairs_tsv)
+        emb = np.nan_to_num(data["embeddings"])
+        stats = calibration.face_stats(emb)
+        similarity = np.where(have, calibration.similarity(np.einsum("ij,ij->i", emb[a], emb[b]), stats[a], stats[b]),
+                              -np.inf)
+        impostors["CACD-VS different-person pairs"] = similarity[~same]
+        genuine["CACD-VS same-person pairs"] = similarity[same]
+        ok = np.flatnonzero(data["ok"])
+        folders = np.array([str(p).split("/")[0] for p in data["paths"]])[ok]
+        _, impostors["CACD-VS all pairs across folders"] = all_pairs(emb[ok], stats[ok], calibration.similarity,
+                                                                     folders)
+    return impostors, genuine
+
+
+def tradeoff_rows(calibration: Calibration, impostors: dict[str, np.ndarray], genuine: dict[str, np.ndarray],
+                  offsets: list[float]) -> list[tuple[str, int, list[str]]]:
+    """(name, pairs, one cell per offset): FMR at 0.7 ÷ 1e-3 for impostor sets, acceptance at
+    0.7 / 0.67 in percent for same-person sets. An offset ``d`` moves the similarity at each score
+    by ``d``, as ``balance_level``'s offset does."""
+    at_anchor, at_cross_age = calibration.similarity_at(ANCHOR_SCORE), calibration.similarity_at(CROSS_AGE_SCORE_CUTOFF)
+    rows = [(name, len(values), [f"{np.mean(values >= at_anchor + d) / 1e-3:.2f}" for d in offsets])
+            for name, values in impostors.items()]
+    rows += [(name, len(values), [f"{100 * np.mean(values >= at_anchor + d):.1f} / "
+                                  f"{100 * np.mean(values >= at_cross_age + d):.1f} %" for d in offsets])
+             for name, values in genuine.items()]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=sorted(MODES))
+    shared, training = FacecmpSettings().shared_dir, cache_dir() / "training"
+    parser.add_argument("--offsets", type=float, nargs="+", default=[-0.25, 0.0, 0.25, 0.5, 0.75],
+                        help="relative to the shipped level; positive is stricter")
+    parser.add_argument("--lfw", type=Path, default=shared / "data" / "lfw")
+    parser.add_argument("--cohort-labels", type=Path, default=shared / "data" / "utkface-dev" / "labels.csv")
+    parser.add_argument("--pairs", type=Path, default=shared / "data" / "cacd-vs-dev" / "pairs.tsv")
+    args = parser.parse_args()
+    calibration = load_calibration(args.mode, MODES[args.mode].fingerprint())
+    impostors, genuine = held_out_similarities(
+        calibration, training / f"lfw-{args.mode}.npz", args.lfw, training / f"utkface-dev-{args.mode}.npz",
+        args.cohort_labels, training / f"cacd-vs-dev-{args.mode}.npz", args.pairs)
+    header = ["held out", "pairs"] + [f"offset {d:+g}" for d in args.offsets]
+    print(f"{args.mode}: FMR at 0.7 / 1e-3 (different-person pairs); accepted at 0.7 / 0.67 (same-person pairs)")
+    print(" | ".join(header))
+    for name, pairs, cells in tradeoff_rows(calibration, impostors, genuine, args.offsets):
+        print(" | ".join([name, f"{pairs:,}", *cells]))
+
+
+if __name__ == "__main__":
+    main()
