@@ -183,6 +183,16 @@ def sample_pairs(n: int, count: int, rng, identities: np.ndarray | None = None) 
     return a[keep][:count], b[keep][:count]
 
 
+def pair_cosines(emb: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 262_144) -> np.ndarray:
+    """Cosines of the pairs (a[i], b[i]) of unit-norm rows, a chunk of pairs at a time: gathering
+    3 M pairs of 768-d rows at once took 18 GB (the accurate fit was killed for memory)."""
+    out = np.empty(len(a), np.float32)
+    for start in range(0, len(a), chunk):
+        rows_a, rows_b = a[start:start + chunk], b[start:start + chunk]
+        out[start:start + chunk] = np.einsum("ij,ij->i", emb[rows_a], emb[rows_b])
+    return out
+
+
 def fit_age_shift(asnorm_values: np.ndarray, younger: np.ndarray, clamp: float, bins: int = 24,
                   min_pairs: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
     """Knots (age, shift): the FMR-1e-3 quantile of AS-norm per younger-age bin, relative to adults."""
@@ -294,7 +304,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
                                 (both_l, stats_l, np.flatnonzero(fit_l & both_l["clean"]))):
         a, b = sample_pairs(len(chosen), SHIFT_PAIRS, rng, both["identity"][chosen])
         a, b = chosen[a], chosen[b]
-        cos = np.einsum("ij,ij->i", both["embeddings"][a], both["embeddings"][b])
+        cos = pair_cosines(both["embeddings"], a, b)
         values.append(asnorm(cos, stats[a], stats[b]))
         younger.append(np.minimum(stats.estimated_age[a], stats.estimated_age[b]))
     shift_ages, shift_values = fit_age_shift(np.concatenate(values), np.concatenate(younger), age_clamp)
@@ -309,7 +319,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
         for both, stats, chosen in ((both_c, stats_c, np.flatnonzero(fit_c)), (both_l, stats_l, np.flatnonzero(fit_l))):
             a, b = sample_pairs(len(chosen), 2 * SHIFT_PAIRS, rng, both["identity"][chosen])
             a, b = chosen[a], chosen[b]
-            cos = np.einsum("ij,ij->i", both["embeddings"][a], both["embeddings"][b])
+            cos = pair_cosines(both["embeddings"], a, b)
             shifted.append(aged.normalise(cos, stats[a], stats[b]))
             pair_quality.append(np.maximum(stats.quality[a], stats.quality[b]))
         shift_qualities, shift_quality_values = fit_quality_shift(np.concatenate(shifted), np.concatenate(pair_quality),
