@@ -10,7 +10,7 @@ from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser
 from facecmp.calibration import Calibration
 from training.fit_calibration import (PROMISE_TOLERANCE, fit_age_shift, fit_knots, fit_quality_shift,
-                                      heldout_age_gaps, pairs_file_rates, unkept_age_bands)
+                                      heldout_age_gaps, pair_cosines, pairs_file_rates, unkept_age_bands)
 from training.level_tradeoff import tradeoff_rows
 
 
@@ -139,6 +139,13 @@ def test_same_person_pairs_are_banded_by_estimated_age_gap_on_held_out_folds_onl
     # Person d is in fold 1 (fitted on): none of its pairs count.
     assert [v["pairs"] for v in bands.values()] == [4, 1, 1, 3]
     assert all(v["normalised"]["0.7"] == 1.0 for v in bands.values())
+
+
+def test_pair_cosines_in_chunks_equal_the_cosines_of_all_pairs_at_once():
+    rng = np.random.default_rng(0)
+    emb = _unit(rng.normal(size=(50, 16)))
+    a, b = rng.integers(0, 50, 1000), rng.integers(0, 50, 1000)
+    np.testing.assert_array_equal(pair_cosines(emb, a, b, chunk=64), np.einsum("ij,ij->i", emb[a], emb[b]))
 
 
 def test_a_stricter_level_lowers_every_false_match_rate_and_acceptance_together():
