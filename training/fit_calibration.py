@@ -33,8 +33,9 @@ Method (every fitted number comes from the *fit* parts; the rest is held out):
    cutoffs 0.70-0.80: the trade-off between its different-person pairs and its acceptance; and
    the FMR over all pairs of images of different folders, i.e. people);
    LFW folds 6-10 same-person pairs by estimated age gap; each also for the cosine-only
-   calibration (the previous method) for comparison; and per degradation kind, pairs of two copies and of a copy with an
-   undegraded photo: FMR, false matches flagged ``within_calibration = False``, acceptance.
+   calibration (the previous method) for comparison; and per degradation kind, pairs of two
+   copies and of a copy with an undegraded photo: FMR, false matches flagged
+   ``within_calibration = False``, acceptance.
 The embedding centres are not fitted here: they are part of the mode (facecmp/centres), and the
 embeddings this reads were made with them.
 """
@@ -121,6 +122,20 @@ def load_embeddings(path: Path) -> dict:
     data = dict(np.load(path))
     data["ok"] = ~np.isnan(data["embeddings"]).any(axis=1)
     return data
+
+
+def load_lfw_embeddings(path: Path, lfw_dir: Path) -> dict:
+    """An ``embed_images`` file of LFW with each image's ``identity`` and pairs.txt ``fold`` (0: none)."""
+    lfw = load_embeddings(path)
+    lfw["identity"] = folder_identities(lfw["paths"])
+    fold_of = dict(zip(*lfw_images(lfw_dir)[::2]))
+    lfw["fold"] = np.array([fold_of.get(str(p), 0) for p in lfw["paths"]])
+    return lfw
+
+
+def folder_identities(paths) -> np.ndarray:
+    """Each image's person: its first folder (the layout of LFW and of CACD-VS's images)."""
+    return np.array([str(p).split("/")[0] for p in paths])
 
 
 def attach_labels(data: dict, labels_csv: Path) -> dict:
@@ -488,15 +503,20 @@ def heldout_pairs_file(calibrations: dict[str, Calibration], data: dict, stats: 
         scores = np.where(have, calibration.score_pairs(np.einsum("ij,ij->i", emb[a], emb[b]), s[a], s[b]), 0.0)
         out[label] = {f"{cut:g}": pairs_file_rates(scores, same, cut) for cut in (CROSS_AGE_SCORE_CUTOFF, ANCHOR_SCORE)}
         out[label]["tradeoff"] = {f"{cut:.2f}": pairs_file_rates(scores, same, cut) for cut in np.arange(70, 81) / 100}
-    # Every pair of images from different folders (a folder is one person in CACD-VS's layout;
-    # its SOURCE.txt warns that two folders may rarely be one person): 2 M pairs instead of 1,000.
-    rows = np.flatnonzero(data["ok"])
-    folders = np.array([str(p).split("/")[0] for p in data["paths"]])[rows]
     for label, calibration in calibrations.items():
-        _, across = all_pairs(emb[rows], stats[label][rows], calibration.score_pairs, folders)
+        across = pairs_across_folders(data, stats[label], calibration.score_pairs)
         out[label]["all pairs across folders"] = {
             "pairs": len(across), **{f"{cut:g}": float(np.mean(across >= cut)) for cut in (CROSS_AGE_SCORE_CUTOFF, ANCHOR_SCORE)}}
     return out
+
+
+def pairs_across_folders(data: dict, stats: FaceStats, similarity) -> np.ndarray:
+    """``similarity`` of every pair of embedded images in different folders: 2 M pairs of
+    CACD-VS dev instead of its protocol's 1,000 (a folder is one person there; its SOURCE.txt
+    warns that two folders may rarely be one person)."""
+    rows = np.flatnonzero(data["ok"])
+    return all_pairs(np.nan_to_num(data["embeddings"])[rows], stats[rows], similarity,
+                     folder_identities(data["paths"])[rows])[1]
 
 
 def pairs_file_rates(scores: np.ndarray, same: np.ndarray, cut: float) -> dict:
@@ -614,10 +634,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, default=None, help="default: facecmp/calibrations/<mode>.json")
     args = parser.parse_args()
     target = args.write or PACKAGE_DIR / f"{args.mode}.json"
-    lfw = load_embeddings(args.lfw_embeddings or training / f"lfw-{args.mode}.npz")
-    lfw["identity"] = np.array([p.split("/")[0] for p in lfw["paths"]])
-    fold_of = dict(zip(*lfw_images(args.lfw)[::2]))
-    lfw["fold"] = np.array([fold_of.get(str(p), 0) for p in lfw["paths"]])
+    lfw = load_lfw_embeddings(args.lfw_embeddings or training / f"lfw-{args.mode}.npz", args.lfw)
     cohort_set = attach_labels(load_embeddings(args.cohort_embeddings or training / f"utkface-dev-{args.mode}.npz"),
                                args.cohort_labels)
     degraded = {}

@@ -25,8 +25,8 @@ from facecmp.calibration import Calibration, load_calibration
 from facecmp.contract import ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
 from facecmp.modes import MODES
 from facecmp.settings import FacecmpSettings, cache_dir
-from training.fit_calibration import all_pairs, attach_labels, group_masks, load_embeddings, pairs_file_rows
-from training.lfw_protocol import lfw_images
+from training.fit_calibration import (all_pairs, attach_labels, group_masks, load_embeddings, load_lfw_embeddings,
+                                      pairs_across_folders, pairs_file_rows)
 
 
 def held_out_similarities(calibration: Calibration, lfw_npz: Path, lfw_dir: Path, cohort_npz: Path,
@@ -35,12 +35,11 @@ def held_out_similarities(calibration: Calibration, lfw_npz: Path, lfw_dir: Path
     """Normalised similarities of the held-out different-person pairs, by group, and of CACD-VS's
     same-person pairs (where its embeddings exist)."""
     impostors, genuine = {}, {}
-    lfw = load_embeddings(lfw_npz)
-    fold_of = dict(zip(*lfw_images(lfw_dir)[::2]))
-    held = np.flatnonzero(lfw["ok"] & np.array([fold_of.get(str(p), 0) >= 6 for p in lfw["paths"]]))
-    identity = np.array([p.split("/")[0] for p in lfw["paths"]])[held]
+    lfw = load_lfw_embeddings(lfw_npz, lfw_dir)
+    held = np.flatnonzero(lfw["ok"] & (lfw["fold"] >= 6))
     emb = lfw["embeddings"][held]
-    _, impostors["LFW folds 6-10"] = all_pairs(emb, calibration.face_stats(emb), calibration.similarity, identity)
+    _, impostors["LFW folds 6-10"] = all_pairs(emb, calibration.face_stats(emb), calibration.similarity,
+                                               lfw["identity"][held])
     cohort = attach_labels(load_embeddings(cohort_npz), cohort_labels)
     rows = np.flatnonzero(cohort["ok"] & ~cohort["fit"])
     emb = cohort["embeddings"][rows]
@@ -56,10 +55,7 @@ def held_out_similarities(calibration: Calibration, lfw_npz: Path, lfw_dir: Path
                               -np.inf)
         impostors["CACD-VS different-person pairs"] = similarity[~same]
         genuine["CACD-VS same-person pairs"] = similarity[same]
-        ok = np.flatnonzero(data["ok"])
-        folders = np.array([str(p).split("/")[0] for p in data["paths"]])[ok]
-        _, impostors["CACD-VS all pairs across folders"] = all_pairs(emb[ok], stats[ok], calibration.similarity,
-                                                                     folders)
+        impostors["CACD-VS all pairs across folders"] = pairs_across_folders(data, stats, calibration.similarity)
     return impostors, genuine
 
 
