@@ -4,7 +4,7 @@ Start-up (lifespan) resolves the API keys and loads the pipeline once, on one of
 worker threads: ``/health`` answers at once, ``/ready`` once the models are loaded. With
 ``wait_for_models`` start-up itself waits for them (Ray Serve replicas: serve/cluster.py). All
 routes share one :class:`~serve.engine.Engine`. ``/demo`` (serve/routers/demo.py) is mounted
-only with ``settings.demo``. Swagger UI (``/docs``) and ReDoc are served from the
+only with ``settings.demo``, ``/metrics`` (serve/routers/metrics.py) only with ``settings.metrics``. Swagger UI (``/docs``) and ReDoc are served from the
 ``fastapi-offline`` package's own copies of their JS/CSS: no CDN is contacted.
 """
 from __future__ import annotations
@@ -20,8 +20,9 @@ from facecmp import __version__
 from serve.auth import load_key_ring
 from serve.engine import Engine
 from serve.errors import RETRY_AFTER_STATE_KEY, install_error_handlers
+from serve.metrics import ServiceMetrics
 from serve.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
-from serve.routers import compare, demo, liveness, service
+from serve.routers import compare, demo, liveness, metrics, service
 from serve.settings import Settings, get_settings
 
 
@@ -30,7 +31,7 @@ DESCRIPTION = """\
 (`POST /compare` with `face_base_64` / `ref_face_base_64`) and with the OpenCV FR Python SDK
 (`compare_image_sets`, `compare_live_face`, `check_liveness`).
 
-Every operation except `/health`, `/ready` and `/version` needs the `x-api-key` header
+Every operation except `/health`, `/ready`, `/version` (and `/metrics`) needs the `x-api-key` header
 (press **Authorize**). Errors are `{"code", "message"[, "metadata"]}`.
 Images are used for the answer only: nothing sent is stored or logged.
 """
@@ -69,6 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     if settings.demo:
         app.include_router(demo.router)
+    service_metrics = ServiceMetrics(engine) if settings.metrics else None
+    if service_metrics is not None:
+        app.state.metrics = service_metrics
+        app.include_router(metrics.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware, engine=engine)  # added last = outermost
+    # Added last = outermost: it times and counts every answer, the 413s and last-resort 500s too.
+    app.add_middleware(AccessLogMiddleware, engine=engine, metrics=service_metrics)
     return app

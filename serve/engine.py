@@ -45,6 +45,7 @@ class InferenceGate:
         self._slots = asyncio.Semaphore(max_concurrency)
         self.capacity = max_concurrency + max_queue
         self.admitted = 0  # running + waiting; only touched on the event loop
+        self.rejected = 0  # requests refused with ServiceOverloadedError since start (serve/metrics.py)
 
     def open(self) -> None:
         if self._executor is None:
@@ -73,6 +74,7 @@ class InferenceGate:
         if self._executor is None:
             raise ServiceNotReadyError()
         if self.admitted >= self.capacity:
+            self.rejected += 1
             raise ServiceOverloadedError()
         self.admitted += 1
         try:

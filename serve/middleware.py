@@ -1,6 +1,7 @@
 """Pure ASGI middleware: the body-size limit and the access log (with the last-resort 500).
 
-The access-log middleware also folds repeated slashes in the path (``//compare``).
+The access-log middleware also folds repeated slashes in the path (``//compare``), and feeds
+the metrics (serve/metrics.py) from the same record of each request.
 
 The access log writes one JSON line per request to the ``facecmp.serve.access`` logger:
 method, route (the matched path template, never the raw path or query), status, latency,
@@ -15,11 +16,15 @@ import time
 import uuid
 from typing import Any
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve.errors import PayloadTooLargeError, UnknownError, error_response
+from serve.metrics import ServiceMetrics
 
 access_log = logging.getLogger("facecmp.serve.access")
+#: The route of a request that no route answered: one name for every unknown path.
+UNMATCHED_ROUTE = "<unmatched>"
 _REPEATED_SLASHES = re.compile(r"/{2,}")
 log = logging.getLogger("facecmp.serve")
 
@@ -71,15 +76,17 @@ class BodySizeLimitMiddleware:
 
 
 class AccessLogMiddleware:
-    """One JSON access-log line per request; version and request-id headers on every answer.
+    """One JSON access-log line per request, and its metrics when ``metrics`` is given; version
+    and request-id headers on every answer.
 
     It also answers 500 ``UNKNOWN_ERROR`` for any exception that got past the app's handlers,
     logging the traceback (server side only).
     """
 
-    def __init__(self, app: ASGIApp, engine: Any):
+    def __init__(self, app: ASGIApp, engine: Any, metrics: ServiceMetrics | None = None):
         self.app = app
         self.engine = engine
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,6 +98,7 @@ class AccessLogMiddleware:
             # SDK users write base URLs ending in "/" and the SDK adds "/compare": "//compare".
             path = _REPEATED_SLASHES.sub("/", scope["path"])
             scope = {**scope, "path": path, "raw_path": path.encode("utf-8")}
+        arrived = dict(scope)  # routing rewrites the scope in place (a Mount's root_path)
         status_code = 500
         started = False
 
@@ -113,15 +121,32 @@ class AccessLogMiddleware:
             if not started:
                 await error_response(UnknownError())(scope, receive, send_with_headers)
         finally:
-            state = scope.get("state") or {}
-            route = scope.get("route")
+            seconds = time.perf_counter() - start
+            outcome = (scope.get("state") or {}).get("outcome")  # set by the routers (serve.operations.Outcome)
+            route = route_template(scope, arrived)
+            if self.metrics is not None:
+                self.metrics.observe_request(scope.get("method"), route, status_code, seconds)
+                if outcome is not None and outcome.timings_ms:
+                    self.metrics.observe_stages(outcome.mode, outcome.timings_ms)
             entry = {
                 "event": "access", "request_id": request_id, "method": scope.get("method"),
-                "path": getattr(route, "path", None) or "<unmatched>", "status": status_code,
-                "latency_ms": round((time.perf_counter() - start) * 1000.0, 2),
-                "faces": list(state["face_counts"]) if state.get("face_counts") else None,
+                "path": route, "status": status_code, "latency_ms": round(seconds * 1000.0, 2),
+                "faces": list(outcome.face_counts) if outcome is not None and outcome.face_counts else None,
             }
             access_log.info(json.dumps(entry, separators=(",", ":")))
+
+
+def route_template(scope: Scope, arrived: Scope) -> str:
+    """The path template of the route that answered (``/demo/{asset}``), never the raw path.
+
+    FastAPI's routes put themselves in the scope; Starlette's own (``/openapi.json``, the docs'
+    static files) are found by matching the scope as it ``arrived`` against the app's routes.
+    """
+    route = scope.get("route")
+    if route is None:
+        routes = getattr(scope.get("app"), "routes", ())
+        route = next((candidate for candidate in routes if candidate.matches(arrived)[0] is not Match.NONE), None)
+    return getattr(route, "path", None) or UNMATCHED_ROUTE
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -1,8 +1,9 @@
 """What each endpoint asks of the pipeline; these functions run on the inference workers.
 
 Each takes the shared :class:`~facecmp.FaceComparer`, the validated request body and the
-server's :class:`Defaults`, and returns the response body and the per-image
-face counts (for the access log). Images are decoded from base64 here, with
+server's :class:`Defaults`, and returns an :class:`Outcome`: the response body, the
+per-image face counts (for the access log) and, where the library reports them, the pipeline's
+stage timings (for the metrics, serve/metrics.py). Images are decoded from base64 here, with
 the comparer's limits, and handed to the library as bytes: a request string is never
 interpreted as a server-side path.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -35,6 +36,8 @@ class Defaults:
 class Outcome(NamedTuple):
     body: object
     face_counts: tuple[int, ...] | None = None
+    mode: str | None = None  # the pipeline mode that answered, where timings_ms is set
+    timings_ms: Mapping[str, float] | None = None  # CompareResult.timings_ms: stage -> milliseconds
 
 
 def _image(comparer: FaceComparer, text: str) -> bytes:
@@ -51,7 +54,7 @@ def compare_pair(comparer: FaceComparer, body: FaceCompareRequest, defaults: Def
                                within_calibration=result.within_calibration,
                                calibration_notes=list(result.calibration_notes), score_meaning=result.score_meaning,
                                faces=[_compared_face(report) for report in result.faces])
-    return Outcome(response, tuple(report.face_count for report in result.faces))
+    return Outcome(response, tuple(report.face_count for report in result.faces), result.mode, result.timings_ms)
 
 
 def _compared_face(report) -> ComparedFace:

@@ -55,6 +55,8 @@ class Settings(FacecmpSettings):
                                         description="Default is_match threshold on the calibrated score.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     demo: bool = Field(True, description="Serve the demo page at GET /demo (off: /demo answers ERR_NOT_FOUND).")
+    metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics, without an API key "
+                                            "(off: /metrics answers ERR_NOT_FOUND and nothing is counted).")
 
     wait_for_models: bool = Field(
         False, description="Finish start-up only once the models are loaded, and fail it if they cannot be: "

@@ -42,7 +42,7 @@ async def compare(body: Annotated[CompareRequest, Body(openapi_examples=compare_
     """
     operation = operations.compare_sets if isinstance(body, ImageSetCompareRequest) else operations.compare_pair
     outcome = await engine.run(operation, body)
-    request.state.face_counts = outcome.face_counts
+    request.state.outcome = outcome
     return outcome.body
 
 
@@ -58,5 +58,5 @@ async def compare_live_face(
     """OpenCV FR SDK `compare_live_face`. A probe scoring below `liveness_min_score` fails with
     `ERR_LIVENESS_ERROR` (`metadata.code` `FACE_NOT_LIVE`)."""
     outcome = await engine.run(operations.compare_live_face, body)
-    request.state.face_counts = outcome.face_counts
+    request.state.outcome = outcome
     return outcome.body

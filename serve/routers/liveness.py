@@ -24,5 +24,5 @@ async def check_liveness(body: Annotated[LivenessRequest, Body(openapi_examples=
     """`liveness_score` in [0, 1]. A photo on which the check cannot be made (no face, face too
     small or cut off, several faces) fails with `ERR_LIVENESS_ERROR` and `metadata.code`."""
     outcome = await engine.run(operations.check_liveness, body)
-    request.state.face_counts = outcome.face_counts
+    request.state.outcome = outcome
     return outcome.body
