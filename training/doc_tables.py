@@ -74,7 +74,7 @@ def one_in(fmr: float) -> str:
 #: FORMAT of a value marker: (number format, unit); a path with ``*`` gives the range "low–high".
 FORMATS = {"ratio": (ratio, "x"), "pct": (lambda v: f"{100 * v:.1f}", " %"), "pct2": (lambda v: f"{100 * v:.2f}", " %"),
            "sci": (sci, ""), "int": (lambda v: f"{v:,}", ""), "num": (lambda v: f"{v:g}", ""),
-           "per_1000": (lambda v: f"{1000 * v:.1f}", " in 1,000"), "one_in": (one_in, "")}
+           "per_1000": (lambda v: f"{1000 * v:.1f}", " in 1,000"), "one_in": (one_in, ""), "text": (str, "")}
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -410,23 +410,27 @@ def stale(documents=DOCUMENTS) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("documents", nargs="*", type=Path, default=list(DOCUMENTS),
+                        help="default: README.md and docs/*.md")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is out of date")
     args = parser.parse_args(argv)
     cals, status = calibrations(), 0
-    for path in DOCUMENTS:
+    for path in args.documents:
         text = path.read_text()
         new = rewrite(text, cals)
-        if new != text:
-            if args.check:
-                print(f"{path.relative_to(REPO)}: tables differ from the calibration files; "
-                      "run python -m training.doc_tables", file=sys.stderr)
-                status = 1
-            else:
-                path.write_text(new)
-                print(f"rewrote {path.relative_to(REPO)}")
+        if new == text:
+            continue
+        if args.check:
+            print(f"{path}: tables or values differ from the calibration files; run python -m training.doc_tables",
+                  file=sys.stderr)
+            status = 1
+        else:
+            path.write_text(new)
+            print(f"rewrote {path}")
     for mode, missing in unshown_heldout(cals).items():
-        print(f"{mode}: held-out entries no table shows: {', '.join(missing)}; add "
-              f"<!-- table: heldout | NAME --> <!-- /table --> (or a kind of TABLES) to docs/score.md", file=sys.stderr)
+        print(f"{mode}: held-out entries that no table shows: {', '.join(missing)}; add "
+              "<!-- table: heldout | NAME --> and <!-- /table --> on the next line (or a kind of "
+              "training.doc_tables.TABLES) to docs/score.md, then run python -m training.doc_tables", file=sys.stderr)
         status = 1
     return status
 
