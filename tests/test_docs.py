@@ -219,3 +219,29 @@ def test_the_module_diagram_draws_only_real_imports():
     false = [(a, b) for a, b in sorted(edges)
              if not any(target in modules(b) for source in modules(a) for target in imports[source])]
     assert false == []
+
+
+def project_texts() -> dict[str, str]:
+    """The project's source, documents and notebook cells, by relative path; comment markers at the
+    start of a line are dropped so that a citation may run over lines."""
+    texts = {}
+    for path in [*markdown_documents(), *(p for folder in (*PACKAGES, "bench", "notebooks", "tests")
+                                         for p in sorted((REPO / folder).rglob("*.py")))]:
+        texts[relative(path)] = path.read_text()
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        texts[relative(notebook)] = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"])
+    return {name: re.sub(r"\n\s*(#:?|\*)?\s*", " ", text) for name, text in texts.items()}
+
+
+def test_cited_sections_exist():
+    """Where a file cites a section (README or docs/NAME.md, then the heading's words in double
+    quotes), that document has a heading that starts with those words."""
+    cite = re.compile(r'(README|docs/[\w.]+\.md)[,:]? \(?"([^"]+)"')
+    broken = []
+    for name, text in project_texts().items():
+        for document, section in cite.findall(text):
+            target = REPO / ("README.md" if document == "README" else document)
+            headings = [re.sub(r"`", "", m[1]) for m in re.finditer(r"^#+ (.*)$", target.read_text(), re.M)]
+            if not any(h.startswith(section.replace("`", "")) for h in headings):
+                broken.append(f"{name}: {document} {section!r}")
+    assert broken == []
