@@ -72,9 +72,9 @@ def one_in(fmr: float) -> str:
 
 
 #: FORMAT of a value marker: (number format, unit); a path with ``*`` gives the range "low–high".
-FORMATS = {"ratio": (ratio, "x"), "pct": (lambda v: f"{100 * v:.1f}", " %"), "pct2": (lambda v: f"{100 * v:.2f}", " %"),
-           "sci": (sci, ""), "int": (lambda v: f"{v:,}", ""), "num": (lambda v: f"{v:g}", ""),
-           "per_1000": (lambda v: f"{1000 * v:.1f}", " in 1,000"), "one_in": (one_in, ""), "text": (str, "")}
+FORMATS = {"ratio": (ratio, "x"), "pct": (lambda v: f"{100 * v:.1f}", " %"), "sci": (sci, ""),
+           "int": (lambda v: f"{v:,}", ""), "per_1000": (lambda v: f"{1000 * v:.1f}", " in 1,000"),
+           "one_in": (one_in, ""), "text": (str, "")}
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -100,7 +100,8 @@ def lookup(calibration: dict, path: str) -> list:
 
 def promise_table(cals: dict) -> str:
     """What a score stands for (facecmp.contract): the same for every mode."""
-    scores = sorted({PROMISE_FLOOR, 0.6, CROSS_AGE_SCORE_CUTOFF, ANCHOR_SCORE, 0.8, 0.9})
+    decades = (round(ANCHOR_SCORE + k * SCORE_PER_DECADE, 2) for k in (-1, 1, 2))
+    scores = sorted({PROMISE_FLOOR, CROSS_AGE_SCORE_CUTOFF, ANCHOR_SCORE, *decades})
     fmr = [ANCHOR_FMR * 10 ** (-(s - ANCHOR_SCORE) / SCORE_PER_DECADE) for s in scores]
     return (f"    FMR(s) = {power(ANCHOR_FMR)} * 10 ** (-(s - {ANCHOR_SCORE:g}) / {SCORE_PER_DECADE:g})    "
             f"for s >= {PROMISE_FLOOR:g}\n\n"
@@ -173,15 +174,16 @@ def cost_table(cals: dict, pairs_key: str) -> str:
         held = cal["heldout"]
         now, old = held["lfw"], held["lfw_cosine_only"]
         pairs = held[pairs_key]
+        others = [cut for cut in now["at"] if cut not in (AT, CROSS)]
         rows.append([f"`{mode}`", before_after(pct(old["accuracy_10fold"], 2), pct(now["accuracy_10fold"], 2)),
                      before_after(pct(old["tar_at_far_1e-3_all_pairs"], 2), pct(now["tar_at_far_1e-3_all_pairs"], 2)),
                      before_after(pct(old["at"][AT]["fnmr"], 2), pct(now["at"][AT]["fnmr"], 2)),
-                     *(before_after(pct(pairs["cosine-only"][cut]["accept_same"]), pct(pairs["normalised"][cut]["accept_same"]))
-                       for cut in (AT, CROSS)),
-                     " / ".join(f"{now['at'][cut]['fmr']:.1e}" for cut in ("0.6", "0.8") if cut in now["at"])])
+                     *(before_after(pct(pairs["cosine-only"][cut]["accept_same"]),
+                                    pct(pairs["normalised"][cut]["accept_same"])) for cut in (AT, CROSS)),
+                     " / ".join(f"{now['at'][cut]['fmr']:.1e}" for cut in others)])
     return table(["mode (cosine-only → now)", "LFW 10-fold accuracy", f"TAR at FAR {power(ANCHOR_FMR)} (all pairs)",
                   f"LFW FNMR at {AT}", f"{pairs_key} same person accepted at {AT}", f"at {CROSS}",
-                  "LFW FMR at 0.6 / 0.8"], rows)
+                  f"LFW FMR at {' / '.join(others)}"], rows)
 
 
 def matched(rates: dict) -> str:
@@ -202,7 +204,8 @@ def pairs_table(cals: dict, mode: str, pairs_key: str) -> str:
 
     return table([f"{pairs_key} ({held['pairs']:,} pairs, {held['without_face']} without a face)", "cosine-only map",
                   "**now**"], [
-        row(f"same person accepted at {AT} / {CROSS}", lambda h: f"{pct(h[AT]['accept_same'])} / {pct(h[CROSS]['accept_same'])}"),
+        row(f"same person accepted at {AT} / {CROSS}",
+            lambda h: f"{pct(h[AT]['accept_same'])} / {pct(h[CROSS]['accept_same'])}"),
         row(f"protocol's different-person pairs matched at {AT} (of about {impostors:,}; 95 % interval in 1,000)",
             lambda h: matched(h[AT])),
         row(f"the same at {CROSS}", lambda h: matched(h[CROSS])),
@@ -218,15 +221,17 @@ def sweep_table(cals: dict, mode: str, pairs_key: str) -> str:
     rows = [[cut, *(f"{pct(held[m]['tradeoff'][cut]['accept_same'])}" for m in ("normalised", "cosine-only")),
              *(matched(held[m]["tradeoff"][cut]) for m in ("normalised", "cosine-only"))]
             for cut in held["normalised"]["tradeoff"]]
-    return table(["cutoff", "same person accepted: now", "cosine-only", "different-person pairs matched (95 % in 1,000): now",
-                  "cosine-only"], rows)
+    return table(["cutoff", "same person accepted: now", "cosine-only",
+                  "different-person pairs matched (95 % in 1,000): now", "cosine-only"], rows)
 
 
 def age_gap_table(cals: dict, mode: str, key: str) -> str:
     """Same-person pairs by estimated age gap: acceptance, cosine-only → now."""
-    rows = [[band, f"{g['pairs']:,}", *(before_after(pct(g["cosine-only"][cut]), pct(g["normalised"][cut])) for cut in (AT, CROSS))]
+    rows = [[band, f"{g['pairs']:,}", *(before_after(pct(g["cosine-only"][cut]), pct(g["normalised"][cut]))
+                                        for cut in (AT, CROSS))]
             for band, g in cals[mode]["heldout"][key].items()]
-    return table(["same-person pairs (LFW folds 6–10)", "pairs", f"accepted at {AT}: cosine-only → now", f"at {CROSS}"], rows)
+    return table(["same-person pairs (LFW folds 6–10)", "pairs", f"accepted at {AT}: cosine-only → now", f"at {CROSS}"],
+                 rows)
 
 
 def degraded_table(cals: dict, mode: str) -> str:
@@ -242,12 +247,17 @@ def degraded_table(cals: dict, mode: str) -> str:
                 if part not in parts:
                     cells += ["—"] * 4
                     continue
-                at = parts[part][AT]
-                cells += [f"{ratio(at['fmr'])} ({at['false_matches']:,})", f"{100 * at['flagged_false_matches']:.0f} %",
-                          f"{100 * parts[part]['flagged_pairs']:.0f} %",
-                          f"{100 * at['accept_same']:.0f} % of {at['same_pairs']:,}" if "accept_same" in at else "—"]
+                try:
+                    at, flagged = parts[part][AT], parts[part]["flagged_pairs"]
+                    cells += [f"{ratio(at['fmr'])} ({at['false_matches']:,})",
+                              f"{100 * at['flagged_false_matches']:.0f} %", f"{100 * flagged:.0f} %",
+                              f"{100 * at['accept_same']:.0f} % of {at['same_pairs']:,}" if "accept_same" in at else "—"]
+                except (KeyError, TypeError) as exc:
+                    raise ValueError(f"{mode}: heldout/degraded/{name}/{kind} is not laid out as the degraded "
+                                     f"table reads it (missing {exc}); show it with <!-- table: heldout | "
+                                     f"degraded/{name} --> instead") from exc
             rows.append([name, kind, f"{entry.get('copies', '—')}", *cells])
-    head = ["FMR ÷ 1e-3 (false matches)", "false matches flagged", "pairs flagged", "same person accepted"]
+    head = [f"FMR ÷ {power(ANCHOR_FMR)} (false matches)", "false matches flagged", "pairs flagged", "same person accepted"]
     return table(["held-out set", "degradation", "copies", *(f"two copies: {h}" for h in head),
                   *(f"copy + photo: {h}" for h in head)], rows)
 
@@ -261,7 +271,8 @@ def fit_table(cals: dict) -> str:
         ("cohort faces (AS-norm), top k", lambda c: f"{c['normaliser']['cohort_size']:,}, {c['normaliser']['top_k']}"),
         ("level: offset of the similarity axis", lambda c: f"{c['level']['offset']:+.2f}"),
         ("quality floor (`coverage.quality`)", lambda c: f"{c['coverage']['quality']:g}"),
-        ("quality, 5th percentile of the calibration faces", lambda c: f"{quantile(c['coverage']['quality_percentiles'], 0.05):g}"),
+        ("quality, 5th percentile of the calibration faces",
+         lambda c: f"{quantile(c['coverage']['quality_percentiles'], 0.05):g}"),
         ("narrowest face covered, px (`coverage.face_width`)", lambda c: f"{c['coverage']['face_width']:g}"),
         ("cohort similarity covered", lambda c: "–".join(f"{v:g}" for v in c["coverage"]["cohort_similarity"])),
         ("ages the age model was fitted on", lambda c: "–".join(f"{v:g}" for v in c["coverage"]["age_range"])),
@@ -271,17 +282,18 @@ def fit_table(cals: dict) -> str:
          lambda c: f"{c['quality_model']['faces']:,}, {c['quality_model']['degraded_copies']:,}, "
                    f"{c['quality_model']['cv_r2_by_person']:.2f}"),
     ]
-    groups = list(dict.fromkeys(g for c in cals.values() for g in c["level"][f"fit_fmr_at_{AT}"]))
-    body = [[label, *(cell(c) for c in cals.values())] for label, cell in rows]
+    fit = {mode: c["level"][f"fit_fmr_at_{AT}"] for mode, c in cals.items()}
+    body = [[label, *(value_of(c) for c in cals.values())] for label, value_of in rows]
     body += [[f"fit data, FMR at {AT} ÷ {power(ANCHOR_FMR)}: {g}",
-              *(ratio(c["level"][f"fit_fmr_at_{AT}"][g]) if g in c["level"][f"fit_fmr_at_{AT}"] else "—" for c in cals.values())]
-             for g in groups]
+              *(ratio(fit[m][g]) if g in fit[m] else "—" for m in cals)]
+             for g in dict.fromkeys(g for groups in fit.values() for g in groups)]
     return table(["", *(f"`{m}`" for m in cals)], body)
 
 
 def flat(node, prefix: str = "") -> dict[str, object]:
     if isinstance(node, dict):
-        return {k: v for key, child in node.items() for k, v in flat(child, f"{prefix} / {key}" if prefix else key).items()}
+        return {path: value for key, child in node.items()
+                for path, value in flat(child, f"{prefix} / {key}" if prefix else key).items()}
     return {prefix: node}
 
 
@@ -298,9 +310,15 @@ def cell(value) -> str:
 
 
 def heldout_table(cals: dict, key: str) -> str:
-    """Any held-out entry, every stored figure of it, one column per mode: for a set no table
-    kind above knows yet."""
-    columns = {mode: flat(cal["heldout"].get(key, {})) for mode, cal in cals.items()}
+    """Any held-out entry (``key``: a path below ``heldout``, keys joined by ``/``), every stored
+    figure of it, one column per mode: for a set that no table kind above knows yet."""
+    def entry(cal):
+        node = cal["heldout"]
+        for part in key.split("/"):
+            node = node.get(part, {})
+        return node
+
+    columns = {mode: flat(entry(cal)) for mode, cal in cals.items()}
     paths = list(dict.fromkeys(p for figures in columns.values() for p in figures))
     return table([f"`heldout` / {key}", *(f"`{m}`" for m in cals)],
                  [[p, *(cell(columns[m][p]) if p in columns[m] else "—" for m in cals)] for p in paths])
@@ -353,7 +371,7 @@ TABLES = {
     "age-gap": (age_gap_table, lambda mode, key: [key]),
     "degraded": (degraded_table, lambda mode: ["degraded"]),
     "fit": (fit_table, lambda: []),
-    "heldout": (heldout_table, lambda key: [key]),
+    "heldout": (heldout_table, lambda key: [key.split("/")[0]]),
     "modules": (modules_table, lambda: []),
 }
 
