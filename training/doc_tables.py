@@ -244,7 +244,7 @@ def degraded_table(cals: dict, mode: str) -> str:
             parts = {"both degraded": entry} if kind == "undegraded" else entry
             cells = []
             for part in ("both degraded", "one degraded"):
-                if part not in parts:
+                if kind == "undegraded" and part == "one degraded":
                     cells += ["—"] * 4
                     continue
                 try:
