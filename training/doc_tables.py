@@ -277,7 +277,8 @@ def fit_table(cals: dict) -> str:
         ("cohort similarity covered", lambda c: "–".join(f"{v:g}" for v in c["coverage"]["cohort_similarity"])),
         ("ages the age model was fitted on", lambda c: "–".join(f"{v:g}" for v in c["coverage"]["age_range"])),
         ("age bands over 3x the promise held out (named in answers)",
-         lambda c: ", ".join(str(b) for b in c["coverage"]["unkept_age_bands"]) or "none"),
+         lambda c: ", ".join(f"{b['low']}–{b['high'] - 1} ({ratio(b['fmr'])}x)"
+                             for b in c["coverage"]["unkept_age_bands"]) or "none"),
         ("quality model: faces, degraded copies, R² (cross-validated by person)",
          lambda c: f"{c['quality_model']['faces']:,}, {c['quality_model']['degraded_copies']:,}, "
                    f"{c['quality_model']['cv_r2_by_person']:.2f}"),
