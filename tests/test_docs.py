@@ -252,3 +252,20 @@ def test_a_degraded_set_of_another_layout_is_named_with_the_table_that_shows_it(
     with pytest.raises(ValueError, match=r"degraded/fgnet-dev/old prints .*table: heldout \| degraded/fgnet-dev"):
         doc_tables.render("degraded | fast", cals)
     assert "| old prints / pairs | — | 7 |" in doc_tables.render("heldout | degraded/fgnet-dev", cals)
+
+
+def test_every_environment_variable_the_docs_name_is_read():
+    """A FACECMP_* variable named in a document is a settings field (the library's, the liveness
+    check's or the service's) or a name the notebooks or the bench read themselves."""
+    from facecmp.settings import LivenessSettings
+    from serve.settings import Settings
+
+    known = {f"FACECMP_{name.upper()}" for name in Settings.model_fields if name != "liveness"}
+    known |= {f"FACECMP_LIVENESS_{name.upper()}" for name in LivenessSettings.model_fields}
+    scripts = "".join(p.read_text() for folder in ("bench", "notebooks") for p in (REPO / folder).rglob("*.*")
+                      if p.suffix in (".py", ".ipynb"))
+    known |= set(re.findall(r"FACECMP_[A-Z0-9_]*[A-Z0-9]", scripts))
+    known.add("FACECMP_TORCH_THREADS")   # docs/service.md: the old name, "no longer read"
+    named = {(relative(path), name) for path in markdown_documents()   # FACECMP_LIVENESS_* and _<FIELD> name many
+             for name in re.findall(r"FACECMP_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_]*[*<])", path.read_text())}
+    assert sorted((path, name) for path, name in named if name not in known) == []
