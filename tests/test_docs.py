@@ -254,6 +254,13 @@ def test_a_degraded_set_of_another_layout_is_named_with_the_table_that_shows_it(
     assert "| old prints / pairs | — | 7 |" in doc_tables.render("heldout | degraded/fgnet-dev", cals)
 
 
+def test_a_table_whose_keys_a_refit_renamed_names_the_missing_key():
+    cals = calibrations()
+    del cals["accurate"]["heldout"]["lfw_cosine_only"]
+    with pytest.raises(ValueError, match=r"table: cost \| cacd-vs-dev.*no 'lfw_cosine_only'"):
+        doc_tables.render("cost | cacd-vs-dev", cals)
+
+
 def test_every_environment_variable_the_docs_name_is_read():
     """A FACECMP_* variable named in a document is a settings field (the library's, the liveness
     check's or the service's) or a name the notebooks or the bench read themselves."""

@@ -386,7 +386,12 @@ def render(spec: str, cals: dict) -> str:
     kind, args = parse_spec(spec)
     if kind not in TABLES:
         raise ValueError(f"unknown table kind {kind!r} in <!-- table:{spec} --> (kinds: {', '.join(TABLES)})")
-    return TABLES[kind][0](cals, *args)
+    try:
+        return TABLES[kind][0](cals, *args)
+    except KeyError as exc:   # a refit that stores its figures under other keys
+        raise ValueError(f"<!-- table: {spec.strip()} -->: the calibration files have no {exc}; adapt the table kind "
+                         f"{kind!r} in training/doc_tables.py, or show the entry with <!-- table: heldout | KEY -->"
+                         ) from exc
 
 
 def render_value(spec: str, cals: dict) -> str:
