@@ -1,6 +1,6 @@
 """Cut the embedder's input out of the full-resolution image.
 
-Two methods, chosen per pipeline by measurement on LFW (see README, "Crop and alignment"):
+Two methods, chosen per pipeline by measurement on LFW (see docs/modes.md, "The stages"):
 
 - ``box``: MTCNN's box enlarged by ``margin`` (a fraction of the box size, split evenly
   between the sides, as Sandberg's ``align_dataset_mtcnn`` does in pixels), clipped to the

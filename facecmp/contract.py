@@ -17,6 +17,6 @@ PROMISE_FLOOR = 0.5
 
 #: ``is_match`` cutoff of the library, the CLI and the service unless a caller sets one: the anchor.
 DEFAULT_SCORE_CUTOFF = ANCHOR_SCORE
-#: The second cutoff eval reports, for photos years apart: about 1 in 500 (README, "What 0.7 and
-#: 0.67 mean").
+#: The second cutoff eval reports, for photos years apart: about 1 in 500 (docs/score.md, "What
+#: 0.7 and 0.67 mean, and do not mean").
 CROSS_AGE_SCORE_CUTOFF = 0.67

@@ -2,7 +2,7 @@
 
 Each has its own embedding centres (``facecmp/centres/<mode>.json``, pinned by sha256 here) and
 its own calibration file, fitted for exactly this configuration. The choices and the LFW measurements behind them are in
-README ("Pipeline modes"): msceleb-128 works best on similarity-aligned faces, casia-webface on
+docs/modes.md ("How `accurate` was chosen"): msceleb-128 works best on similarity-aligned faces, casia-webface on
 box crops; centring every embedding helps both at low false-match rates, and fusing msceleb's
 aligned and box views with casia-webface's box view helps most.
 """

@@ -33,7 +33,7 @@ async def compare(body: Annotated[CompareRequest, Body(openapi_examples=compare_
     reaches a score of `s` >= 0.5 with a rate of 10^-(3 + (s - 0.7) / 0.1), so the default
     `min_similarity_score` 0.7 admits about 1 in 1,000 different-person pairs, 0.8 about 1 in
     10,000. The cosine is first normalised against a cohort of faces of every age and group, so
-    that this holds across them (measured per group: README); `score_meaning` says the score
+    that this holds across them (measured per group: docs/score.md); `score_meaning` says the score
     in words; `within_calibration`, `calibration_notes` and `faces` say how far a pair's score
     can be trusted, and `faces` also where each face is (`box`, `landmarks`). With
     `check_liveness`, the probe must also pass the liveness check and `liveness_score` is

@@ -1,0 +1,463 @@
+"""The figures of README.md and docs/*.md, written from the files that hold them.
+
+A held-out figure is stated once: in ``facecmp/calibrations/<mode>.json``, where
+``training.fit_calibration`` stores it (``heldout``, ``coverage``, ``level``, ...). The documents
+show it through markers that this module fills in, so a refit is followed by one command::
+
+    <!-- table: KIND | ARG ... -->        a generated table (KIND: one of TABLES below)
+    <!-- /table -->
+    <!-- value: MODE | PATH | FORMAT -->1.64x<!-- /value -->   one figure in prose
+
+``PATH`` names keys from the calibration's top, joined by ``/`` (``heldout/lfw/at/0.7/fmr``);
+``FORMAT`` is one of FORMATS. The facecmp module table (``<!-- table: modules -->``) is read
+from the library's source. Figures that no stored file holds (the ``python -m eval run`` reports,
+pipeline selection, the level trade-off, timings) sit inside ``<!-- record: DATE · COMMAND -->``
+... ``<!-- /record -->``: a record of that run, never rewritten here; ``tests/test_docs.py``
+checks that each names its date and command and that no measured figure stands outside a
+table, a value or a record.
+
+    python -m training.doc_tables            # rewrite the tables and values in place
+    python -m training.doc_tables --check    # exit 1 naming each that differs, and each held-out
+                                             # set of a calibration that no table shows
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import fnmatch
+import json
+import re
+import sys
+from pathlib import Path
+
+from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF, PROMISE_FLOOR, SCORE_PER_DECADE
+
+REPO = Path(__file__).resolve().parents[1]
+CALIBRATIONS = REPO / "facecmp" / "calibrations"
+DOCUMENTS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
+
+BLOCK = re.compile(r"(<!-- table:(?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+VALUE = re.compile(r"(<!-- value:(?P<spec>[^>]*?) -->)(?P<body>.*?)(<!-- /value -->)")
+AT, CROSS = f"{ANCHOR_SCORE:g}", f"{CROSS_AGE_SCORE_CUTOFF:g}"
+
+
+def calibrations() -> dict[str, dict]:
+    """Each mode's calibration file as stored, by mode name."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(CALIBRATIONS.glob("*.json"))}
+
+
+# -- formatting --------------------------------------------------------------------------------------
+
+def ratio(fmr: float) -> str:
+    """A false-match rate as a multiple of the promise at the anchor."""
+    return f"{fmr / ANCHOR_FMR:.2f}"
+
+
+def pct(share: float, digits: int = 1) -> str:
+    return f"{100 * share:.{digits}f} %"
+
+
+def sci(value: float) -> str:
+    return f"{value:.2e}"
+
+
+def power(value: float) -> str:
+    """1e-3, not 0.001 or 1e-03."""
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def one_in(fmr: float) -> str:
+    return f"1 in {float(f'{1 / fmr:.2g}'):,.0f}"
+
+
+#: FORMAT of a value marker: (number format, unit); a path with ``*`` gives the range "low–high".
+FORMATS = {"ratio": (ratio, "x"), "pct": (lambda v: f"{100 * v:.1f}", " %"), "sci": (sci, ""),
+           "int": (lambda v: f"{v:,}", ""), "per_1000": (lambda v: f"{1000 * v:.1f}", " in 1,000"),
+           "one_in": (one_in, ""), "text": (str, "")}
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "".join("| " + " | ".join(str(cell) for cell in line) + " |\n" for line in lines)
+
+
+def before_after(before: str, after: str) -> str:
+    return f"{before} → **{after}**"
+
+
+def lookup(calibration: dict, path: str) -> list:
+    """The values at ``path`` (keys joined by ``/``; a ``*`` in a key matches as in fnmatch)."""
+    nodes = [calibration]
+    for key in path.split("/"):
+        nodes = [node[k] for node in nodes for k in (fnmatch.filter(node, key) if "*" in key else [key])]
+    if not nodes:
+        raise KeyError(f"nothing at {path!r}")
+    return nodes
+
+
+# -- the tables --------------------------------------------------------------------------------------
+
+def promise_table(cals: dict) -> str:
+    """What a score stands for (facecmp.contract): the same for every mode."""
+    decades = (round(ANCHOR_SCORE + k * SCORE_PER_DECADE, 2) for k in (-1, 1, 2))
+    scores = sorted({PROMISE_FLOOR, CROSS_AGE_SCORE_CUTOFF, ANCHOR_SCORE, *decades})
+    fmr = [ANCHOR_FMR * 10 ** (-(s - ANCHOR_SCORE) / SCORE_PER_DECADE) for s in scores]
+    return (f"    FMR(s) = {power(ANCHOR_FMR)} * 10 ** (-(s - {ANCHOR_SCORE:g}) / {SCORE_PER_DECADE:g})    "
+            f"for s >= {PROMISE_FLOOR:g}\n\n"
+            + table(["score", *(f"**{s:g}**" if s == ANCHOR_SCORE else f"{s:g}" for s in scores)],
+                    [["promised FMR", *(f"**{one_in(f)}**" if s == ANCHOR_SCORE else one_in(f)
+                                        for s, f in zip(scores, fmr))]]))
+
+
+def span(values: list[float], number=ratio) -> str:
+    """"low–high" of ``values`` as ``number`` writes them; one figure where both read the same."""
+    low, high = number(min(values)), number(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
+def summary_table(cals: dict, groups_key: str, pairs_key: str) -> str:
+    """The README's one table: held-out FMR at 0.7 as a multiple of the promise, by population
+    (ranges over groups and degradations), and same-person acceptance."""
+    modes = list(cals)
+    held = {mode: cal["heldout"] for mode, cal in cals.items()}
+
+    def groups(mode, prefix):
+        return [g["normalised"][AT] for name, g in held[mode][groups_key].items() if name.startswith(prefix)]
+
+    def degraded(mode, kinds, pair="both degraded"):
+        rates = [s[kind][pair][AT] for s in held[mode]["degraded"].values() for kind in kinds if kind in s]
+        flagged = span([r["flagged_false_matches"] for r in rates], lambda v: f"{100 * v:.0f}")
+        return f"{span([r['fmr'] for r in rates])} ({flagged} % of the false matches flagged)"
+
+    kinds = sorted({kind for mode in modes for s in held[mode]["degraded"].values() for kind in s} - {"undegraded"})
+    ordinary = [kind for kind in kinds if kind != "scan"]
+    rows = [
+        ["LFW folds 6–10 (adult celebrities), all different-person pairs",
+         *(ratio(held[m]["lfw"]["at"][AT]["fmr"]) for m in modes)],
+        [f"{groups_key}: pairs by the younger face's age band", *(span(groups(m, "younger face")) for m in modes)],
+        [f"{groups_key}: adult pairs of one labelled race or gender", *(span(groups(m, "adults, both")) for m in modes)],
+        [f"{pairs_key}: celebrities photographed years apart, all pairs of two different people",
+         *(ratio(held[m][pairs_key]["normalised"]["all pairs across folders"][AT]) for m in modes)],
+        [f"two degraded copies ({', '.join(ordinary)})", *(degraded(m, ordinary) for m in modes)],
+        ["two copies made to look like old scanned prints", *(degraded(m, ["scan"]) for m in modes)],
+        ["one degraded copy beside an undegraded photo", *(degraded(m, kinds, "one degraded") for m in modes)],
+    ]
+    accept = [
+        ["LFW folds 6–10 same person", *(pct(1 - held[m]["lfw"]["at"][AT]["fnmr"]) for m in modes)],
+        [f"{pairs_key} same person years apart (at {AT} / {CROSS})",
+         *(f"{pct(held[m][pairs_key]['normalised'][AT]['accept_same'])} / "
+           f"{pct(held[m][pairs_key]['normalised'][CROSS]['accept_same'])}" for m in modes)],
+    ]
+    return (table([f"held out: FMR at {AT} ÷ {power(ANCHOR_FMR)}", *(f"`{m}`" for m in modes)], rows) + "\n"
+            + table([f"held out: accepted at {AT}", *(f"`{m}`" for m in modes)], accept))
+
+
+def groups_table(cals: dict, mode: str, groups_key: str) -> str:
+    """Different-person pairs of the cohort set's held-out half by group, and LFW folds 6-10:
+    FMR of the cosine-only map (before the normalisation) and of the shipped calibration."""
+    held = cals[mode]["heldout"]
+    rows = [[name, f"{g['normalised']['pairs']:,}", f"{g['cosine-only'][AT]:.1e}", f"**{g['normalised'][AT]:.1e}**",
+             ratio(g["normalised"][AT]), f"{g['normalised'][CROSS]:.1e}"] for name, g in held[groups_key].items()]
+    lfw, before = held["lfw"], held["lfw_cosine_only"]
+    rows.append([f"LFW folds {lfw['folds']}, all pairs", f"{lfw['impostor_pairs']:,}", f"{before['at'][AT]['fmr']:.2e}",
+                 f"**{lfw['at'][AT]['fmr']:.2e}**", ratio(lfw["at"][AT]["fmr"]), f"{lfw['at'][CROSS]['fmr']:.2e}"])
+    return table(["different-person pairs", "pairs", f"cosine-only: FMR at {AT}", f"**now: FMR at {AT}**",
+                  f"now ÷ {power(ANCHOR_FMR)}", f"now: FMR at {CROSS}"], rows)
+
+
+def cost_table(cals: dict, pairs_key: str) -> str:
+    """What the normalisation costs or wins on LFW (pairs.txt, all pairs) and a pairs file, per
+    mode: the cosine-only map → the shipped calibration."""
+    rows = []
+    for mode, cal in cals.items():
+        held = cal["heldout"]
+        now, old = held["lfw"], held["lfw_cosine_only"]
+        pairs = held[pairs_key]
+        others = [cut for cut in now["at"] if cut not in (AT, CROSS)]
+        rows.append([f"`{mode}`", before_after(pct(old["accuracy_10fold"], 2), pct(now["accuracy_10fold"], 2)),
+                     before_after(pct(old["tar_at_far_1e-3_all_pairs"], 2), pct(now["tar_at_far_1e-3_all_pairs"], 2)),
+                     before_after(pct(old["at"][AT]["fnmr"], 2), pct(now["at"][AT]["fnmr"], 2)),
+                     *(before_after(pct(pairs["cosine-only"][cut]["accept_same"]),
+                                    pct(pairs["normalised"][cut]["accept_same"])) for cut in (AT, CROSS)),
+                     " / ".join(f"{now['at'][cut]['fmr']:.1e}" for cut in others)])
+    return table(["mode (cosine-only → now)", "LFW 10-fold accuracy", f"TAR at FAR {power(ANCHOR_FMR)} (all pairs)",
+                  f"LFW FNMR at {AT}", f"{pairs_key} same person accepted at {AT}", f"at {CROSS}",
+                  f"LFW FMR at {' / '.join(others)}"], rows)
+
+
+def matched(rates: dict) -> str:
+    low, high = rates["fmr_95"]
+    return f"{rates['false_matches']} ({1000 * low:.1f}–{1000 * high:.1f})"
+
+
+def pairs_table(cals: dict, mode: str, pairs_key: str) -> str:
+    """A pairs file (CACD-VS dev): acceptance, the protocol's false matches with their 95 %
+    interval, and all pairs across its folders."""
+    held = cals[mode]["heldout"][pairs_key]
+    maps = ("cosine-only", "normalised")
+    across = held["normalised"]["all pairs across folders"]["pairs"]
+    impostors = held["pairs"] // 2
+
+    def row(label, cell):
+        return [label, *(cell(held[m]) if m == "cosine-only" else f"**{cell(held[m])}**" for m in maps)]
+
+    return table([f"{pairs_key} ({held['pairs']:,} pairs, {held['without_face']} without a face)", "cosine-only map",
+                  "**now**"], [
+        row(f"same person accepted at {AT} / {CROSS}",
+            lambda h: f"{pct(h[AT]['accept_same'])} / {pct(h[CROSS]['accept_same'])}"),
+        row(f"protocol's different-person pairs matched at {AT} (of about {impostors:,}; 95 % interval in 1,000)",
+            lambda h: matched(h[AT])),
+        row(f"the same at {CROSS}", lambda h: matched(h[CROSS])),
+        row(f"all {across:,} different-person pairs across folders: FMR at {AT} / {CROSS}",
+            lambda h: " / ".join(f"{h['all pairs across folders'][c]:.2e}" for c in (AT, CROSS))),
+        row(f"the same at {AT} ÷ {power(ANCHOR_FMR)}", lambda h: ratio(h["all pairs across folders"][AT])),
+    ])
+
+
+def sweep_table(cals: dict, mode: str, pairs_key: str) -> str:
+    """A pairs file at cutoffs above the anchor: what holding its protocol pairs to 1 in 1,000 costs."""
+    held = cals[mode]["heldout"][pairs_key]
+    rows = [[cut, *(f"{pct(held[m]['tradeoff'][cut]['accept_same'])}" for m in ("normalised", "cosine-only")),
+             *(matched(held[m]["tradeoff"][cut]) for m in ("normalised", "cosine-only"))]
+            for cut in held["normalised"]["tradeoff"]]
+    return table(["cutoff", "same person accepted: now", "cosine-only",
+                  "different-person pairs matched (95 % in 1,000): now", "cosine-only"], rows)
+
+
+def age_gap_table(cals: dict, mode: str, key: str) -> str:
+    """Same-person pairs by estimated age gap: acceptance, cosine-only → now."""
+    rows = [[band, f"{g['pairs']:,}", *(before_after(pct(g["cosine-only"][cut]), pct(g["normalised"][cut]))
+                                        for cut in (AT, CROSS))]
+            for band, g in cals[mode]["heldout"][key].items()]
+    return table(["same-person pairs (LFW folds 6–10)", "pairs", f"accepted at {AT}: cosine-only → now", f"at {CROSS}"],
+                 rows)
+
+
+def degraded_table(cals: dict, mode: str) -> str:
+    """Held-out sets with seeded degraded copies (heldout.degraded): at 0.7, for two copies and for
+    a copy beside an undegraded photo, FMR ÷ 1e-3 (false matches), the share of false matches the
+    answer flags (within_calibration false), the share of all pairs flagged, same-person acceptance."""
+    rows = []
+    for name, kinds in cals[mode]["heldout"]["degraded"].items():
+        for kind, entry in kinds.items():
+            parts = {"both degraded": entry} if kind == "undegraded" else entry
+            cells = []
+            for part in ("both degraded", "one degraded"):
+                if kind == "undegraded" and part == "one degraded":
+                    cells += ["—"] * 4
+                    continue
+                try:
+                    at, flagged = parts[part][AT], parts[part]["flagged_pairs"]
+                    cells += [f"{ratio(at['fmr'])} ({at['false_matches']:,})",
+                              f"{100 * at['flagged_false_matches']:.0f} %", f"{100 * flagged:.0f} %",
+                              f"{100 * at['accept_same']:.0f} % of {at['same_pairs']:,}" if "accept_same" in at else "—"]
+                except (KeyError, TypeError) as exc:
+                    raise ValueError(f"{mode}: heldout/degraded/{name}/{kind} is not laid out as the degraded "
+                                     f"table reads it (missing {exc}); show it with <!-- table: heldout | "
+                                     f"degraded/{name} --> instead") from exc
+            rows.append([name, kind, f"{entry.get('copies', '—')}", *cells])
+    head = [f"FMR ÷ {power(ANCHOR_FMR)} (false matches)", "false matches flagged", "pairs flagged", "same person accepted"]
+    return table(["held-out set", "degradation", "copies", *(f"two copies: {h}" for h in head),
+                  *(f"copy + photo: {h}" for h in head)], rows)
+
+
+def fit_table(cals: dict) -> str:
+    """What each calibration was fitted with and where its coverage ends."""
+    def quantile(grid, q):   # the stored percentile grids run 0, 5, ..., 100
+        return grid[round(q * (len(grid) - 1))]
+
+    rows = [
+        ("cohort faces (AS-norm), top k", lambda c: f"{c['normaliser']['cohort_size']:,}, {c['normaliser']['top_k']}"),
+        ("level: offset of the similarity axis", lambda c: f"{c['level']['offset']:+.2f}"),
+        ("quality floor (`coverage.quality`)", lambda c: f"{c['coverage']['quality']:g}"),
+        ("quality, 5th percentile of the calibration faces",
+         lambda c: f"{quantile(c['coverage']['quality_percentiles'], 0.05):g}"),
+        ("narrowest face covered, px (`coverage.face_width`)", lambda c: f"{c['coverage']['face_width']:g}"),
+        ("cohort similarity covered", lambda c: "–".join(f"{v:g}" for v in c["coverage"]["cohort_similarity"])),
+        ("ages the age model was fitted on", lambda c: "–".join(f"{v:g}" for v in c["coverage"]["age_range"])),
+        ("age bands over 3x the promise held out (named in answers)",
+         lambda c: ", ".join(f"{b['low']}–{b['high'] - 1} ({ratio(b['fmr'])}x)"
+                             for b in c["coverage"]["unkept_age_bands"]) or "none"),
+        ("quality model: faces, degraded copies, R² (cross-validated by person)",
+         lambda c: f"{c['quality_model']['faces']:,}, {c['quality_model']['degraded_copies']:,}, "
+                   f"{c['quality_model']['cv_r2_by_person']:.2f}"),
+    ]
+    fit = {mode: c["level"][f"fit_fmr_at_{AT}"] for mode, c in cals.items()}
+    body = [[label, *(value_of(c) for c in cals.values())] for label, value_of in rows]
+    body += [[f"fit data, FMR at {AT} ÷ {power(ANCHOR_FMR)}: {g}",
+              *(ratio(fit[m][g]) if g in fit[m] else "—" for m in cals)]
+             for g in dict.fromkeys(g for groups in fit.values() for g in groups)]
+    return table(["", *(f"`{m}`" for m in cals)], body)
+
+
+def flat(node, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict):
+        return {path: value for key, child in node.items()
+                for path, value in flat(child, f"{prefix} / {key}" if prefix else key).items()}
+    return {prefix: node}
+
+
+def cell(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "–".join(cell(v) for v in value)
+    return str(value)
+
+
+def heldout_table(cals: dict, key: str) -> str:
+    """Any held-out entry (``key``: a path below ``heldout``, keys joined by ``/``), every stored
+    figure of it, one column per mode: for a set that no table kind above knows yet."""
+    def entry(cal):
+        node = cal["heldout"]
+        for part in key.split("/"):
+            node = node.get(part, {})
+        return node
+
+    columns = {mode: flat(entry(cal)) for mode, cal in cals.items()}
+    paths = list(dict.fromkeys(p for figures in columns.values() for p in figures))
+    return table([f"`heldout` / {key}", *(f"`{m}`" for m in cals)],
+                 [[p, *(cell(columns[m][p]) if p in columns[m] else "—" for m in cals)] for p in paths])
+
+
+def library_imports() -> dict[str, list[str]]:
+    """Each module of facecmp/ (dotted, without ``facecmp.``; the package itself is ``facecmp``)
+    and the library modules it imports, deferred imports too."""
+    files = {}
+    for path in sorted((REPO / "facecmp").rglob("*.py")):
+        parts = path.relative_to(REPO / "facecmp").with_suffix("").parts
+        package = parts[:-1]                      # where a relative import starts
+        files[".".join(package if parts[-1] == "__init__" else parts) or "facecmp"] = (path, package)
+    out = {}
+    for module, (path, package) in files.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[:len(package) - node.level + 1]
+                target = ".".join((*base, *([node.module] if node.module else [])))
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "facecmp":
+                target = node.module.removeprefix("facecmp").lstrip(".")
+            elif isinstance(node, ast.Import):
+                found.update(a.name.removeprefix("facecmp").lstrip(".") or "facecmp" for a in node.names
+                             if a.name.split(".")[0] == "facecmp")
+                continue
+            else:
+                continue
+            for alias in node.names:
+                child = f"{target}.{alias.name}".lstrip(".")
+                found.add(child if child in files else target or "facecmp")
+        out[module] = sorted(found - {module})
+    return out
+
+
+def modules_table(cals: dict) -> str:
+    """The library's modules (read from facecmp/) and which library modules each imports."""
+    return table(["module (`facecmp.`…)", "imports of the library"],
+                 [[f"`{m}`", ", ".join(f"`{d}`" for d in deps) or "nothing"] for m, deps in library_imports().items()])
+
+
+#: KIND: (function(calibrations, *args), the heldout keys it shows given its args)
+TABLES = {
+    "promise": (promise_table, lambda: []),
+    "summary": (summary_table, lambda groups, pairs: ["lfw", groups, pairs, "degraded"]),
+    "groups": (groups_table, lambda mode, groups: [groups, "lfw", "lfw_cosine_only"]),
+    "cost": (cost_table, lambda pairs: ["lfw", "lfw_cosine_only", pairs]),
+    "pairs": (pairs_table, lambda mode, pairs: [pairs]),
+    "sweep": (sweep_table, lambda mode, pairs: [pairs]),
+    "age-gap": (age_gap_table, lambda mode, key: [key]),
+    "degraded": (degraded_table, lambda mode: ["degraded"]),
+    "fit": (fit_table, lambda: []),
+    "heldout": (heldout_table, lambda key: [key.split("/")[0]]),
+    "modules": (modules_table, lambda: []),
+}
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    kind, *args = [part.strip() for part in spec.split("|")]
+    return kind, args
+
+
+def render(spec: str, cals: dict) -> str:
+    kind, args = parse_spec(spec)
+    if kind not in TABLES:
+        raise ValueError(f"unknown table kind {kind!r} in <!-- table:{spec} --> (kinds: {', '.join(TABLES)})")
+    try:
+        return TABLES[kind][0](cals, *args)
+    except KeyError as exc:   # a refit that stores its figures under other keys
+        raise ValueError(f"<!-- table: {spec.strip()} -->: the calibration files have no {exc}; adapt the table kind "
+                         f"{kind!r} in training/doc_tables.py, or show the entry with <!-- table: heldout | KEY -->"
+                         ) from exc
+
+
+def render_value(spec: str, cals: dict) -> str:
+    mode, path, form = [part.strip() for part in spec.split("|")]
+    number, unit = FORMATS[form]
+    return span(lookup(cals[mode], path), number) + unit
+
+
+def rewrite(text: str, cals: dict) -> str:
+    text = BLOCK.sub(lambda m: m[1] + render(m["spec"], cals) + m[4], text)
+    return VALUE.sub(lambda m: m[1] + render_value(m["spec"], cals) + m[4], text)
+
+
+def shown_heldout_keys(documents=DOCUMENTS) -> set[str]:
+    """The held-out entries that the documents' tables (and values) show."""
+    shown = set()
+    for path in documents:
+        text = path.read_text()
+        for match in BLOCK.finditer(text):
+            kind, args = parse_spec(match["spec"])
+            shown.update(TABLES[kind][1](*args))
+        for match in VALUE.finditer(text):
+            parts = [p.strip() for p in match["spec"].split("|")][1].split("/")
+            if parts[0] == "heldout":
+                shown.add(parts[1])
+    return shown
+
+
+def unshown_heldout(cals: dict, documents=DOCUMENTS) -> dict[str, list[str]]:
+    """Held-out entries of a calibration that no table shows, by mode."""
+    shown = shown_heldout_keys(documents)
+    return {mode: missing for mode, cal in cals.items() if (missing := sorted(set(cal["heldout"]) - shown))}
+
+
+def stale(documents=DOCUMENTS) -> list[str]:
+    """The documents whose generated tables or values differ from the files (relative paths)."""
+    cals = calibrations()
+    return [str(p.relative_to(REPO)) for p in documents if rewrite(p.read_text(), cals) != p.read_text()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("documents", nargs="*", type=Path, default=list(DOCUMENTS),
+                        help="default: README.md and docs/*.md")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is out of date")
+    args = parser.parse_args(argv)
+    cals, status = calibrations(), 0
+    for path in args.documents:
+        text = path.read_text()
+        new = rewrite(text, cals)
+        if new == text:
+            continue
+        if args.check:
+            print(f"{path}: tables or values differ from the calibration files; run python -m training.doc_tables",
+                  file=sys.stderr)
+            status = 1
+        else:
+            path.write_text(new)
+            print(f"rewrote {path}")
+    for mode, missing in unshown_heldout(cals).items():
+        print(f"{mode}: held-out entries that no table shows: {', '.join(missing)}; add "
+              "<!-- table: heldout | NAME --> and <!-- /table --> on the next line (or a kind of "
+              "training.doc_tables.TABLES) to docs/score.md, then run python -m training.doc_tables", file=sys.stderr)
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
