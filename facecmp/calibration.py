@@ -23,11 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, PROMISE_FLOOR, SCORE_PER_DECADE
+from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, PROMISE_FLOOR, PROMISE_TOLERANCE, SCORE_PER_DECADE
 from facecmp.errors import CalibrationError
 from facecmp.normalisation import FaceStats, ScoreNormaliser
 
-FORMAT_VERSION = 3   # 3: the embedding centres moved to facecmp/centres (part of the mode)
+FORMAT_VERSION = 4   # 4: the old-print model and shift; coverage limits measured, not percentiles
+#: A face is flagged for one of these (Calibration.face_flags); the first three make a photo poor.
+POOR_PHOTO_REASONS = ("quality", "face_width", "old_print")
+FACE_REASONS = POOR_PHOTO_REASONS + ("cohort_similarity",)
 
 
 def fmr_promised(score: float | np.ndarray) -> float | np.ndarray:
@@ -108,6 +111,7 @@ class Calibration:
                                                f"ages {low:.0f}-{high:.0f}); the score is unaffected")
             trust["cohort_similarity"] = round(float(stats.cohort_mean), 4)
             trust["quality"] = round(float(stats.quality), 3)
+            trust["old_print"] = round(float(stats.old_print), 3)
         for key, value in (("cohort_similarity", stats.cohort_mean), ("quality", stats.quality),
                            ("face_width", face.width)):
             grid = self.coverage.get(f"{key}_percentiles")
@@ -116,12 +120,17 @@ class Calibration:
         return trust
 
     def face_flags(self, stats: FaceStats, face_widths) -> dict[str, np.ndarray]:
-        """Per face, whether it lies outside what the calibration was fitted and measured on, by
-        reason: ``cohort_similarity`` (outside the range of 99 % of the calibration faces),
-        ``face_width`` (narrower than 99 % of them), ``quality`` (below the quality floor)."""
+        """Per face, where the calibration's measurements say the promise fails for pairs of two
+        such faces, by reason (the limits in ``coverage`` are measured by
+        ``training/fit_calibration.py`` on impostor pairs after every shift, not percentiles):
+        ``quality`` (below the quality floor), ``face_width`` (narrower than the width below
+        which pairs of two such faces missed the promise, or than any measured),
+        ``cohort_similarity`` (a neighbourhood more crowded than where pairs missed the promise,
+        or outside the range of every calibration face) and ``old_print`` (an old-print figure
+        above the limit where pairs of two old prints still missed it)."""
         cov, widths = self.coverage, np.asarray(face_widths, float)
         none = np.zeros(np.shape(widths), bool)
-        flags = {"cohort_similarity": none, "face_width": none, "quality": none}
+        flags = {reason: none for reason in FACE_REASONS}
         if "cohort_similarity" in cov:
             flags["cohort_similarity"] = ~((cov["cohort_similarity"][0] <= stats.cohort_mean)
                                            & (stats.cohort_mean <= cov["cohort_similarity"][1]))
@@ -129,6 +138,8 @@ class Calibration:
             flags["face_width"] = widths < cov["face_width"]
         if "quality" in cov:
             flags["quality"] = stats.quality < cov["quality"]
+        if "old_print" in cov:
+            flags["old_print"] = stats.old_print >= cov["old_print"]
         return flags
 
     def unkept_age(self, younger_age) -> np.ndarray:
@@ -141,34 +152,47 @@ class Calibration:
 
     def outside(self, a: FaceStats, widths_a, b: FaceStats, widths_b) -> np.ndarray:
         """Pairs (broadcasting like :meth:`similarity`) whose score's promise may not hold: what
-        ``within_calibration = False`` means, for many pairs at once."""
-        flagged_a = np.logical_or.reduce(list(self.face_flags(a, widths_a).values()))
-        flagged_b = np.logical_or.reduce(list(self.face_flags(b, widths_b).values()))
-        return flagged_a | flagged_b | self.unkept_age(np.minimum(a.estimated_age, b.estimated_age))
+        ``within_calibration = False`` means, for many pairs at once. Poor photos (low quality,
+        small, old prints) fail in pairs: one beside a good photo keeps the promise (measured), so
+        a pair is outside when *both* faces are poor, when either lies outside the cohort
+        similarity limits, or when the younger face's age band missed the promise."""
+        flags_a, flags_b = self.face_flags(a, widths_a), self.face_flags(b, widths_b)
+        poor_a = np.logical_or.reduce([flags_a[r] for r in POOR_PHOTO_REASONS])
+        poor_b = np.logical_or.reduce([flags_b[r] for r in POOR_PHOTO_REASONS])
+        return ((poor_a & poor_b) | flags_a["cohort_similarity"] | flags_b["cohort_similarity"]
+                | self.unkept_age(np.minimum(a.estimated_age, b.estimated_age)))
 
     def coverage_notes(self, stats: FaceStats, face_widths) -> list[str]:
         """Why the score of a pair with faces ``stats`` (2,) and widths (2,) may not keep its
-        promise: each note names a face outside what the calibration was fitted on (see
-        :meth:`face_flags`), or an age band where the held-out false-match rate at 0.7 exceeded
-        the promise more than 3x."""
+        promise, in words (empty when :meth:`outside` is False): each note names the face and
+        the measured limit it falls beyond."""
         notes, cov = [], self.coverage
         flags = self.face_flags(stats, face_widths)
+        poor = [any(flags[r][i] for r in POOR_PHOTO_REASONS) for i in range(2)]
         for i, role in enumerate(("probe", "reference")):
             if flags["cohort_similarity"][i]:
-                notes.append(f"{role}: cohort similarity {stats.cohort_mean[i]:.3f} outside the range of 99 % of the "
-                             f"calibration faces [{cov['cohort_similarity'][0]:.3f}, {cov['cohort_similarity'][1]:.3f}]")
-            if flags["face_width"][i]:
-                notes.append(f"{role}: face {face_widths[i]:.0f} px wide, smaller than 99 % of the calibration "
-                             f"faces ({cov['face_width']:.0f} px)")
+                notes.append(f"{role}: this face resembles many different people more than the calibration "
+                             f"measured (cohort similarity {stats.cohort_mean[i]:.3f}, limits "
+                             f"{cov['cohort_similarity'][0]:.3f}-{cov['cohort_similarity'][1]:.3f})")
+            if not all(poor):
+                continue
+            if flags["old_print"][i]:
+                notes.append(f"{role}: looks like an old print (scanned, faded or sepia photo; old-print figure "
+                             f"{stats.old_print[i]:.2f}, limit {cov['old_print']:.2f})")
             if flags["quality"][i]:
-                notes.append(f"{role}: image quality {stats.quality[i]:.2f} (blurred, small, noisy or an old print?) "
-                             f"below {cov['quality']:.2f}, the lowest the calibration was fitted and measured on")
+                notes.append(f"{role}: low image quality (blurred, noisy, compressed or an old print; quality "
+                             f"{stats.quality[i]:.2f}, limit {cov['quality']:.2f})")
+            if flags["face_width"][i]:
+                notes.append(f"{role}: a small face ({face_widths[i]:.0f} px wide, limit {cov['face_width']:.0f} px)")
+        if all(poor):
+            notes.append(f"different people in two such photos were measured to score {ANCHOR_SCORE:g} or more "
+                         f"over {PROMISE_TOLERANCE:g} times as often as the score promises")
         younger = float(np.nanmin(stats.estimated_age)) if np.isfinite(stats.estimated_age).any() else None
         for band in cov.get("unkept_age_bands", []):
             if younger is not None and band["low"] <= younger < band["high"]:
                 notes.append(f"younger face's estimated age {younger:.0f}: at {ANCHOR_SCORE:g} the held-out "
                              f"false-match rate of ages {band['low']}-{band['high'] - 1} was {band['fmr']:.1e}, "
-                             f"over 3x the promised {ANCHOR_FMR:.1e}")
+                             f"over {PROMISE_TOLERANCE:g}x the promised {ANCHOR_FMR:.1e}")
         return notes
 
     def to_dict(self) -> dict:

@@ -20,3 +20,6 @@ DEFAULT_SCORE_CUTOFF = ANCHOR_SCORE
 #: The second cutoff eval reports, for photos years apart: about 1 in 500 (docs/score.md, "What
 #: 0.7 and 0.67 mean, and do not mean").
 CROSS_AGE_SCORE_CUTOFF = 0.67
+#: How far a measured false-match rate may miss the promise (either way) before the answer says
+#: so: where pairs were measured beyond it, ``within_calibration`` is False.
+PROMISE_TOLERANCE = 3.0

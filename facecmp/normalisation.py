@@ -22,8 +22,14 @@ is (nearly) the same for every face, using nothing but the two embeddings:
    seeded degraded copies (``training/degrade.py``) as a pseudo-label. ``z`` is further shifted
    by a piecewise-linear, non-negative function of the pair's *higher* quality: a poor photo
    beside a good one is no more alike a stranger than usual (measured), two poor photos are.
+4. **Old-print shift.** Real old photographs (scanned prints: faded colour, sepia, grain, the
+   look of an era) crowd together far more than any degradation we can make: two old prints of
+   different people match at 0.7 some 20 times more often than promised. Each face's *old-print*
+   figure is a logistic model on its embedding (the probability that it is a real old print),
+   fitted on real old photos against ordinary ones; ``z`` is shifted by a non-negative,
+   non-decreasing function of the pair's *lower* figure: both photos must be old prints.
 
-Both are fitted by ``training/fit_calibration.py`` (cohort and age model on a labelled face
+All are fitted by ``training/fit_calibration.py`` (cohort and age model on a labelled face
 set, by default utkface-dev's fit half; the shift on its impostor pairs and LFW's), stored
 beside the mode's calibration as ``<mode>-normaliser.npz`` and named in its provenance. The
 calibration then maps the normalised similarity to the score.
@@ -33,7 +39,7 @@ broadcast their arguments like NumPy (pass ``stats.column()`` for a matrix of pa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,10 +57,11 @@ class FaceStats:
     cohort_std: np.ndarray
     estimated_age: np.ndarray
     quality: np.ndarray
+    old_print: np.ndarray
 
     def __getitem__(self, index) -> "FaceStats":
         return FaceStats(self.cohort_mean[index], self.cohort_std[index], self.estimated_age[index],
-                         self.quality[index])
+                         self.quality[index], self.old_print[index])
 
     def column(self) -> "FaceStats":
         """(N, 1) views, so that a pair function of rows x columns broadcasts to (N, M)."""
@@ -63,9 +70,9 @@ class FaceStats:
     @classmethod
     def neutral(cls, n: int) -> "FaceStats":
         """Statistics under which AS-norm leaves a cosine as it is (mean 0, spread 1; age and
-        quality unknown): what a calibration without a normaliser reports."""
+        quality and old-print figure unknown): what a calibration without a normaliser reports."""
         zeros = np.zeros(n, np.float32)
-        return cls(zeros, zeros + 1, zeros + np.nan, zeros + np.nan)
+        return cls(zeros, zeros + 1, zeros + np.nan, zeros + np.nan, zeros + np.nan)
 
 
 def asnorm(cosine, a: FaceStats, b: FaceStats) -> np.ndarray:
@@ -85,6 +92,10 @@ class ScoreNormaliser:
         clipped to [0, 1].
     shift_qualities, shift_quality_values : knots of the shift subtracted by the pair's higher
         quality (0 from the last knot up).
+    old_print_weights, old_print_bias : ``logit P(old print) = embedding @ old_print_weights +
+        old_print_bias``; None: the calibration was fitted without old photos, every face 0.
+    shift_old_prints, shift_old_print_values : knots of the shift subtracted by the pair's lower
+        old-print figure (0 below the first knot).
     """
 
     cohort: np.ndarray
@@ -98,6 +109,10 @@ class ScoreNormaliser:
     quality_bias: float
     shift_qualities: np.ndarray
     shift_quality_values: np.ndarray
+    old_print_weights: np.ndarray | None = None
+    old_print_bias: float = 0.0
+    shift_old_prints: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    shift_old_print_values: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     def face_stats(self, embeddings: np.ndarray, *, block: int = 8192) -> FaceStats:
         """Cohort statistics and estimated age of (N, D) embeddings."""
@@ -120,13 +135,21 @@ class ScoreNormaliser:
         age = np.expm1(embeddings @ self.age_weights + self.age_bias)
         quality = np.clip(embeddings @ self.quality_weights + self.quality_bias, 0.0, 1.0)
         return FaceStats(mean, np.maximum(std, 1e-6), np.clip(age, 0.0, None).astype(np.float32),
-                         quality.astype(np.float32))
+                         quality.astype(np.float32), self.old_print(embeddings))
+
+    def old_print(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N,) probability that each of (N, D) embeddings is a real old print (0 without the model)."""
+        if self.old_print_weights is None:
+            return np.zeros(len(embeddings), np.float32)
+        logit = np.clip(embeddings @ self.old_print_weights + self.old_print_bias, -30.0, 30.0)
+        return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
 
     def normalise(self, cosine, a: FaceStats, b: FaceStats) -> np.ndarray:
         """Normalised similarity of pairs (a, b) with cosine ``cosine`` (broadcasting)."""
         return (asnorm(np.asarray(cosine, np.float32), a, b)
                 - self.age_shift(np.minimum(a.estimated_age, b.estimated_age))
-                - self.quality_shift(np.maximum(a.quality, b.quality)))
+                - self.quality_shift(np.maximum(a.quality, b.quality))
+                - self.old_print_shift(np.minimum(a.old_print, b.old_print)))
 
     def age_shift(self, younger_age) -> np.ndarray:
         return np.interp(np.minimum(younger_age, self.age_clamp), self.shift_ages, self.shift_values)
@@ -134,9 +157,13 @@ class ScoreNormaliser:
     def quality_shift(self, pair_quality) -> np.ndarray:
         return np.interp(pair_quality, self.shift_qualities, self.shift_quality_values)
 
+    def old_print_shift(self, pair_old_print) -> np.ndarray:
+        return np.interp(pair_old_print, self.shift_old_prints, self.shift_old_print_values)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
+        old_print = {} if self.old_print_weights is None else {"old_print_weights": self.old_print_weights.astype(np.float32)}
         return {"cohort": self.cohort.astype(np.float16), "age_weights": self.age_weights.astype(np.float32),
-                "quality_weights": self.quality_weights.astype(np.float32)}
+                "quality_weights": self.quality_weights.astype(np.float32), **old_print}
 
     def to_dict(self) -> dict:
         return {"top_k": self.top_k, "cohort_size": len(self.cohort), "age_bias": float(self.age_bias),
@@ -145,7 +172,10 @@ class ScoreNormaliser:
                           "value": [round(float(v), 5) for v in self.shift_values]},
                 "quality_bias": float(self.quality_bias),
                 "quality_shift": {"quality": [round(float(v), 4) for v in self.shift_qualities],
-                                  "value": [round(float(v), 5) for v in self.shift_quality_values]}}
+                                  "value": [round(float(v), 5) for v in self.shift_quality_values]},
+                "old_print_bias": float(self.old_print_bias),
+                "old_print_shift": {"old_print": [round(float(v), 4) for v in self.shift_old_prints],
+                                    "value": [round(float(v), 5) for v in self.shift_old_print_values]}}
 
     @classmethod
     def from_parts(cls, data: dict, arrays) -> "ScoreNormaliser":
@@ -154,4 +184,7 @@ class ScoreNormaliser:
                    float(data["age_clamp"]), np.array(data["shift"]["age"], float),
                    np.array(data["shift"]["value"], float), np.asarray(arrays["quality_weights"], np.float32),
                    float(data["quality_bias"]), np.array(data["quality_shift"]["quality"], float),
-                   np.array(data["quality_shift"]["value"], float))
+                   np.array(data["quality_shift"]["value"], float),
+                   np.asarray(arrays["old_print_weights"], np.float32) if "old_print_weights" in arrays else None,
+                   float(data["old_print_bias"]), np.array(data["old_print_shift"]["old_print"], float),
+                   np.array(data["old_print_shift"]["value"], float))

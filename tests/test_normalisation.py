@@ -56,8 +56,8 @@ def test_younger_face_age_shift_is_applied_and_clamped():
     assert normaliser.age_shift(2.0) == pytest.approx(-2.0)
     assert normaliser.age_shift(6.0) == pytest.approx(-1.5)
     assert normaliser.age_shift(60.0) == pytest.approx(0.0)  # adults share the clamped shift
-    child = FaceStats(np.float32(0), np.float32(1), np.float32(2), np.float32(1))
-    adult = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(1))
+    child = FaceStats(np.float32(0), np.float32(1), np.float32(2), np.float32(1), np.float32(0))
+    adult = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(1), np.float32(0))
     # The younger face decides: a child with an adult gets the child's shift.
     assert normaliser.normalise(0.5, child, adult) == pytest.approx(0.5 + 2.0)
 
@@ -66,8 +66,8 @@ def test_two_poor_photos_are_shifted_a_poor_photo_beside_a_good_one_is_not():
     normaliser = _normaliser(np.eye(4, dtype=np.float32), 1, np.zeros(4, np.float32), 0.0, 20.0,
                              np.array([0.0, 20.0]), np.zeros(2),
                              quality_shift=(np.array([0.2, 0.6, 1.0]), np.array([1.5, 0.5, 0.0])))
-    sharp = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(1.0))
-    blurred = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(0.4))
+    sharp = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(1.0), np.float32(0))
+    blurred = FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(0.4), np.float32(0))
     assert normaliser.quality_shift(0.4) == pytest.approx(1.0)
     assert normaliser.normalise(0.5, blurred, blurred) == pytest.approx(0.5 - 1.0)
     assert normaliser.normalise(0.5, sharp, blurred) == pytest.approx(0.5)   # the higher quality decides
@@ -133,7 +133,7 @@ def test_same_person_pairs_are_banded_by_estimated_age_gap_on_held_out_folds_onl
     lfw = {"identity": people, "fold": np.r_[np.full(9, 6), np.full(3, 1)], "ok": np.ones(12, bool),
            "embeddings": _unit(np.repeat(np.eye(4, 8), 3, axis=0))}   # one direction per person: cosine 1
     ages = np.array([30, 32, 60, 30, 36, 52, 20, 20, 20, 30, 80, 30], np.float32)   # gaps 2 30 28, 6 22 16, 0 0 0
-    stats = FaceStats(np.zeros(12), np.ones(12), ages, np.ones(12))
+    stats = FaceStats(np.zeros(12), np.ones(12), ages, np.ones(12), np.zeros(12))
     calibration = Calibration("identity", {}, "", "", np.array([-1.0, 1.0]), np.array([0.0, 1.0]), {})
     bands = heldout_age_gaps({"normalised": calibration}, lfw, {"normalised": stats})
     # Person d is in fold 1 (fitted on): none of its pairs count.

@@ -55,13 +55,14 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_predict
 from tqdm import tqdm
 
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
-from facecmp.contract import ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
+from facecmp.contract import ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF, PROMISE_TOLERANCE
 from eval.datasets import load_pairs_file
 from eval.metrics import all_pair_blocks, cutoff_at_fmr, kfold_accuracy
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser, asnorm
 from facecmp.settings import FacecmpSettings, cache_dir
 from training.lfw_protocol import lfw_images, view2_pairs
+from training.old_photos import attach_identities, fit_old_prints, identity_set_rates, old_print_limit
 
 MIN_TAIL_COUNT = 50
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "facecmp" / "calibrations"
@@ -72,7 +73,6 @@ SHIFT_FMR = 1e-3
 SHIFT_PAIRS = 1_500_000   # sampled impostor pairs per source for the age shift
 AGE_RIDGE_ALPHA = 0.1
 QUALITY_RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)   # chosen by 5-fold cross-validation by person
-PROMISE_TOLERANCE = 3.0
 LEVEL_LFW_BOUNDS = (0.6, 1.6)   # inside README's promise on LFW, [0.5, 2]x, with room for held-out noise
 LEVEL_MIN_PAIRS = 20_000   # an age band whose held-out FMR at 0.7 misses 1e-3 by more is flagged
 
@@ -242,16 +242,39 @@ def fit_quality_shift(values: np.ndarray, pair_quality: np.ndarray, reference: f
     return np.append(qualities, 1.0), np.append(shift, 0.0)
 
 
-def quality_floor(pair_quality: np.ndarray, values: np.ndarray, cut: float, lowest_knot: float, bins: int = 24) -> float:
-    """The quality below which a face is outside the calibration: the top of the highest bin (by
-    the pair's higher quality, fit pairs) whose FMR at score 0.7 still misses the promise by more
-    than PROMISE_TOLERANCE after every shift, or, where none does, the lowest quality the shift was
-    fitted at (below it the shift is extrapolated)."""
-    edges = np.unique(np.quantile(pair_quality, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, pair_quality, "right") - 1, 0, len(edges) - 2)
+def failing_below(key: np.ndarray, values: np.ndarray, cut: float, lowest: float, bins: int = 24) -> float:
+    """Where the promise was measured to fail: the top of the highest bin of ``key`` (a pair's
+    figure, e.g. its higher quality or its larger face width: both faces at most this) whose
+    false-match rate at the similarity ``cut`` (score 0.7) exceeds the promise more than
+    PROMISE_TOLERANCE times, after every shift; or ``lowest`` (the lowest value measured, or
+    fitted at) where no bin does. Pairs are binned by quantiles of ``key``."""
+    edges = np.unique(np.quantile(key, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, key, "right") - 1, 0, len(edges) - 2)
     missed = [edges[b + 1] for b in range(len(edges) - 1)
               if np.mean(values[which == b] >= cut) > PROMISE_TOLERANCE * SHIFT_FMR]
-    return round(float(max(missed) if missed else lowest_knot), 4)
+    return round(float(max(missed) if missed else lowest), 4)
+
+
+def measured_limits(normaliser: ScoreNormaliser, sampled: list, shifted: list, pair_quality: list, cut: float,
+                    cohort_range: list[float]) -> dict:
+    """Where the promise was measured to fail, on the sampled impostor pairs of fit faces and
+    their degraded copies after every shift (:func:`failing_below`): ``quality`` by the pair's
+    higher quality, ``face_width`` by its larger face width (both faces small), and
+    ``cohort_similarity``'s upper end by its lower cohort similarity (both neighbourhoods crowded);
+    where none fails, the lowest quality the shift was fitted at, the smallest width measured and
+    the calibration faces' range."""
+    values, quality, width, crowding = [], [], [], []
+    for (both, stats, a, b), v, q in zip(sampled, shifted, pair_quality):
+        values.append(v - normaliser.quality_shift(q)
+                      - normaliser.old_print_shift(np.minimum(stats.old_print[a], stats.old_print[b])))
+        quality.append(q)
+        width.append(np.maximum(both["face_width"][a], both["face_width"][b]))
+        crowding.append(np.minimum(stats.cohort_mean[a], stats.cohort_mean[b]))
+    values, quality, width, crowding = (np.concatenate(x) for x in (values, quality, width, crowding))
+    ceiling = -failing_below(-crowding, values, cut, -cohort_range[1])
+    return {"quality": failing_below(quality, values, cut, float(normaliser.shift_qualities[0])),
+            "face_width": round(failing_below(width, values, cut, float(width.min())), 1),
+            "cohort_similarity": [cohort_range[0], round(min(ceiling, cohort_range[1]), 4)]}
 
 
 def with_degraded(clean: dict, degraded: dict | None, identity: np.ndarray) -> dict:
@@ -277,7 +300,8 @@ def with_degraded(clean: dict, degraded: dict | None, identity: np.ndarray) -> d
 
 def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float, seed: int = 0,
         lfw_degraded: dict | None = None, cohort_degraded: dict | None = None,
-        degraded_in_cohort: bool = False) -> tuple[Calibration, dict]:
+        degraded_in_cohort: bool = False, old_photos: dict | None = None, old_photos_in_cohort: bool = True,
+        old_print_shift: bool = True) -> tuple[Calibration, dict]:
     """The normaliser and knots of ``mode`` (see the module docstring); also the fit's diagnostics."""
     rng = np.random.default_rng(seed)
     fit_faces = cohort_set["ok"] & cohort_set["fit"]
@@ -287,7 +311,10 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
     both_l = with_degraded(lfw, lfw_degraded, lfw["identity"])
     fit_c, fit_l = both_c["ok"] & fit_faces[both_c["source"]], both_l["ok"] & lfw_fit[both_l["source"]]
     in_cohort = fit_c if degraded_in_cohort else fit_c & both_c["clean"]
-    cohort = both_c["embeddings"][in_cohort].astype(np.float16).astype(np.float32)
+    cohort = both_c["embeddings"][in_cohort]
+    if old_photos is not None and old_photos_in_cohort:
+        cohort = np.concatenate([cohort, old_photos["embeddings"][old_photos["fit"]]])
+    cohort = cohort.astype(np.float16).astype(np.float32)
     log_age = np.log1p(cohort_set["age"][fit_faces])
     age_model = Ridge(alpha=AGE_RIDGE_ALPHA).fit(emb_c[fit_faces], log_age)
     # Quality: ridge on the fit faces of both sets and their copies; fit faces get cross-fitted
@@ -327,7 +354,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
                            shift_ages, shift_values, normaliser.quality_weights, normaliser.quality_bias,
                            np.array([0.0, 1.0]), np.zeros(2))
     shift_qualities, shift_quality_values = np.array([0.0, 1.0]), np.zeros(2)
-    pair_quality, shifted = [], []
+    pair_quality, shifted, sampled = [], [], []
     if lfw_degraded is not None or cohort_degraded is not None:
         # Quality shift on sampled impostor pairs of faces and copies, relative to undegraded pairs.
         reference = cutoff_at_fmr(np.concatenate(values) - aged.age_shift(np.concatenate(younger)), fmr=SHIFT_FMR)[0]
@@ -337,11 +364,19 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
             cos = pair_cosines(both["embeddings"], a, b)
             shifted.append(aged.normalise(cos, stats[a], stats[b]))
             pair_quality.append(np.maximum(stats.quality[a], stats.quality[b]))
+            sampled.append((both, stats, a, b))
         shift_qualities, shift_quality_values = fit_quality_shift(np.concatenate(shifted), np.concatenate(pair_quality),
                                                                   reference)
     normaliser = ScoreNormaliser(cohort, top_k, normaliser.age_weights, normaliser.age_bias, age_clamp,
                                  shift_ages, shift_values, normaliser.quality_weights, normaliser.quality_bias,
                                  shift_qualities, shift_quality_values)
+    old_print_info, stats_old = None, None
+    if old_photos is not None:
+        normaliser, stats_old, old_print_info = fit_old_prints(
+            normaliser, old_photos, both_c, stats_c, fit_c, both_l, stats_l, fit_l,
+            reference=cutoff_at_fmr(np.concatenate(values) - aged.age_shift(np.concatenate(younger)), fmr=SHIFT_FMR)[0],
+            sampled=[(stats, a, b, v - normaliser.quality_shift(q))
+                     for (_, stats, a, b), v, q in zip(sampled, shifted, pair_quality)], shift=old_print_shift)
     # The rest of the fit reads the undegraded faces, as before.
     clean_c, clean_l = np.flatnonzero(both_c["clean"]), np.flatnonzero(both_l["clean"])
     stats_c_all, stats_l_all = stats_c, stats_l
@@ -354,23 +389,23 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
     widths = np.concatenate([cohort_set["face_width"][fit_faces], lfw["face_width"][lfw_fit]])
     means = np.concatenate([stats_c.cohort_mean[fit_faces], stats_l.cohort_mean[lfw_fit]])
     percentiles = np.linspace(0, 1, 21)
-    coverage = {"cohort_similarity": [round(float(v), 4) for v in np.quantile(means, [0.005, 0.995])],
-                "face_width": round(float(np.quantile(widths, 0.01)), 1),
+    coverage = {"cohort_similarity": [round(float(means.min()), 4), round(float(means.max()), 4)],
                 "cohort_similarity_percentiles": [round(float(v), 4) for v in np.quantile(means, percentiles)],
                 "face_width_percentiles": [round(float(v), 1) for v in np.quantile(widths, percentiles)]}
     qualities = np.concatenate([stats_c_all.quality[fit_c & both_c["clean"]], stats_l_all.quality[fit_l & both_l["clean"]]])
     ages = cohort_set["age"][fit_faces]
     coverage.update({"quality_percentiles": [round(float(v), 4) for v in np.quantile(qualities, percentiles)],
                      "age_range": [float(ages.min()), float(ages.max())]})
-    if pair_quality:
-        pair_quality = np.concatenate(pair_quality)
-        coverage["quality"] = quality_floor(pair_quality, np.concatenate(shifted) - normaliser.quality_shift(pair_quality),
-                                            float(np.interp(ANCHOR_SCORE, score, similarity)), shift_qualities[0])
+    cut = float(np.interp(ANCHOR_SCORE, score, similarity))
+    if sampled:
+        coverage.update(measured_limits(normaliser, sampled, shifted, pair_quality, cut, coverage["cohort_similarity"]))
     calibration = Calibration(
         id="", pipeline=MODES[mode].fingerprint(), dataset="", method="", similarity_knots=similarity,
-        score_knots=score, info={"tail": tail, "level": level, "quality_model": quality_info}, normaliser=normaliser,
-        coverage=coverage)
-    return calibration, {"stats_cohort_set": stats_c, "stats_lfw": stats_l, "lfw_fit_impostors": len(impostor),
+        score_knots=score, info={"tail": tail, "level": level, "quality_model": quality_info,
+                                 **({"old_print_model": old_print_info} if old_print_info else {})},
+        normaliser=normaliser, coverage=coverage)
+    return calibration, {"stats_cohort_set": stats_c, "stats_lfw": stats_l, "stats_old_photos": stats_old,
+                         "lfw_fit_impostors": len(impostor),
                          "cohort_both": (both_c, stats_c_all), "lfw_both": (both_l, stats_l_all)}
 
 
@@ -595,6 +630,15 @@ def heldout_degraded(calibration: Calibration, both: dict, stats: FaceStats, hel
     return out
 
 
+def flagged_faces(calibration: Calibration, stats: FaceStats, widths: np.ndarray) -> dict:
+    """The share of faces each reason flags (:meth:`Calibration.face_flags`) and of faces with any
+    reason; a pair is outside the calibration only when both its photos are poor (or a face is
+    beyond the cohort limits), so these bound the flagged pairs from above."""
+    flags = calibration.face_flags(stats, widths)
+    return {"faces": len(widths), **{reason: round(float(np.mean(flag)), 4) for reason, flag in flags.items()},
+            "any": round(float(np.mean(np.logical_or.reduce(list(flags.values())))), 4)}
+
+
 def unkept_age_bands(groups: dict) -> list[dict]:
     """Younger-face age bands whose held-out FMR at 0.7 exceeds 1e-3 by more than the tolerance
     (stricter bands are reported in ``heldout`` but not flagged: there the promise errs safe)."""
@@ -629,6 +673,12 @@ def main() -> None:
     parser.add_argument("--degraded-cohort", action="store_true",
                         help="put the cohort set's degraded copies in the AS-norm cohort too (measured: worse, "
                              "README); they always fit the quality model and shift")
+    parser.add_argument("--old-photos", type=Path,
+                        help="embeddings of real old photos of people across their lives (default: "
+                             "<cache>/training/fgnet-dev-<mode>.npz, used if it exists); half the people fit "
+                             "the old-print model and shift, the other half is held out")
+    parser.add_argument("--old-photo-labels", type=Path, default=shared / "data" / "fgnet-dev" / "labels.csv",
+                        help="their labels: path (relative to the CSV), subject, age")
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--age-clamp", type=float, default=20.0)
     parser.add_argument("--write", type=Path, default=None, help="default: facecmp/calibrations/<mode>.json")
@@ -642,9 +692,12 @@ def main() -> None:
                                     ("cohort", args.cohort_degraded, args.cohort_name, cohort_set)):
         path = given or training / f"{name}-degraded-{args.mode}.npz"
         degraded[key] = load_degraded(path, clean) if path.exists() else None
+    old_photos_path = args.old_photos or training / f"fgnet-dev-{args.mode}.npz"
+    old_photos = (attach_identities(load_embeddings(old_photos_path), args.old_photo_labels)
+                  if old_photos_path.exists() and args.old_photo_labels.exists() else None)
     calibration, fitted = fit(args.mode, lfw, cohort_set, top_k=args.top_k, age_clamp=args.age_clamp,
                               lfw_degraded=degraded["lfw"], cohort_degraded=degraded["cohort"],
-                              degraded_in_cohort=args.degraded_cohort)
+                              degraded_in_cohort=args.degraded_cohort, old_photos=old_photos)
     previous = cosine_only(lfw)
     both = {"normalised": calibration, "cosine-only": previous}
     groups = heldout_groups(both, cohort_set, {"normalised": fitted["stats_cohort_set"],
@@ -661,12 +714,34 @@ def main() -> None:
     heldout["lfw same person by estimated age gap"] = heldout_age_gaps(
         both, lfw, {"normalised": fitted["stats_lfw"], "cosine-only": FaceStats.neutral(len(lfw["embeddings"]))})
     coverage = {**calibration.coverage, "unkept_age_bands": unkept_age_bands(groups)}
+    if old_photos is not None:
+        # Where two old prints still miss the promise after the shift: measured on held-out people.
+        limit = old_print_limit(dataclasses.replace(calibration, coverage=coverage), old_photos,
+                                fitted["stats_old_photos"], np.flatnonzero(~old_photos["fit"]))
+        if limit is not None:
+            coverage["old_print"] = limit
     flagging = dataclasses.replace(calibration, coverage=coverage)   # measured as the answers will flag
     (lfw_both, lfw_stats), (cohort_both, cohort_stats) = fitted["lfw_both"], fitted["cohort_both"]
     heldout["degraded"] = {
         "lfw folds 6-10": heldout_degraded(flagging, lfw_both, lfw_stats, lfw["fold"][lfw_both["source"]] >= 6),
         f"{args.cohort_name} held-out half": heldout_degraded(flagging, cohort_both, cohort_stats,
                                                               ~cohort_set["fit"][cohort_both["source"]])}
+    lfw_held = lfw["ok"] & (lfw["fold"] >= 6)
+    cohort_held = cohort_set["ok"] & ~cohort_set["fit"]
+    heldout["flagged faces"] = {
+        "lfw folds 6-10": flagged_faces(flagging, fitted["stats_lfw"][lfw_held], lfw["face_width"][lfw_held]),
+        f"{args.cohort_name} held-out half": flagged_faces(flagging, fitted["stats_cohort_set"][cohort_held],
+                                                           cohort_set["face_width"][cohort_held])}
+    if old_photos is not None:
+        held = ~old_photos["fit"]
+        heldout["flagged faces"][f"{args.old_photo_labels.parent.name} held-out people"] = flagged_faces(
+            flagging, fitted["stats_old_photos"][held], old_photos["face_width"][held])
+        heldout[args.old_photo_labels.parent.name] = {
+            half: {"normalised": identity_set_rates(flagging, old_photos, fitted["stats_old_photos"], rows),
+                   "cosine-only": identity_set_rates(previous, old_photos, FaceStats.neutral(len(old_photos["age"])),
+                                                     rows, flag=False)}
+            for half, rows in (("held-out people", np.flatnonzero(~old_photos["fit"])),
+                               ("fit people", np.flatnonzero(old_photos["fit"])))}
     folds_fit = int(np.sum(lfw["ok"] & (lfw["fold"] >= 1) & (lfw["fold"] <= 5)))
     final = Calibration(
         id=f"{args.mode}-lfw-folds1-5-{args.cohort_name}-asnorm-age-quality-v3", pipeline=MODES[args.mode].fingerprint(),
