@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facecmp.calibration import fmr_promised, load_calibration
+from facecmp.calibration import Calibration, fmr_promised, load_calibration
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser
-from facecmp.calibration import Calibration
-from training.fit_calibration import (PROMISE_TOLERANCE, fit_age_shift, fit_knots, fit_quality_shift,
-                                      heldout_age_gaps, pair_cosines, pairs_file_rates, unkept_age_bands)
+from training.fit_calibration import fit_age_shift, fit_knots, fit_quality_shift
+from training.heldout import PROMISE_TOLERANCE, heldout_age_gaps, pairs_file_rates, unkept_age_bands
 from training.level_tradeoff import tradeoff_rows
+from training.pair_walks import pair_cosines
 
 
 def _normaliser(cohort, top_k, age_weights, age_bias, age_clamp, shift_ages, shift_values, *,

@@ -25,8 +25,8 @@ from facecmp.calibration import Calibration, load_calibration
 from facecmp.contract import ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
 from facecmp.modes import MODES
 from facecmp.settings import FacecmpSettings, cache_dir
-from training.fit_calibration import (all_pairs, attach_labels, group_masks, load_embeddings, load_lfw_embeddings,
-                                      pairs_across_folders, pairs_file_rows)
+from training.fit_data import attach_labels, group_masks, load_embeddings, load_lfw_embeddings, pairs_file_rows
+from training.pair_walks import all_pairs, pairs_across_folders
 
 
 def held_out_similarities(calibration: Calibration, lfw_npz: Path, lfw_dir: Path, cohort_npz: Path,
