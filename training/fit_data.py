@@ -8,7 +8,7 @@ labels them.
 - :func:`load_degraded` and :func:`with_degraded`: ``training/degrade.py``'s copies of a set, and
   the set joined with them;
 - :func:`pairs_file_rows`: a pairs file in CACD-VS's layout as rows of an embeddings file;
-- :func:`group_masks`: the pair groups of a labelled set.
+- :func:`labelled_groups`: the pair groups of a labelled set.
 """
 from __future__ import annotations
 
@@ -19,9 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from eval.datasets import load_pairs_file
+from eval.groups import MIXED, Condition, Grouping, GroupSpec, band_names, make_grouping
 from training.lfw_protocol import lfw_images
 
-AGE_BANDS = ((0, 3), (3, 6), (6, 13), (13, 18), (18, 30), (30, 45), (45, 60), (60, 200))
+#: A labelled set's age bands (of the younger face of a pair), and who counts as an adult.
+AGE_EDGES = (0, 3, 6, 13, 18, 30, 45, 60, 200)
+ADULT_AGE = 18
+ADULT_COLUMNS = ("race", "gender")   # adult pairs are grouped by each of these labels, where given
 
 
 def load_embeddings(path: Path) -> dict:
@@ -100,7 +104,6 @@ def with_degraded(clean: dict, degraded: dict | None, identity: np.ndarray) -> d
             "face_width": np.concatenate([p["face_width"] for p in parts])}
 
 
-
 def pairs_file_rows(data: dict, pairs_tsv: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rows of ``data`` (an ``embed_images`` file) of each pair of a pairs file in CACD-VS's
     layout (read by :func:`eval.datasets.load_pairs_file`: columns ``path0``, ``path1``, ``label``,
@@ -114,19 +117,25 @@ def pairs_file_rows(data: dict, pairs_tsv: Path) -> tuple[np.ndarray, np.ndarray
     return a, b, same, have
 
 
-
-def group_masks(data: dict, rows: np.ndarray) -> dict[str, callable]:
-    """Pair groups of the held-out cohort set: younger face's age band; adult pairs by each label."""
-    age = data["age"][rows]
-    groups = {}
-    for low, high in AGE_BANDS:
-        groups[f"younger face {low}-{high - 1}"] = lambda r, low=low, high=high: (
-            (np.minimum(age[r][:, None], age[None, :]) >= low) & (np.minimum(age[r][:, None], age[None, :]) < high))
-    for column in ("race", "gender"):
-        if f"label_{column}" not in data:
-            continue
-        values = data[f"label_{column}"][rows]
-        for value in sorted(set(values)):
-            groups[f"adults, both {value}"] = lambda r, value=value, values=values: (
-                (age[r][:, None] >= 18) & (age[None, :] >= 18) & (values[r][:, None] == value) & (values[None, :] == value))
+def labelled_groups(data: dict, rows: np.ndarray, *, adult_age_bands: bool = True) -> dict[str, tuple[Grouping, int]]:
+    """The pair groups of the faces ``rows`` of a labelled set, by eval's group-by specs
+    (:mod:`eval.groups`): "younger face 0-2" ... (``age:min`` in AGE_EDGES bands; from 18 on only
+    with ``adult_age_bands``) and "adults, both X" (``race@age>=18``, ``gender@age>=18``, where
+    labelled). name -> (grouping, index of the group in it)."""
+    labels = {column: data[f"label_{column}"][rows] for column in ("age", *ADULT_COLUMNS) if f"label_{column}" in data}
+    ages = make_grouping(GroupSpec("age", "min"), labels, {"age": AGE_EDGES})
+    low_of = dict(zip(band_names(AGE_EDGES), AGE_EDGES))
+    groups = {f"younger face {name}": (ages, k) for k, name in enumerate(ages.names)
+              if adult_age_bands or low_of[name] < ADULT_AGE}
+    for column in ADULT_COLUMNS:
+        if column in labels:
+            adults = make_grouping(GroupSpec(column, where=(Condition("age", ">=", str(ADULT_AGE)),)), labels)
+            groups.update({f"adults, {name}": (adults, k) for k, name in enumerate(adults.names) if name != MIXED})
     return groups
+
+
+def group_masks(groups: dict[str, tuple[Grouping, int]], n: int) -> dict[str, callable]:
+    """Each group of :func:`labelled_groups` as ``select(rows)`` -> (len(rows), n) bool, for
+    :func:`training.pair_walks.all_pairs`."""
+    return {name: lambda r, grouping=grouping, k=k: grouping.of_pairs(r[:, None], np.arange(n)[None, :]) == k
+            for name, (grouping, k) in groups.items()}

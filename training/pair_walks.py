@@ -8,19 +8,25 @@ from facecmp.normalisation import FaceStats
 from training.fit_data import folder_identities
 
 
+def pair_blocks(emb: np.ndarray, stats: FaceStats, similarity, identities: np.ndarray | None = None):
+    """``similarity(cos, stats_rows, stats_cols)`` of every pair i < j, a block of rows at a time
+    (:func:`eval.metrics.all_pair_blocks`): yields ``rows`` (r,), ``cols`` (c,) and (r, c) ``values``,
+    ``genuine`` and ``impostor`` masks (``identities`` None: every pair is an impostor pair)."""
+    codes = np.arange(len(emb)) if identities is None else np.unique(identities, return_inverse=True)[1]
+    for block in all_pair_blocks(emb, codes, block_size=2048):
+        rows, cols = np.arange(block.start, block.stop), np.arange(block.start, len(emb))
+        yield rows, cols, similarity(block.cosine, stats[rows].column(), stats[cols]), block.genuine, block.impostor
+
+
 def all_pairs(emb: np.ndarray, stats: FaceStats, similarity, identities: np.ndarray | None = None,
               select=None) -> tuple[np.ndarray, np.ndarray]:
-    """``similarity(cos, stats_rows, stats_cols)`` of all genuine and impostor pairs i < j
-    (``identities`` None: every pair is an impostor pair), walked by
-    :func:`eval.metrics.all_pair_blocks`; ``select(rows)`` -> (r, N) bool restricts the pairs."""
-    codes = np.arange(len(emb)) if identities is None else np.unique(identities, return_inverse=True)[1]
+    """The values of all genuine and all impostor pairs of :func:`pair_blocks`; ``select(rows)`` ->
+    (r, N) bool restricts the pairs."""
     genuine, impostor = [], []
-    for block in all_pair_blocks(emb, codes, block_size=2048):
-        rows = np.arange(block.start, block.stop)
-        values = similarity(block.cosine, stats[rows].column(), stats[block.start:])
-        keep = np.ones_like(block.impostor) if select is None else select(rows)[:, block.start:]
-        genuine.append(values[block.genuine & keep])
-        impostor.append(values[block.impostor & keep])
+    for rows, cols, values, is_genuine, is_impostor in pair_blocks(emb, stats, similarity, identities):
+        keep = np.ones_like(is_impostor) if select is None else select(rows)[:, cols[0]:]
+        genuine.append(values[is_genuine & keep])
+        impostor.append(values[is_impostor & keep])
     return np.concatenate(genuine), np.concatenate(impostor)
 
 
