@@ -49,14 +49,15 @@ import numpy as np
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_predict
 
+from eval.devdata import CACD_VS, LFW, UTKFACE, dataset_dir
 from eval.metrics import cutoff_at_fmr
 from facecmp.calibration import PROMISE_FLOOR, Calibration, fmr_promised
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser, asnorm
-from facecmp.settings import FacecmpSettings, cache_dir
 from training.fit_data import (attach_labels, group_masks, labelled_groups, load_degraded, load_embeddings,
                                load_lfw_embeddings, with_degraded)
+from training.embed_images import embeddings_file
 from training.heldout import PROMISE_TOLERANCE, heldout_figures
 from training.pair_walks import all_pairs, pair_cosines, sample_pairs
 
@@ -294,23 +295,20 @@ def cosine_only(lfw: dict) -> Calibration:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=sorted(MODES))
-    shared = FacecmpSettings().shared_dir
-    training = cache_dir() / "training"
-    parser.add_argument("--lfw", type=Path, default=shared / "data" / "lfw")
+    parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
     parser.add_argument("--lfw-embeddings", type=Path, help="default: <cache>/training/lfw-<mode>.npz")
-    parser.add_argument("--cohort-embeddings", type=Path, help="default: <cache>/training/utkface-dev-<mode>.npz")
-    parser.add_argument("--cohort-labels", type=Path, default=shared / "data" / "utkface-dev" / "labels.csv")
-    parser.add_argument("--cohort-name", default="utkface-dev",
-                        help="named in the provenance (with the data's terms of use)")
+    parser.add_argument("--cohort-embeddings", type=Path, help="default: <cache>/training/<cohort name>-<mode>.npz")
+    parser.add_argument("--cohort-labels", type=Path, default=dataset_dir(UTKFACE) / "labels.csv")
+    parser.add_argument("--cohort-name", default=UTKFACE, help="named in the provenance (with the data's terms of use)")
     parser.add_argument("--cohort-terms", default="UTKFace: non-commercial research use only")
-    parser.add_argument("--pairs", type=Path, default=shared / "data" / "cacd-vs-dev" / "pairs.tsv",
+    parser.add_argument("--pairs", type=Path, default=dataset_dir(CACD_VS) / "pairs.tsv",
                         help="a held-out pairs file (CACD-VS layout), measured if its embeddings exist")
     parser.add_argument("--pairs-embeddings", type=Path, help="default: <cache>/training/cacd-vs-dev-<mode>.npz")
     parser.add_argument("--lfw-degraded", type=Path,
                         help="embeddings of training/degrade.py's copies of LFW (default: "
                              "<cache>/training/lfw-degraded-<mode>.npz, used if it exists)")
     parser.add_argument("--cohort-degraded", type=Path,
-                        help="the same for the cohort set (default: <cache>/training/utkface-dev-degraded-<mode>.npz)")
+                        help="the same for the cohort set (default: <cache>/training/<cohort name>-degraded-<mode>.npz)")
     parser.add_argument("--degraded-cohort", action="store_true",
                         help="put the cohort set's degraded copies in the AS-norm cohort too (measured: worse, "
                              "README); they always fit the quality model and shift")
@@ -319,18 +317,18 @@ def main() -> None:
     parser.add_argument("--write", type=Path, default=None, help="default: facecmp/calibrations/<mode>.json")
     args = parser.parse_args()
     target = args.write or PACKAGE_DIR / f"{args.mode}.json"
-    lfw = load_lfw_embeddings(args.lfw_embeddings or training / f"lfw-{args.mode}.npz", args.lfw)
-    cohort_set = attach_labels(load_embeddings(args.cohort_embeddings or training / f"utkface-dev-{args.mode}.npz"),
+    lfw = load_lfw_embeddings(args.lfw_embeddings or embeddings_file(LFW, args.mode), args.lfw)
+    cohort_set = attach_labels(load_embeddings(args.cohort_embeddings or embeddings_file(args.cohort_name, args.mode)),
                                args.cohort_labels)
     degraded = {}
-    for key, given, name, clean in (("lfw", args.lfw_degraded, "lfw", lfw),
+    for key, given, name, clean in (("lfw", args.lfw_degraded, LFW, lfw),
                                     ("cohort", args.cohort_degraded, args.cohort_name, cohort_set)):
-        path = given or training / f"{name}-degraded-{args.mode}.npz"
+        path = given or embeddings_file(f"{name}-degraded", args.mode)
         degraded[key] = load_degraded(path, clean) if path.exists() else None
     calibration, fitted = fit(args.mode, lfw, cohort_set, top_k=args.top_k, age_clamp=args.age_clamp,
                               lfw_degraded=degraded["lfw"], cohort_degraded=degraded["cohort"],
                               degraded_in_cohort=args.degraded_cohort)
-    pairs_embeddings = args.pairs_embeddings or training / f"cacd-vs-dev-{args.mode}.npz"
+    pairs_embeddings = args.pairs_embeddings or embeddings_file(args.pairs.parent.name, args.mode)
     pairs_set = load_embeddings(pairs_embeddings) if args.pairs.exists() and pairs_embeddings.exists() else None
     calibrations = {"normalised": calibration, "cosine-only": cosine_only(lfw)}
     stats = {"normalised": {"lfw": fitted["stats_lfw"], "cohort": fitted["stats_cohort_set"]},

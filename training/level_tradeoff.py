@@ -22,10 +22,11 @@ import numpy as np
 from tqdm import tqdm
 
 from facecmp.calibration import Calibration, load_calibration
+from eval.devdata import CACD_VS, LFW, UTKFACE, dataset_dir
 from eval.metrics import fmr_fnmr
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
 from facecmp.modes import MODES
-from facecmp.settings import FacecmpSettings, cache_dir
+from training.embed_images import embeddings_file
 from training.fit_data import (attach_labels, group_masks, labelled_groups, load_embeddings, load_lfw_embeddings,
                                pairs_file_rows)
 from training.pair_walks import all_pairs, pairs_across_folders
@@ -79,17 +80,16 @@ def tradeoff_rows(calibration: Calibration, impostors: dict[str, np.ndarray], ge
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=sorted(MODES))
-    shared, training = FacecmpSettings().shared_dir, cache_dir() / "training"
     parser.add_argument("--offsets", type=float, nargs="+", default=[-0.25, 0.0, 0.25, 0.5, 0.75],
                         help="relative to the shipped level; positive is stricter")
-    parser.add_argument("--lfw", type=Path, default=shared / "data" / "lfw")
-    parser.add_argument("--cohort-labels", type=Path, default=shared / "data" / "utkface-dev" / "labels.csv")
-    parser.add_argument("--pairs", type=Path, default=shared / "data" / "cacd-vs-dev" / "pairs.tsv")
+    parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
+    parser.add_argument("--cohort-labels", type=Path, default=dataset_dir(UTKFACE) / "labels.csv")
+    parser.add_argument("--pairs", type=Path, default=dataset_dir(CACD_VS) / "pairs.tsv")
     args = parser.parse_args()
     calibration = load_calibration(args.mode, MODES[args.mode].fingerprint())
     impostors, genuine = held_out_similarities(
-        calibration, training / f"lfw-{args.mode}.npz", args.lfw, training / f"utkface-dev-{args.mode}.npz",
-        args.cohort_labels, training / f"cacd-vs-dev-{args.mode}.npz", args.pairs)
+        calibration, embeddings_file(LFW, args.mode), args.lfw, embeddings_file(UTKFACE, args.mode), args.cohort_labels,
+        embeddings_file(CACD_VS, args.mode), args.pairs)
     header = ["held out", "pairs"] + [f"offset {d:+g}" for d in args.offsets]
     print(f"{args.mode}: FMR at 0.7 / 1e-3 (different-person pairs); accepted at 0.7 / 0.67 (same-person pairs)")
     print(" | ".join(header))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.devdata import LFW, dataset_dir
 from eval.embeddings import EmbeddingCache, embed_images
 from eval.metrics import DEFAULT_CUTOFFS, cutoff_at_fmr, kfold_accuracy
 from facecmp.align import CropConfig
@@ -31,7 +32,6 @@ from facecmp.calibration import load_calibration
 from facecmp.embed import centre_embeddings, fuse_embeddings
 from facecmp.modes import MODES, EmbedderConfig, PipelineConfig
 from facecmp.pipeline import FaceComparer
-from facecmp.settings import FacecmpSettings
 from training.heldout import face_set_rates
 from training.lfw_protocol import all_pair_cosines, fold_range, lfw_images, view2_pairs
 
@@ -129,7 +129,7 @@ def describe(config: PipelineConfig) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lfw", type=Path, default=FacecmpSettings().shared_dir / "data" / "lfw")
+    parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
     parser.add_argument("--cache", type=Path, help="eval's embedding cache (default: the shared one)")
     parser.add_argument("--folds", default="1-10", help="pairs.txt folds whose images are embedded, e.g. 1-5")
     parser.add_argument("--weights", nargs="+", default=["msceleb-128", "casia-webface"])
