@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from eval.datasets import load_pairs_file
-from eval.groups import MIXED, Condition, Grouping, GroupSpec, band_names, make_grouping
+from eval.groups import AGE_EDGES, MIXED, Condition, Grouping, GroupSpec, band_names, make_grouping
 from training.lfw_protocol import lfw_images
 
-#: A labelled set's age bands (of the younger face of a pair), and who counts as an adult.
-AGE_EDGES = (0, 3, 6, 13, 18, 30, 45, 60, 200)
 ADULT_AGE = 18
 ADULT_COLUMNS = ("race", "gender")   # adult pairs are grouped by each of these labels, where given
 
@@ -119,7 +117,7 @@ def pairs_file_rows(data: dict, pairs_tsv: Path) -> tuple[np.ndarray, np.ndarray
 
 def labelled_groups(data: dict, rows: np.ndarray, *, adult_age_bands: bool = True) -> dict[str, tuple[Grouping, int]]:
     """The pair groups of the faces ``rows`` of a labelled set, by eval's group-by specs
-    (:mod:`eval.groups`): "younger face 0-2" ... (``age:min`` in AGE_EDGES bands; from 18 on only
+    (:mod:`eval.groups`): "younger face 0-2" ... (``age:min`` in :data:`eval.groups.AGE_EDGES` bands; from 18 on only
     with ``adult_age_bands``) and "adults, both X" (``race@age>=18``, ``gender@age>=18``, where
     labelled). name -> (grouping, index of the group in it)."""
     labels = {column: data[f"label_{column}"][rows] for column in ("age", *ADULT_COLUMNS) if f"label_{column}" in data}

@@ -25,7 +25,8 @@ from eval.metrics import cutoff_at_fmr, exact_rate_interval, kfold_accuracy, mat
 from facecmp.calibration import Calibration
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF, SCORE_PER_DECADE
 from facecmp.normalisation import FaceStats
-from training.fit_data import AGE_EDGES, folder_identities, labelled_groups, pairs_file_rows
+from eval.groups import AGE_EDGES
+from training.fit_data import folder_identities, labelled_groups, pairs_file_rows
 from training.lfw_protocol import view2_pairs
 from training.pair_walks import pair_blocks
 
