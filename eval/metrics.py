@@ -28,8 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse
-from scipy.stats import beta
-from sklearn.metrics import roc_curve as _sk_roc_curve
+from scipy.special import betainccinv, betaincinv
 
 from facecmp.contract import CROSS_AGE_SCORE_CUTOFF, DEFAULT_SCORE_CUTOFF
 
@@ -213,6 +212,10 @@ def roc_curve(genuine, impostor, *, genuine_weight=None, impostor_weight=None):
     >>> float(tar[fmr == 0].max())
     1.0
     """
+    # scikit-learn takes seconds to import: only where a curve is drawn (so `python -m eval` can
+    # refuse a missing file at once).
+    from sklearn.metrics import roc_curve as _sk_roc_curve
+
     genuine, genuine_weight = _as_scores(genuine, genuine_weight)
     impostor, impostor_weight = _as_scores(impostor, impostor_weight)
     if genuine.size == 0 or impostor.size == 0:
@@ -640,8 +643,9 @@ def exact_rate_interval(errors, comparisons, *, confidence=0.95):
     comparisons = np.atleast_1d(np.asarray(comparisons, dtype=np.float64))
     tail = (1.0 - confidence) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        low = np.where(errors == 0, 0.0, beta.ppf(tail, errors, comparisons - errors + 1))
-        high = np.where(errors == comparisons, 1.0, beta.isf(tail, errors + 1, comparisons - errors))
+        # The beta distribution's tail quantiles (scipy.stats.beta.ppf / .isf, without importing scipy.stats).
+        low = np.where(errors == 0, 0.0, betaincinv(errors, comparisons - errors + 1, tail))
+        high = np.where(errors == comparisons, 1.0, betainccinv(errors + 1, comparisons - errors, tail))
     empty = comparisons <= 0
     return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
