@@ -23,10 +23,12 @@ is (nearly) the same for every face, using nothing but the two embeddings:
    by a piecewise-linear, non-negative function of the pair's *higher* quality: a poor photo
    beside a good one is no more alike a stranger than usual (measured), two poor photos are.
 
-Both are fitted by ``training/fit_calibration.py`` (cohort and age model on a labelled face
-set, by default utkface-dev's fit half; the shift on its impostor pairs and LFW's), stored
-beside the mode's calibration as ``<mode>-normaliser.npz`` and named in its provenance. The
-calibration then maps the normalised similarity to the score.
+All three are fitted by ``training/fit_calibration.py``: the cohort and the age model on a
+labelled face set (by default utkface-dev's fit half), the age shift on impostor pairs of it and
+of LFW folds 1-5, the quality model and the quality shift on those faces and their seeded
+degraded copies. The cohort and the two models' weights are stored beside the mode's calibration
+as ``<mode>-normaliser.npz``, the shifts' knots in its JSON, and the data named in its
+provenance. The calibration then maps the normalised similarity to the score.
 
 Shapes: ``embeddings`` (N, D) unit-norm; :class:`FaceStats` arrays (N,); pair functions
 broadcast their arguments like NumPy (pass ``stats.column()`` for a matrix of pairs).
