@@ -42,6 +42,7 @@ embeddings this reads were made with them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -292,7 +293,25 @@ def cosine_only(lfw: dict) -> Calibration:
     return Calibration("cosine-only", {}, "", "", similarity, score, {})
 
 
-def main() -> None:
+def provenance(mode: str, lfw: dict, cohort_set: dict, calibration: Calibration, fitted: dict, *, cohort_name: str,
+               cohort_terms: str, top_k: int, age_clamp: float) -> dict:
+    """The id, dataset and method a fitted calibration names."""
+    folds_fit = int(np.sum(lfw["ok"] & (lfw["fold"] >= 1) & (lfw["fold"] <= 5)))
+    return dict(
+        id=f"{mode}-lfw-folds1-5-{cohort_name}-asnorm-age-quality-v3",
+        dataset=(f"LFW View 2 (deep-funneled), images of pairs.txt folds 1-5 ({folds_fit:,} images, "
+                 f"{fitted['lfw_fit_impostors']:,} different-person pairs); cohort, age model and age shift: "
+                 f"{cohort_name} fit half ({int((cohort_set['ok'] & cohort_set['fit']).sum()):,} faces; "
+                 f"{cohort_terms}); quality model and shift: those faces, LFW folds 1-5 and "
+                 f"training/degrade.py's seeded copies of them ({calibration.info['quality_model']['degraded_copies']:,})"),
+        method=(f"AS-norm against the cohort (top {top_k}), minus an age shift by the younger face's "
+                f"estimated age (clamped at {age_clamp:g}), minus a quality shift by the pair's higher image "
+                f"quality; knots: empirical impostor quantiles at "
+                f"FMR = 10^-(3 + (s - 0.7)/0.1), exponential tail beyond {MIN_TAIL_COUNT} pairs, linear below "
+                "score 0.5 (training/fit_calibration.py)"))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=sorted(MODES))
     parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
@@ -315,8 +334,11 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--age-clamp", type=float, default=20.0)
     parser.add_argument("--write", type=Path, default=None, help="default: facecmp/calibrations/<mode>.json")
-    args = parser.parse_args()
-    target = args.write or PACKAGE_DIR / f"{args.mode}.json"
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     lfw = load_lfw_embeddings(args.lfw_embeddings or embeddings_file(LFW, args.mode), args.lfw)
     cohort_set = attach_labels(load_embeddings(args.cohort_embeddings or embeddings_file(args.cohort_name, args.mode)),
                                args.cohort_labels)
@@ -329,34 +351,18 @@ def main() -> None:
                               lfw_degraded=degraded["lfw"], cohort_degraded=degraded["cohort"],
                               degraded_in_cohort=args.degraded_cohort)
     pairs_embeddings = args.pairs_embeddings or embeddings_file(args.pairs.parent.name, args.mode)
-    pairs_set = load_embeddings(pairs_embeddings) if args.pairs.exists() and pairs_embeddings.exists() else None
-    calibrations = {"normalised": calibration, "cosine-only": cosine_only(lfw)}
-    stats = {"normalised": {"lfw": fitted["stats_lfw"], "cohort": fitted["stats_cohort_set"]},
-             "cosine-only": {"lfw": FaceStats.neutral(len(lfw["embeddings"])),
-                             "cohort": FaceStats.neutral(len(cohort_set["embeddings"]))}}
-    if pairs_set is not None:
-        stats["normalised"]["pairs"] = calibration.face_stats(np.nan_to_num(pairs_set["embeddings"]))
-        stats["cosine-only"]["pairs"] = FaceStats.neutral(len(pairs_set["embeddings"]))
-    heldout, unkept = heldout_figures(calibrations, stats, lfw=lfw, lfw_dir=args.lfw, cohort_set=cohort_set,
-                                      cohort_name=args.cohort_name, pairs_set=pairs_set, pairs_tsv=args.pairs,
-                                      degraded={"lfw": fitted["lfw_both"], "cohort": fitted["cohort_both"]})
-    coverage = {**calibration.coverage, "unkept_age_bands": unkept}
-    folds_fit = int(np.sum(lfw["ok"] & (lfw["fold"] >= 1) & (lfw["fold"] <= 5)))
-    final = Calibration(
-        id=f"{args.mode}-lfw-folds1-5-{args.cohort_name}-asnorm-age-quality-v3", pipeline=MODES[args.mode].fingerprint(),
-        dataset=(f"LFW View 2 (deep-funneled), images of pairs.txt folds 1-5 ({folds_fit:,} images, "
-                 f"{fitted['lfw_fit_impostors']:,} different-person pairs); cohort, age model and age shift: "
-                 f"{args.cohort_name} fit half ({int((cohort_set['ok'] & cohort_set['fit']).sum()):,} faces; "
-                 f"{args.cohort_terms}); quality model and shift: those faces, LFW folds 1-5 and "
-                 f"training/degrade.py's seeded copies of them ({calibration.info['quality_model']['degraded_copies']:,})"),
-        method=(f"AS-norm against the cohort (top {args.top_k}), minus an age shift by the younger face's "
-                f"estimated age (clamped at {args.age_clamp:g}), minus a quality shift by the pair's higher image "
-                f"quality; knots: empirical impostor quantiles at "
-                f"FMR = 10^-(3 + (s - 0.7)/0.1), exponential tail beyond {MIN_TAIL_COUNT} pairs, linear below "
-                "score 0.5 (training/fit_calibration.py)"),
-        similarity_knots=calibration.similarity_knots, score_knots=calibration.score_knots,
+    heldout, unkept = heldout_figures(
+        calibration, {"lfw": fitted["stats_lfw"], "cohort": fitted["stats_cohort_set"]}, {"cosine-only": cosine_only(lfw)},
+        lfw=lfw, lfw_dir=args.lfw, cohort_set=cohort_set, cohort_name=args.cohort_name,
+        degraded={"lfw": fitted["lfw_both"], "cohort": fitted["cohort_both"]},
+        pairs_set=load_embeddings(pairs_embeddings) if args.pairs.exists() and pairs_embeddings.exists() else None,
+        pairs_tsv=args.pairs)
+    final = dataclasses.replace(
+        calibration, **provenance(args.mode, lfw, cohort_set, calibration, fitted, cohort_name=args.cohort_name,
+                                  cohort_terms=args.cohort_terms, top_k=args.top_k, age_clamp=args.age_clamp),
         info={**calibration.info, "terms": args.cohort_terms, "heldout": heldout},
-        normaliser=calibration.normaliser, coverage=coverage)
+        coverage={**calibration.coverage, "unkept_age_bands": unkept})
+    target = args.write or PACKAGE_DIR / f"{args.mode}.json"
     final.save(target)
     print(f"wrote {target}")
     print(json.dumps(heldout, indent=1))

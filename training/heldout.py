@@ -280,32 +280,38 @@ def unkept_age_bands(groups: dict) -> list[dict]:
     return bands
 
 
-def heldout_figures(calibrations: dict[str, Calibration], stats: dict[str, dict[str, FaceStats]], *, lfw: dict,
-                    lfw_dir: Path, cohort_set: dict, cohort_name: str, degraded: dict[str, tuple[dict, FaceStats]],
-                    pairs_set: dict | None = None, pairs_tsv: Path | None = None) -> tuple[dict, list[dict]]:
-    """Everything held out (the ``heldout`` of a calibration file), for ``calibrations``: the fitted
-    one as ``"normalised"`` and others to compare with (label -> calibration), with
-    ``stats[label]["lfw" | "cohort" | "pairs"]`` the face statistics of each set (``"pairs"``: of
-    ``pairs_set``, the embeddings of ``pairs_tsv``'s images, if given). ``degraded``: ``"lfw"``
-    and ``"cohort"`` -> (:func:`training.fit_data.with_degraded`, its stats), measured with the
-    fitted calibration only. Returns the ``heldout`` dict and the unkept age bands
-    (:func:`unkept_age_bands`), with which the degraded pairs are flagged as the answers will flag them."""
+def heldout_figures(fitted: Calibration, fitted_stats: dict[str, FaceStats], compared: dict[str, Calibration], *,
+                    lfw: dict, lfw_dir: Path, cohort_set: dict, cohort_name: str,
+                    degraded: dict[str, tuple[dict, FaceStats]], pairs_set: dict | None = None,
+                    pairs_tsv: Path | None = None) -> tuple[dict, list[dict]]:
+    """Everything held out (the ``heldout`` of a calibration file): for the ``fitted`` calibration
+    (labelled ``"normalised"``, with the fit's face statistics of ``"lfw"`` and ``"cohort"``: its
+    cross-fitted ages and qualities) and for each of ``compared`` (label -> calibration, e.g. the
+    cosine-only one); on ``pairs_set``, the embeddings of ``pairs_tsv``'s images, if given.
+    ``degraded``: ``"lfw"`` and ``"cohort"`` -> (:func:`training.fit_data.with_degraded`, stats),
+    measured with the fitted calibration only. Returns the ``heldout`` dict and the unkept age
+    bands (:func:`unkept_age_bands`), with which the degraded pairs are flagged as the answers
+    will flag them."""
+    calibrations = {"normalised": fitted, **compared}
+    stats = {label: {"lfw": c.face_stats(lfw["embeddings"]), "cohort": c.face_stats(cohort_set["embeddings"])}
+             for label, c in compared.items()}
+    stats["normalised"] = fitted_stats
     heldout, groups, age_gaps = {}, {}, {}
     for label, calibration in calibrations.items():
         key = "lfw" if label == "normalised" else f"lfw_{label.replace('-', '_')}"
         heldout[key], by_gap = heldout_lfw(calibration, lfw, stats[label]["lfw"], lfw_dir,
-                                           stats["normalised"]["lfw"].estimated_age)
+                                           fitted_stats["lfw"].estimated_age)
         for name, rates in by_gap.items():
             age_gaps.setdefault(name, {"pairs": rates.pop("pairs")})[label] = rates
         for name, rates in heldout_groups(calibration, cohort_set, stats[label]["cohort"]).items():
             groups.setdefault(name, {})[label] = rates
     heldout[f"{cohort_name} held-out half"] = groups
     if pairs_set is not None:
+        embeddings = np.nan_to_num(pairs_set["embeddings"])
         heldout[pairs_tsv.parent.name] = heldout_pairs_file(
-            calibrations, pairs_set, {label: s["pairs"] for label, s in stats.items()}, pairs_tsv)
+            calibrations, pairs_set, {label: c.face_stats(embeddings) for label, c in calibrations.items()}, pairs_tsv)
     heldout["lfw same person by estimated age gap"] = age_gaps
     unkept = unkept_age_bands(groups)
-    fitted = calibrations["normalised"]
     flagging = dataclasses.replace(fitted, coverage={**fitted.coverage, "unkept_age_bands": unkept})
     (lfw_both, lfw_stats), (cohort_both, cohort_stats) = degraded["lfw"], degraded["cohort"]
     heldout["degraded"] = {
