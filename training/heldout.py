@@ -6,10 +6,14 @@ with identities is :func:`face_set_rates`: over every pair of its faces, FMR at 
 overall and by group, the share of false matches the answer flags (``within_calibration =
 False``) and same-person acceptance by group. LFW folds 6-10, the cohort set's held-out half and
 the pairs across CACD-VS's folders are measured with it; a new held-out set (say one with
-identities and ages) needs its loader and one call::
+identities and ages, such as fgnet-dev's ``labels.csv``) needs its loader and one call::
 
-    groups = {**labelled_groups(data, rows), **named_groups(GapBands(ages, AGE_GAP_EDGES, "age gap"))}
-    overall, by_group = face_set_rates(calibration, embeddings, stats, identities, groups, face_widths=widths)
+    data = attach_labels(load_embeddings(npz), labels_csv)      # label_subject, label_age, age, fit
+    rows = np.flatnonzero(data["ok"])
+    groups = {**labelled_groups(data, rows),                      # younger face's age band
+              **named_groups(GapBands(data["age"][rows], AGE_GAP_EDGES, "age gap"))}
+    overall, by_group = face_set_rates(calibration, data["embeddings"][rows], stats[rows],
+                                       data["label_subject"][rows], groups, face_widths=data["face_width"][rows])
 """
 from __future__ import annotations
 
@@ -21,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from eval.groups import AGE_EDGES
 from eval.metrics import cutoff_at_fmr, exact_rate_interval, kfold_accuracy, match_counts
 from facecmp.calibration import Calibration
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF, SCORE_PER_DECADE
 from facecmp.normalisation import FaceStats
-from eval.groups import AGE_EDGES
 from training.fit_data import folder_identities, labelled_groups, pairs_file_rows
 from training.lfw_protocol import view2_pairs
 from training.pair_walks import pair_blocks
