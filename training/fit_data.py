@@ -117,9 +117,10 @@ def pairs_file_rows(data: dict, pairs_tsv: Path) -> tuple[np.ndarray, np.ndarray
 
 def labelled_groups(data: dict, rows: np.ndarray, *, adult_age_bands: bool = True) -> dict[str, tuple[Grouping, int]]:
     """The pair groups of the faces ``rows`` of a labelled set, by eval's group-by specs
-    (:mod:`eval.groups`): "younger face 0-2" ... (``age:min`` in :data:`eval.groups.AGE_EDGES` bands; from 18 on only
-    with ``adult_age_bands``) and "adults, both X" (``race@age>=18``, ``gender@age>=18``, where
-    labelled). name -> (grouping, index of the group in it)."""
+    (:mod:`eval.groups`): "younger face 0-2" ... (``age:min`` in :data:`eval.groups.AGE_EDGES`
+    bands, those from 18 on only with ``adult_age_bands``; a band no face lies in is left out) and
+    "adults, both X" (``race@age>=18``, ``gender@age>=18``, where labelled). name -> (grouping,
+    index of the group in it)."""
     labels = {column: data[f"label_{column}"][rows] for column in ("age", *ADULT_COLUMNS) if f"label_{column}" in data}
     ages = make_grouping(GroupSpec("age", "min"), labels, {"age": AGE_EDGES})
     low_of = dict(zip(band_names(AGE_EDGES), AGE_EDGES))

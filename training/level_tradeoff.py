@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facecmp.calibration import Calibration, load_calibration
 from eval.devdata import CACD_VS, LFW, UTKFACE, dataset_dir
 from eval.metrics import fmr_fnmr
+from facecmp.calibration import Calibration, load_calibration
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
 from facecmp.modes import MODES
 from training.embed_images import embeddings_file
