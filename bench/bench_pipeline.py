@@ -40,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_service import KEY, run_level, typical_photo  # noqa: E402
 from facecmp import FaceComparer  # noqa: E402
 from eval.datasets import load_lfw  # noqa: E402
+from eval.devdata import LFW, dataset_dir  # noqa: E402
 from facecmp.backends import ComputeOptions  # noqa: E402
 from facecmp.contract import DEFAULT_SCORE_CUTOFF  # noqa: E402
 from facecmp.detect import FaceDetector  # noqa: E402
 from facecmp.embed import Embedder  # noqa: E402
 from facecmp.modes import MODES  # noqa: E402
-from facecmp.settings import FacecmpSettings  # noqa: E402
 from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
 from facecmp.weights.pixel_scaling import prewhiten  # noqa: E402
 from facecmp.weights.store import load_state_dict  # noqa: E402
@@ -339,7 +339,7 @@ def main() -> None:
     parser.add_argument("--no-service", action="store_true")
     parser.add_argument("--only", choices=("single", "embedder", "service"), help="run one section")
     parser.add_argument("--accuracy-guard", type=int, metavar="N", help="only the accuracy guard, on N pairs")
-    parser.add_argument("--lfw", type=Path, default=FacecmpSettings().shared_dir / "data" / "lfw")
+    parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

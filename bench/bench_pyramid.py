@@ -29,10 +29,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_pipeline import SIZES, guard_images, guard_row, jpeg_pairs, lfw_pairs, typical_photo  # noqa: E402
+from eval.devdata import LFW, UTKFACE, dataset_dir  # noqa: E402
 from facecmp import FaceComparer  # noqa: E402
 from facecmp.decode import load_image  # noqa: E402
 from facecmp.detect import DETECT_PASSES, DetectPass, FaceDetector  # noqa: E402
-from facecmp.settings import FacecmpSettings  # noqa: E402
 
 
 def passes(factor: float) -> tuple[DetectPass, ...]:
@@ -72,12 +72,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10, help="LFW pairs timed")
     parser.add_argument("--faces", type=int, default=1500, help="UTKFace faces pasted into photos")
     args = parser.parse_args()
-    data = FacecmpSettings().shared_dir / "data"
+    lfw = dataset_dir(LFW)
 
-    timed = [[load_image(a), load_image(b)] for a, b in jpeg_pairs(lfw_pairs(data / "lfw", args.pairs), SIZES["640x480"])]
-    paths, identities, pairs, same = guard_images(data / "lfw", 600)
+    timed = [[load_image(a), load_image(b)] for a, b in jpeg_pairs(lfw_pairs(lfw, args.pairs), SIZES["640x480"])]
+    paths, identities, pairs, same = guard_images(lfw, 600)
     guard_photos = [base64.b64decode(typical_photo(p, SIZES["640x480"])) for p in paths]
-    pasted = pasted_faces(data / "utkface-dev", args.faces)
+    pasted = pasted_faces(dataset_dir(UTKFACE), args.faces)
     reference = detect_all(FaceDetector(passes=[(640, 20)], cascade="facenet-pytorch", channels_last=False), pasted)
 
     for factor in args.factors:

@@ -9,12 +9,15 @@ From Python (or Jupyter): ``ev = eval.evaluate("photos/", mode="fast", group_by=
 then ``ev.at(0.7)``, ``ev.by_group("age")`` (pandas DataFrames), ``ev.det()`` (a matplotlib
 Figure), ``ev.report("out/")`` (:mod:`eval.api`; the CLI is a thin layer over it).
 
-Modules: ``api`` (:func:`evaluate` and :class:`Evaluation`), ``embeddings`` (cached, resumable,
-local or Ray), ``scoring`` (the one place pairs are scored; blocked all-vs-all), ``groups``
-(breakdowns by label columns), ``run`` (one evaluation -> summary), ``report`` and ``plots``
-(files), ``cli`` (``python -m eval run|compare``), ``liveness_pad`` (APCER/BPCER of the liveness check), ``datasets`` (dataset
-adapters) and ``metrics`` (plain functions on score arrays). Imports ``facecmp`` only; ``training``
-imports this package, never the reverse.
+Modules: ``api`` (:func:`evaluate` and :class:`Evaluation`), ``datasets`` (dataset adapters),
+``embeddings`` (cached, resumable, local or Ray), ``scoring`` (the one place pairs are scored;
+blocked all-vs-all), ``groups`` (breakdowns by label columns), ``metrics`` (plain functions on
+score arrays: rates, curves, intervals), ``run`` (one evaluation -> summary), ``report`` and
+``plots`` (files), ``cli`` (``python -m eval run|compare``), ``devdata`` (where the project's
+development data, ../shared, lives); and two scripts on the liveness check, ``liveness_pad``
+(APCER/BPCER on liveness-dev) and ``liveness_frames`` (faces that are not the subject). Imports
+``facecmp`` only; ``training`` imports this package (and holds the calibration's held-out
+measurement, ``training.heldout``, on ``metrics``), never the reverse.
 """
 
 __all__ = ["Evaluation", "evaluate"]

@@ -120,9 +120,11 @@ def evaluate(dataset: str | Path | FaceDataset, *, mode: str | None = None, grou
         raise EmbeddingIncomplete(f"stopped after {embedding.n_computed} new images (limit); {missing} still to "
                                   "embed. Run the same command again to continue.")
     if any(column in pending for g in groupings for column in (g.spec.column, *(c.column for c in g.spec.where))):
-        columns = {**groups.pipeline_columns(embedding.records), **dataset.labels}
+        calibration = comparer.calibration(mode)
+        columns = {**groups.pipeline_columns(embedding.embeddings, embedding.ok, calibration), **dataset.labels}
+        coverage = calibration.coverage
         groupings, _ = groups.make_groupings(columns, group_by, groups.with_default_bands(
-            bands, {"quality": groups.quality_bands(comparer.calibration(mode).coverage)}))
+            bands, {"quality": groups.quality_bands(coverage), "old_print": groups.old_print_bands(coverage)}))
     options = EvaluationOptions(cutoffs=tuple(cutoffs), fmr_targets=tuple(fmr_targets), n_resamples=bootstrap,
                                 seed=seed, all_pairs=all_pairs)
     found = measure(dataset, comparer, embedding, mode=mode, settings=options, groupings=groupings)

@@ -112,7 +112,17 @@ def dataset_options(args) -> dict:
                 delimiter=args.delimiter.encode().decode("unicode_escape") if args.delimiter else None)
 
 
+def missing_inputs(args) -> list[str]:
+    """The files ``run`` names that do not exist, said before the pipeline is imported and loaded
+    (seconds): the dataset and the labels file."""
+    named = {"dataset": args.dataset, "--labels": args.labels}
+    return [f"{what} {path} does not exist" for what, path in named.items() if path and not Path(path).exists()]
+
+
 def command_run(args) -> int:
+    missing = missing_inputs(args)
+    if missing:
+        raise SystemExit("error: " + "; ".join(missing))
     matplotlib = require("matplotlib", "eval")
     matplotlib.use("Agg")  # files only, no display needed
     from eval.api import EmbeddingIncomplete, InputError, evaluate

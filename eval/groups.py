@@ -19,7 +19,8 @@ A face without the label (empty cell, no row) puts its pairs in no group of that
 
 Numeric columns can be banded: ``age=0,3,6,13,18,inf`` makes bands ``0-2``, ``3-5``,
 ``6-12``, ``13-17``, ``18+`` (a band holds ``lower <= value < upper``; values outside every
-band are unlabelled).
+band are unlabelled). A numeric column named in a spec without bands, with more than
+MAX_UNBANDED_VALUES values, is banded by :func:`automatic_bands` (and the notes say so).
 """
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ RULES = ("same", "pair", "min", "max")
 MIXED = "mixed"
 #: Without --group-by, label columns with more distinct values than this are not broken down.
 MAX_DEFAULT_GROUPS = 30
+#: A numeric column named in a group-by spec without bands, with more distinct values than this, is banded.
+MAX_UNBANDED_VALUES = 12
+#: Age bands: where the false-match rate of a pair changes with the younger face's age (children
+#: by stage, adults by 15 years); used for ``age`` and ``estimated_age`` when no bands are given.
+AGE_EDGES = (0, 3, 6, 13, 18, 30, 45, 60, 200)
+AGE_COLUMNS = ("age", "estimated_age")
+AUTOMATIC_BANDS = 5   # other numeric columns: this many bands of about equal count
 _OPERATORS = {"!=": operator.ne, ">=": operator.ge, "<=": operator.le, "=": operator.eq, ">": operator.gt,
               "<": operator.lt}
 
@@ -193,6 +201,31 @@ def band(values: np.ndarray, edges) -> np.ndarray:
     return out.astype(str)
 
 
+def automatic_bands(column: str, values: np.ndarray) -> tuple[float, ...] | None:
+    """Bands for a numeric label column named without bands: None when some value is not a number
+    or there are at most MAX_UNBANDED_VALUES distinct values (each is a group then); AGE_EDGES for
+    an age column; else AUTOMATIC_BANDS bands of about equal count, their edges rounded to the
+    power of ten below a twentieth of the range (0.01 for values from 0.3 to 1), the last open-ended.
+
+    >>> automatic_bands("age", np.array([str(a) for a in range(70)]))
+    (0, 3, 6, 13, 18, 30, 45, 60, 200)
+    >>> automatic_bands("score", np.array([f"{v / 100:g}" for v in range(30, 100)]))
+    (0.3, 0.44, 0.58, 0.71, 0.85, inf)
+    >>> automatic_bands("grade", np.array(["1", "2", "3", ""])) is None
+    True
+    """
+    numbers = [_number(text) for text in values if text]
+    if not numbers or None in numbers or len(set(numbers)) <= MAX_UNBANDED_VALUES:
+        return None
+    if column in AGE_COLUMNS:
+        return AGE_EDGES
+    low, high = min(numbers), max(numbers)
+    decimals = -math.floor(math.log10((high - low) / 20))
+    inner = np.quantile(numbers, np.linspace(0, 1, AUTOMATIC_BANDS + 1)[1:-1])
+    edges = [math.floor(low * 10 ** decimals) / 10 ** decimals, *(round(float(q), decimals) for q in inner)]
+    return tuple(sorted(set(edges))) + (math.inf,)
+
+
 def _value_order(values: list[str], bands: tuple[float, ...] | None) -> list[str]:
     if bands is not None:
         return [name for name in band_names(bands) if name in values]
@@ -284,18 +317,20 @@ def make_grouping(spec: GroupSpec, labels: dict[str, np.ndarray],
 
 
 #: Columns every evaluated image gets from the pipeline itself (its face's ``trust``), beside its labels.
-PIPELINE_COLUMNS = ("quality", "estimated_age")
+PIPELINE_COLUMNS = ("quality", "estimated_age", "old_print")
 
 
-def pipeline_columns(records) -> dict[str, np.ndarray]:
-    """Per image, the pipeline's own figures as label columns ("" where the image failed).
-
-    >>> from types import SimpleNamespace as R
-    >>> pipeline_columns([R(trust={"quality": 0.91, "estimated_age": 30.0}), None])["quality"].tolist()
-    ['0.91', '']
+def pipeline_columns(embeddings: np.ndarray, ok: np.ndarray, calibration) -> dict[str, np.ndarray]:
+    """Per image, the pipeline's own figures as label columns ("" where the image failed), computed
+    from its embedding by ``calibration`` (a :class:`facecmp.calibration.Calibration`) now, not
+    read from a cache that an earlier calibration filled: its quality, estimated age (clamped to the
+    ages the age model was fitted on, as the answers give it) and old-print figure.
     """
-    return {column: np.array(["" if record is None or column not in (record.trust or {})
-                              else f"{record.trust[column]:g}" for record in records])
+    stats = calibration.face_stats(embeddings)
+    low, high = calibration.coverage.get("age_range", (0.0, math.inf))
+    values = {"quality": stats.quality, "estimated_age": np.clip(stats.estimated_age, low, high),
+              "old_print": stats.old_print}
+    return {column: np.where(ok, np.char.mod("%g", np.round(values[column].astype(float), 3)), "")
             for column in PIPELINE_COLUMNS}
 
 
@@ -309,6 +344,16 @@ def quality_bands(coverage: dict) -> tuple[float, ...]:
     grid = coverage.get("quality_percentiles") or [0.0] * 21
     edges = [0.0, coverage.get("quality", 0.0), grid[1], grid[10], math.inf]
     return tuple(sorted(set(float(e) for e in edges)))
+
+
+def old_print_bands(coverage: dict) -> tuple[float, ...]:
+    """Default bands of ``old_print`` (a probability): ordinary photos (below 0.5), old prints up
+    to the calibration's flag limit (where pairs of two were measured to miss the promise), above.
+
+    >>> old_print_bands({"old_print": 0.7})
+    (0.0, 0.5, 0.7, inf)
+    """
+    return tuple(sorted({0.0, 0.5, float(coverage.get("old_print", 0.5)), math.inf}))
 
 
 def with_default_bands(bands, defaults: dict[str, tuple[float, ...]]) -> dict:
@@ -350,6 +395,9 @@ def make_groupings(labels: dict[str, np.ndarray], specs=None, bands=None) -> tup
     specs : spec texts (``"race@age>=18"``) or :class:`GroupSpec`; None: :func:`default_specs`.
     bands : column -> edges (``"0,3,6,13,18,inf"`` or numbers), or ``COLUMN=EDGES`` texts.
 
+    A numeric column a spec names without bands, with many values, is banded by
+    :func:`automatic_bands` (a note says how).
+
     Raises ValueError for a spec or band that cannot be read, KeyError for an unknown column.
     """
     if isinstance(bands, str):
@@ -364,6 +412,12 @@ def make_groupings(labels: dict[str, np.ndarray], specs=None, bands=None) -> tup
     else:
         specs = [spec if isinstance(spec, GroupSpec) else GroupSpec.parse(spec)
                  for spec in ([specs] if isinstance(specs, str) else specs)]
+        for column in dict.fromkeys(spec.column for spec in specs):
+            edges = None if column in bands or column not in labels else automatic_bands(column, labels[column])
+            if edges is not None:
+                bands[column] = edges
+                notes.append(f"label column `{column}` has many values and was banded: {', '.join(band_names(edges))} "
+                             f"(--bands {column}=EDGES, or bands= in Python, chooses others)")
     return [make_grouping(spec, labels, bands) for spec in specs], notes
 
 

@@ -22,6 +22,7 @@ from PIL import Image
 from sklearn.datasets import load_sample_image
 from tqdm import tqdm
 
+from eval.devdata import shared_root
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
 from facecmp.liveness import LivenessChecker
@@ -120,7 +121,7 @@ def minivision_frames(detector: FaceDetector, checker: LivenessChecker, shared: 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    parser.add_argument("--shared", type=Path, default=shared_root())
     parser.add_argument("--frames", type=int, default=40)
     args = parser.parse_args(argv)
     detector, checker = FaceDetector(), LivenessChecker()

@@ -25,8 +25,9 @@ import torch
 from facecmp.decode import load_image
 from facecmp.detect import FaceDetector
 from facecmp.liveness import LivenessChecker
+from eval.devdata import shared_root
 from eval.metrics import fmr_fnmr
-from facecmp.settings import FacecmpSettings, LivenessSettings
+from facecmp.settings import LivenessSettings
 
 BLOCK = 50
 
@@ -87,7 +88,7 @@ def time_checks(image: np.ndarray, detector: FaceDetector, checker: LivenessChec
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", type=Path, default=FacecmpSettings().shared_dir)
+    parser.add_argument("--shared", type=Path, default=shared_root())
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="MiniFASNet directory (default: <shared>/models/minifasnet)")
     parser.add_argument("--max-apcer", type=float, default=0.01, help="APCER target on the fit part")

@@ -4,13 +4,16 @@ The meaning: a score ``s`` >= 0.5 corresponds to a false-match rate of
 ``10 ** -(3 + (s - 0.7) / 0.1)`` — 0.7 is 1 in 1,000, every 0.1 more is a factor of 10 fewer
 false matches (0.67 ~ 1 in 500, 0.8 ~ 1 in 10,000). Below 0.5 (FMR above 10 %) the score only
 orders pairs. The score is a monotone piecewise-linear map of the pair's *similarity*: its
-cosine normalised by :mod:`facecmp.normalisation` (cohort AS-norm and an age shift), so that
-the meaning holds across ages and groups, not only on the population the map was fitted on.
+cosine normalised by :mod:`facecmp.normalisation` (cohort AS-norm, an age shift and a quality
+shift), so that the meaning holds across ages, groups and poor photos, not only on the
+population the map was fitted on.
 
 A calibration is data: a small versioned JSON file in ``facecmp/calibrations/`` naming the
 dataset and method it was fitted on and the pipeline it belongs to, and beside it
-``<mode>-normaliser.npz`` (cohort and age model, pinned by sha256), both written by
-``training/fit_calibration.py``. Loading one for another pipeline raises; nothing falls back.
+``<mode>-normaliser.npz`` (the cohort's embeddings and the age and quality models' weights,
+pinned by sha256 in the JSON), both written by ``training/fit_calibration.py``, with the
+figures measured on data the fit held out (``info["heldout"]``). Loading one for another
+pipeline raises; nothing falls back.
 """
 from __future__ import annotations
 

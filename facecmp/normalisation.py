@@ -29,10 +29,14 @@ is (nearly) the same for every face, using nothing but the two embeddings:
    fitted on real old photos against ordinary ones; ``z`` is shifted by a non-negative,
    non-decreasing function of the pair's *lower* figure: both photos must be old prints.
 
-All are fitted by ``training/fit_calibration.py`` (cohort and age model on a labelled face
-set, by default utkface-dev's fit half; the shift on its impostor pairs and LFW's), stored
-beside the mode's calibration as ``<mode>-normaliser.npz`` and named in its provenance. The
-calibration then maps the normalised similarity to the score.
+All four are fitted by ``training/fit_calibration.py``: the cohort and the age model on a
+labelled face set (by default utkface-dev's fit half, with the old photos of the fit people), the
+age shift on impostor pairs of it and of LFW folds 1-5, the quality model and the quality shift on
+those faces and their seeded degraded copies, the old-print model and shift on real old photos
+(by default fgnet-dev's fit people) against those faces. The cohort and the three models' weights
+are stored beside the mode's calibration as ``<mode>-normaliser.npz``, the shifts' knots in its
+JSON, and the data named in its provenance. The calibration then maps the normalised similarity
+to the score.
 
 Shapes: ``embeddings`` (N, D) unit-norm; :class:`FaceStats` arrays (N,); pair functions
 broadcast their arguments like NumPy (pass ``stats.column()`` for a matrix of pairs).

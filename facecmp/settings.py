@@ -9,8 +9,9 @@ passed by name win over the environment.
 One object is threaded: ``FaceComparer(settings=...)`` hands its settings to the detector, the
 embedders, the weight store and the liveness check, and the service passes its own
 ``serve.settings.Settings``. A part built without one reads the environment then
-(``FacecmpSettings()`` is cheap); :func:`cache_dir` and :func:`shared_dir` are that read for
-scripts (training, eval, bench, tests).
+(``FacecmpSettings()`` is cheap); :func:`cache_dir` is that read for scripts (training, eval,
+bench, tests). The project's development data (``../shared``) is not the library's:
+``eval/devdata.py`` knows where it lives.
 """
 from __future__ import annotations
 
@@ -24,11 +25,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from facecmp.decode import DecodeLimits
 from facecmp.faces import MIN_FACE_PROBABILITY
 from facecmp.modes import MODES, mode_name
-
-# The source checkout this package was imported from (its parent holds ../shared on a developer's
-# machine); meaningless, and unused, for a wheel installed into site-packages.
-_CHECKOUT = Path(__file__).resolve().parents[1]
-
 
 def _default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "facecmp"
@@ -107,10 +103,6 @@ class FacecmpSettings(BaseSettings):
                     "~/.cache/facecmp.")
     celebrity_dir: Path | None = Field(
         None, description="An existing copy of the 5-celebrity sample photos (default: fetched into the cache).")
-    shared_dir: Path = Field(
-        _CHECKOUT.parent / "shared",
-        description="The project's development data (LFW, CACD, liveness sets, MiniFASNet files); default: "
-                    "../shared beside the source checkout. Used by the tests, eval, training and bench only.")
     max_image_bytes: int = Field(DecodeLimits.max_bytes, gt=0, description="Largest image file decoded.")
     max_image_pixels: int = Field(DecodeLimits.max_pixels, gt=0,
                                   description="Largest image (width x height), checked before decoding.")
@@ -127,7 +119,7 @@ class FacecmpSettings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("cache_dir", "celebrity_dir", "shared_dir", mode="after")
+    @field_validator("cache_dir", "celebrity_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -141,8 +133,3 @@ def cache_dir() -> Path:
     """Root of facecmp's cache (``$FACECMP_CACHE_DIR``); created on demand by writers."""
     return FacecmpSettings().cache_dir
 
-
-def shared_dir() -> Path | None:
-    """The development data folder (``$FACECMP_SHARED_DIR``, else ``../shared``), if it exists."""
-    path = FacecmpSettings().shared_dir
-    return path if path.is_dir() else None

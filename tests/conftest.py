@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from facecmp.settings import shared_dir
+from eval.devdata import shared_dir
 
 
 @pytest.fixture(scope="session")

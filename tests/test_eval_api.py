@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,6 +20,7 @@ from eval.cli import main
 from summaries import without_timing
 from facecmp.calibration import ANCHOR_SCORE, fmr_promised
 
+REPO = Path(__file__).resolve().parents[1]
 AGES = (8, 30, 52)      # per photo, so that pairs of one person fall in several age bands
 GENDER = {"ben_afflek": "male", "elton_john": "male", "jerry_seinfeld": "male", "madonna": "female",
           "mindy_kaling": "female"}
@@ -178,6 +181,19 @@ def test_bad_input_is_refused_before_anything_is_embedded(tmp_path, labelled):
         eval.evaluate(root / "labels.csv", progress=False)
     with pytest.raises(TypeError, match="max_images"):
         eval.evaluate(datasets.load(root), max_images=3, progress=False)
+
+
+def test_the_cli_names_a_missing_file_before_it_imports_the_pipeline(tmp_path):
+    # In a fresh interpreter: neither torch nor the pipeline is imported when the answer comes.
+    probe = ("import sys\nfrom eval.cli import main\n"
+             "try:\n    main(['run', sys.argv[1], '--labels', sys.argv[2], '--out', sys.argv[3]])\n"
+             "except SystemExit as exc:\n    print(exc)\n"
+             "print(sorted(m for m in ('torch', 'facecmp.pipeline', 'sklearn') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "photos"), str(tmp_path / "labels.csv"),
+                           str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines() == [f"error: dataset {tmp_path / 'photos'} does not exist; --labels "
+                                        f"{tmp_path / 'labels.csv'} does not exist", "[]"], done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_set_without_genuine_pairs_has_tables_but_no_curves(tmp_path, labelled, fast_comparer):

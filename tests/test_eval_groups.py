@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from eval.cli import main
-from eval.groups import Condition, GroupSpec, band, band_names, make_grouping, parse_bands, rule_table
+from eval.groups import Condition, GroupSpec, band, band_names, make_grouping, make_groupings, parse_bands, rule_table
 from eval import datasets
 from facecmp.calibration import fmr_promised
 
@@ -74,6 +74,21 @@ def test_a_grouping_leaves_out_unlabelled_and_filtered_faces():
     adults = make_grouping(GroupSpec.parse("age:min"), labels, {"age": parse_bands(AGE_BANDS)[1]})
     a, b = np.array([0, 1, 2, 4]), np.array([1, 3, 3, 3])
     assert [adults.names[g] if g >= 0 else None for g in adults.of_pairs(a, b)] == ["0-2", "18+", None, "6-12"]
+
+
+def test_a_numeric_column_named_without_bands_is_banded_not_split_into_every_value():
+    ages = np.array([str(a) for a in range(70)])              # fgnet-dev's ages: 0-69
+    (grouping,), notes = make_groupings({"age": ages}, ["age:min"])
+    assert grouping.names == ["0-2", "3-5", "6-12", "13-17", "18-29", "30-44", "45-59", "60-199"]
+    assert "banded" in notes[0] and "--bands age=" in notes[0]
+    (given,), notes = make_groupings({"age": ages}, ["age:min"], ["age=0,18,inf"])
+    assert given.names == ["0-17", "18+"] and notes == []      # bands given win
+    scores = np.array([f"{v:.3f}" for v in np.linspace(0.2, 0.99, 400)])
+    (quintiles,), _ = make_groupings({"score": scores}, ["score"])
+    counts = np.bincount(quintiles.codes, minlength=5)
+    assert len(quintiles.names) == 5 + 1 and counts.min() >= 70   # five bands of about 80, and "mixed"
+    few = np.array(["1", "2", "3", "2"])
+    assert make_groupings({"grade": few}, ["grade"])[0][0].names == ["both 1", "both 2", "both 3", "mixed"]
 
 
 # -- end to end ----------------------------------------------------------------------------

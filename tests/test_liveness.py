@@ -18,11 +18,12 @@ from facecmp.liveness import LivenessChecker, LivenessSettings, estimate_pose, f
 from facecmp.liveness.crop import context_crop, enlarged_box, resize_bilinear
 from facecmp.liveness.model import build_minifasnet
 from facecmp.settings import FacecmpSettings
+from eval.devdata import shared_root
 from facecmp.liveness.model import load_minifasnet
 from facecmp.weights.registry import MINIFASNET
 from facecmp.weights.store import fetch, installed
 
-SHARED = FacecmpSettings().shared_dir
+SHARED = shared_root()
 needs_shared = pytest.mark.skipif(
     not (SHARED / "models" / "minifasnet").is_dir(),
     reason=f"shared data not found at {SHARED} (set FACECMP_SHARED_DIR): LFW, liveness samples and "

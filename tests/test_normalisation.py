@@ -5,13 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facecmp.calibration import fmr_promised, load_calibration
+from facecmp.calibration import Calibration, fmr_promised, load_calibration
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser
-from facecmp.calibration import Calibration
-from training.fit_calibration import (PROMISE_TOLERANCE, fit_age_shift, fit_knots, fit_quality_shift,
-                                      heldout_age_gaps, pair_cosines, pairs_file_rates, unkept_age_bands)
+from training.fit_calibration import fit_age_shift, fit_knots, fit_quality_shift
+from training.fit_data import group_masks, labelled_groups
+from facecmp.contract import PROMISE_TOLERANCE
+from training.heldout import (AGE_GAP_EDGES, GapBands, face_set_rates, named_groups, pair_rates,
+                              unkept_age_bands)
 from training.level_tradeoff import tradeoff_rows
+from training.pair_walks import pair_cosines
 
 
 def _normaliser(cohort, top_k, age_weights, age_bias, age_clamp, shift_ages, shift_values, *,
@@ -120,25 +123,49 @@ def test_only_bands_over_the_promise_are_flagged():
 def test_pairs_file_false_matches_are_counted_with_their_exact_interval():
     impostor = np.r_[0.9, 0.71, np.full(998, 0.3)]
     genuine = np.r_[np.full(9, 0.8), 0.2]
-    scores, same = np.r_[impostor, genuine], np.r_[np.zeros(1000, bool), np.ones(10, bool)]
-    at = pairs_file_rates(scores, same, 0.7)
+    rates = pair_rates(genuine, impostor, cutoffs=(0.7, 0.95), interval=True)
+    at = rates["0.7"]
     assert (at["false_matches"], at["fmr"], at["accept_same"]) == (2, 0.002, 0.9)
     # Clopper-Pearson for 2 of 1,000 (tables: 0.24-7.21 in 1,000): a thousand pairs cannot tell 1 from 5 in 1,000.
     assert at["fmr_95"] == pytest.approx([2.42e-4, 7.21e-3], rel=2e-3)
-    assert pairs_file_rates(scores, same, 0.95)["fmr_95"] == pytest.approx([0.0, 3.68e-3], abs=1e-5)
+    assert rates["0.95"]["fmr_95"] == pytest.approx([0.0, 3.68e-3], abs=1e-5)
 
 
-def test_same_person_pairs_are_banded_by_estimated_age_gap_on_held_out_folds_only():
-    people = np.repeat(["a", "b", "c", "d"], 3)
-    lfw = {"identity": people, "fold": np.r_[np.full(9, 6), np.full(3, 1)], "ok": np.ones(12, bool),
-           "embeddings": _unit(np.repeat(np.eye(4, 8), 3, axis=0))}   # one direction per person: cosine 1
-    ages = np.array([30, 32, 60, 30, 36, 52, 20, 20, 20, 30, 80, 30], np.float32)   # gaps 2 30 28, 6 22 16, 0 0 0
-    stats = FaceStats(np.zeros(12), np.ones(12), ages, np.ones(12), np.zeros(12))
-    calibration = Calibration("identity", {}, "", "", np.array([-1.0, 1.0]), np.array([0.0, 1.0]), {})
-    bands = heldout_age_gaps({"normalised": calibration}, lfw, {"normalised": stats})
-    # Person d is in fold 1 (fitted on): none of its pairs count.
-    assert [v["pairs"] for v in bands.values()] == [4, 1, 1, 3]
-    assert all(v["normalised"]["0.7"] == 1.0 for v in bands.values())
+def test_a_face_set_is_measured_overall_by_age_gap_and_by_what_the_answer_flags():
+    # a (3 photos) and b (3) look like nobody else; c, one photo, looks like a: its 3 pairs with a
+    # are the false matches. a's and c's faces are too small for the calibration: pairs of two such
+    # photos are flagged (a-a, a-c), a small face beside a good one (b) is not.
+    a, b, c = np.eye(4)[0], np.eye(4)[1], 0.8 * np.eye(4)[0] + 0.6 * np.eye(4)[2]
+    embeddings = _unit(np.stack([a, a, a, b, b, b, c]))
+    identities = np.array(["a", "a", "a", "b", "b", "b", "c"])
+    ages = np.array([30, 32, 60, 20, 20, 20, 31], float)   # a's gaps 2, 30, 28; b's 0, 0, 0; c-a 1, 1, 29
+    widths = np.array([20.0] * 3 + [100.0] * 3 + [20.0])
+    linear = Calibration("linear", {}, "", "", np.array([-1.0, 1.0]), np.array([0.0, 1.0]), {},
+                         coverage={"face_width": 50.0})                   # cosine 0.8: 0.9; cosine 0: 0.5
+    overall, by_gap = face_set_rates(linear, embeddings, FaceStats.neutral(7), identities,
+                                     named_groups(GapBands(ages, AGE_GAP_EDGES, "age gap")), face_widths=widths)
+    assert (overall["genuine_pairs"], overall["impostor_pairs"]) == (6, 15)
+    assert overall["0.7"]["fmr"] == pytest.approx(3 / 15) and overall["0.7"]["accept_same"] == 1.0
+    assert overall["flagged_pairs"] == pytest.approx(3 / 15)              # c's pairs with a
+    assert overall["0.7"]["flagged_false_matches"] == 1.0 and overall["0.7"]["fmr_unflagged"] == 0.0
+    assert list(by_gap) == ["age gap 0-5", "age gap 5-10", "age gap 10-20", "age gap 20-"]
+    assert [by_gap[name]["genuine_pairs"] for name in by_gap] == [4, 0, 0, 2]
+    assert [by_gap[name]["0.7"]["false_matches"] for name in by_gap] == [2, 0, 0, 1]
+
+
+def test_the_pair_groups_of_a_labelled_set_are_eval_group_by_specs():
+    data = {"label_age": np.array(["2", "40", "30", "10", "50"]),
+            "label_race": np.array(["asian", "asian", "white", "asian", "white"])}
+    groups = labelled_groups(data, np.arange(5))
+    assert list(groups) == ["younger face 0-2", "younger face 6-12", "younger face 30-44", "younger face 45-59",
+                            "adults, both asian", "adults, both white"]   # the bands some face lies in
+    masks = group_masks(groups, 5)
+    pairs = {name: [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(mask(np.arange(5)), 1)))]
+             for name, mask in masks.items()}
+    assert pairs["younger face 6-12"] == [(1, 3), (2, 3), (3, 4)]        # the younger face is 10
+    assert pairs["adults, both white"] == [(2, 4)] and pairs["adults, both asian"] == []   # 10 is no adult
+    assert list(labelled_groups(data, np.arange(5), adult_age_bands=False)) == ["younger face 0-2", "younger face 6-12",
+                                                                               "adults, both asian", "adults, both white"]
 
 
 def test_pair_cosines_in_chunks_equal_the_cosines_of_all_pairs_at_once():
@@ -209,7 +236,10 @@ def test_compare_reports_how_far_its_score_can_be_trusted(fast_comparer, celebri
     paired = float(fast_comparer.score_embeddings(emb[0], emb[1], mode="fast")[0, 0])
     assert result.score == pytest.approx(paired, abs=1e-4)
     assert result.within_calibration == (not result.calibration_notes)
-    # A face smaller than 99 % of the calibration faces is named in the notes.
-    tiny = [face.width for face in (r.face for r in result.faces)]
-    notes = calibration.coverage_notes(stats, [calibration.coverage["face_width"] - 1, tiny[1]])
-    assert any(note.startswith("probe: face") for note in notes)
+    # Two faces smaller than the calibration's measured limit are named in the notes; one beside
+    # a face of ordinary size keeps the promise (measured), so it is not.
+    limit, ordinary = calibration.coverage["face_width"], result.faces[1].face.width
+    notes = calibration.coverage_notes(stats, [limit - 1, limit - 1])
+    assert any(note.startswith("probe: a small face") for note in notes)
+    assert any(note.startswith("reference: a small face") for note in notes)
+    assert calibration.coverage_notes(stats, [limit - 1, ordinary]) == [] and not result.calibration_notes

@@ -14,8 +14,8 @@ from facecmp.normalisation import FaceStats, ScoreNormaliser
 from training.old_photos import fit_old_print_shift, identity_pairs, split_by_person
 
 
-def _stats(old_print: float, quality: float = 1.0) -> FaceStats:
-    return FaceStats(np.float32(0), np.float32(1), np.float32(40), np.float32(quality), np.float32(old_print))
+def _stats(old_print: float, quality: float = 1.0, cohort_mean: float = 0.0) -> FaceStats:
+    return FaceStats(np.float32(cohort_mean), np.float32(1), np.float32(40), np.float32(quality), np.float32(old_print))
 
 
 def _normaliser(old_print_shift) -> ScoreNormaliser:
@@ -67,7 +67,8 @@ def test_the_split_keeps_each_person_on_one_side_and_halves_the_people():
 def test_one_poor_photo_keeps_the_promise_two_do_not(fast_comparer):
     calibration = fast_comparer.calibration("fast")
     floor, width = calibration.coverage["quality"], calibration.coverage["face_width"]
-    good, poor = _stats(0.0, 1.0), _stats(0.0, floor - 0.05)
+    typical = float(np.mean(calibration.coverage["cohort_similarity"]))   # inside the cohort limits
+    good, poor = _stats(0.0, 1.0, typical), _stats(0.0, floor - 0.05, typical)
     pair = lambda a, b, wa=200.0, wb=200.0: bool(calibration.outside(a, np.float32(wa), b, np.float32(wb)))
     assert not pair(good, good) and not pair(poor, good) and pair(poor, poor)
     assert pair(poor, good, wb=width - 1)          # a low-quality photo and a small face: both poor

@@ -17,7 +17,8 @@ Kinds (severity ranges are relative to a 250 px photo and scale with the photo's
 - ``grayscale``: luminance only.
 
 ``python -m training.degrade ../shared/data/lfw/images`` writes ``<cache>/degraded/lfw/images/``;
-embed the copies like any folder (``python -m training.embed_images <that folder>``).
+embed the copies like any folder (``python -m training.embed_images <that folder>`` writes
+``<cache>/training/lfw-degraded-<mode>.npz``, where ``training/fit_calibration.py`` looks for them).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from facecmp.settings import cache_dir
-from training.embed_images import image_paths
+from training.embed_images import dataset_name, image_paths
 
 KINDS = ("blur", "downscale", "noise", "scan", "jpeg", "grayscale")
 REFERENCE_SIDE = 250.0   # severities below are for a photo of this short side (LFW's)
@@ -135,9 +136,9 @@ def degrade_folder(root: Path, out: Path, *, seed: int = 0, kinds: tuple[str, ..
 
 
 def default_output(root: Path) -> Path:
-    """``<cache>/degraded/<dataset>/<folder>``: the dataset's name, then its image folder's."""
-    name = root.resolve().parent.name if root.name == "images" else root.name
-    return cache_dir() / "degraded" / name / root.name
+    """``<cache>/degraded/<dataset>/<folder>``: the dataset's name, then its image folder's
+    (:func:`training.embed_images.dataset_name` names the copies ``<dataset>-degraded``)."""
+    return cache_dir() / "degraded" / dataset_name(root) / root.name
 
 
 def main() -> None:

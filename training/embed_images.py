@@ -7,7 +7,7 @@ called by :func:`eval.embeddings.embed_images` (the evaluation's own path), thro
 (keyed by pipeline id and image sha256: an image eval or an earlier run embedded is not embedded
 again, and an interrupted run resumes).
 
-Output (``--out``, default ``<facecmp cache>/training/<folder name>-<mode>.npz``):
+Output (``--out``, default :func:`embeddings_file` of the folder's dataset, see :func:`dataset_name`):
 - ``paths``: (N,) image paths relative to the folder, sorted;
 - ``embeddings``: (N, D) float32 unit-norm pipeline embeddings; NaN rows where the image
   failed (no face found, not decodable);
@@ -56,10 +56,19 @@ def embed_folder(root: Path, out: Path, comparer: FaceComparer, *, mode: str, ba
     return out
 
 
-def default_output(root: Path, mode: str) -> Path:
-    """``<cache>/training/<name>-<mode>.npz``, named after the dataset (not its ``images/`` folder)."""
-    name = root.resolve().parent.name if root.name == "images" else root.name
-    return cache_dir() / "training" / f"{name}-{mode}.npz"
+def dataset_name(root: Path) -> str:
+    """The dataset a folder of images is: its name, or its parent's for an ``images/`` folder;
+    ``<dataset>-degraded`` for ``training/degrade.py``'s copies of one (under ``<cache>/degraded``)."""
+    root = root.resolve()
+    copies = (cache_dir() / "degraded").resolve()
+    if copies in root.parents:
+        return f"{root.relative_to(copies).parts[0]}-degraded"
+    return root.parent.name if root.name == "images" else root.name
+
+
+def embeddings_file(dataset: str, mode: str) -> Path:
+    """``<cache>/training/<dataset>-<mode>.npz``: where a dataset's embeddings are written and read."""
+    return cache_dir() / "training" / f"{dataset}-{mode}.npz"
 
 
 def main() -> None:
@@ -70,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     comparer = FaceComparer(args.mode[0])
     for mode in args.mode:
-        print(embed_folder(args.folder, args.out or default_output(args.folder, mode), comparer, mode=mode))
+        print(embed_folder(args.folder, args.out or embeddings_file(dataset_name(args.folder), mode), comparer, mode=mode))
 
 
 if __name__ == "__main__":

@@ -21,12 +21,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from eval.devdata import CACD_VS, LFW, UTKFACE, dataset_dir
+from eval.metrics import fmr_fnmr
 from facecmp.calibration import Calibration, load_calibration
-from facecmp.contract import ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
+from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
 from facecmp.modes import MODES
-from facecmp.settings import FacecmpSettings, cache_dir
-from training.fit_calibration import (all_pairs, attach_labels, group_masks, load_embeddings, load_lfw_embeddings,
-                                      pairs_across_folders, pairs_file_rows)
+from training.embed_images import embeddings_file
+from training.fit_data import (attach_labels, group_masks, labelled_groups, load_embeddings, load_lfw_embeddings,
+                               pairs_file_rows)
+from training.pair_walks import all_pairs, pairs_across_folders
 
 
 def held_out_similarities(calibration: Calibration, lfw_npz: Path, lfw_dir: Path, cohort_npz: Path,
@@ -44,7 +47,7 @@ def held_out_similarities(calibration: Calibration, lfw_npz: Path, lfw_dir: Path
     rows = np.flatnonzero(cohort["ok"] & ~cohort["fit"])
     emb = cohort["embeddings"][rows]
     stats = calibration.face_stats(emb)
-    for name, mask in tqdm(group_masks(cohort, rows).items(), desc="held-out groups"):
+    for name, mask in tqdm(group_masks(labelled_groups(cohort, rows), len(rows)).items(), desc="held-out groups"):
         _, impostors[name] = all_pairs(emb, stats, calibration.similarity, select=mask)
     if pairs_tsv.exists() and pairs_npz.exists():
         data = load_embeddings(pairs_npz)
@@ -60,33 +63,33 @@ def held_out_similarities(calibration: Calibration, lfw_npz: Path, lfw_dir: Path
 
 
 def tradeoff_rows(calibration: Calibration, impostors: dict[str, np.ndarray], genuine: dict[str, np.ndarray],
-                  offsets: list[float]) -> list[tuple[str, int, list[str]]]:
+                  offsets) -> list[tuple[str, int, list[str]]]:
     """(name, pairs, one cell per offset): FMR at 0.7 ÷ 1e-3 for impostor sets, acceptance at
     0.7 / 0.67 in percent for same-person sets. An offset ``d`` moves the similarity at each score
-    by ``d``, as ``balance_level``'s offset does."""
+    by ``d``, as ``balance_level``'s offset does; rates by :func:`eval.metrics.fmr_fnmr`."""
+    offsets = np.asarray(offsets, dtype=np.float64)
     at_anchor, at_cross_age = calibration.similarity_at(ANCHOR_SCORE), calibration.similarity_at(CROSS_AGE_SCORE_CUTOFF)
-    rows = [(name, len(values), [f"{np.mean(values >= at_anchor + d) / 1e-3:.2f}" for d in offsets])
+    rows = [(name, len(values), [f"{fmr / ANCHOR_FMR:.2f}" for fmr in fmr_fnmr([], values, cutoffs=at_anchor + offsets)[0]])
             for name, values in impostors.items()]
-    rows += [(name, len(values), [f"{100 * np.mean(values >= at_anchor + d):.1f} / "
-                                  f"{100 * np.mean(values >= at_cross_age + d):.1f} %" for d in offsets])
-             for name, values in genuine.items()]
+    for name, values in genuine.items():
+        anchor, cross_age = (1 - fmr_fnmr(values, [], cutoffs=cut + offsets)[1] for cut in (at_anchor, at_cross_age))
+        rows.append((name, len(values), [f"{100 * a:.1f} / {100 * c:.1f} %" for a, c in zip(anchor, cross_age)]))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=sorted(MODES))
-    shared, training = FacecmpSettings().shared_dir, cache_dir() / "training"
     parser.add_argument("--offsets", type=float, nargs="+", default=[-0.25, 0.0, 0.25, 0.5, 0.75],
                         help="relative to the shipped level; positive is stricter")
-    parser.add_argument("--lfw", type=Path, default=shared / "data" / "lfw")
-    parser.add_argument("--cohort-labels", type=Path, default=shared / "data" / "utkface-dev" / "labels.csv")
-    parser.add_argument("--pairs", type=Path, default=shared / "data" / "cacd-vs-dev" / "pairs.tsv")
+    parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
+    parser.add_argument("--cohort-labels", type=Path, default=dataset_dir(UTKFACE) / "labels.csv")
+    parser.add_argument("--pairs", type=Path, default=dataset_dir(CACD_VS) / "pairs.tsv")
     args = parser.parse_args()
     calibration = load_calibration(args.mode, MODES[args.mode].fingerprint())
     impostors, genuine = held_out_similarities(
-        calibration, training / f"lfw-{args.mode}.npz", args.lfw, training / f"utkface-dev-{args.mode}.npz",
-        args.cohort_labels, training / f"cacd-vs-dev-{args.mode}.npz", args.pairs)
+        calibration, embeddings_file(LFW, args.mode), args.lfw, embeddings_file(UTKFACE, args.mode), args.cohort_labels,
+        embeddings_file(CACD_VS, args.mode), args.pairs)
     header = ["held out", "pairs"] + [f"offset {d:+g}" for d in args.offsets]
     print(f"{args.mode}: FMR at 0.7 / 1e-3 (different-person pairs); accepted at 0.7 / 0.67 (same-person pairs)")
     print(" | ".join(header))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.devdata import LFW, dataset_dir
 from eval.embeddings import embed_images
 from facecmp.pipeline import FaceComparer
-from facecmp.settings import FacecmpSettings
 from training.lfw_protocol import lfw_images
 
 
@@ -44,7 +44,7 @@ def lfw_faces(lfw: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lfw", type=Path, default=FacecmpSettings().shared_dir / "data" / "lfw")
+    parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
     parser.add_argument("--margin", type=float, default=0.2)
     args = parser.parse_args()
     boxes, marks = lfw_faces(args.lfw)

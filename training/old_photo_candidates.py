@@ -5,11 +5,12 @@ Each candidate is a full fit (:func:`training.fit_calibration.fit`) on the same 
 - ``before``: no old photos (the calibration as it was);
 - ``old photos in the cohort``: the fit people's old photos join the AS-norm cohort, so an old
   print's neighbourhood shows how crowded old prints are;
-- ``old-print flag``: the old-print model, no shift: pairs of two old prints flagged where the fit
-  pairs missed the promise;
-- ``old-print shift`` (the chosen one): the model and its shift (and a flag where the fit pairs
-  still miss the promise);
-- ``cohort + shift``: both.
+- ``old-print flag``: the old-print model, no shift, only the flag;
+- ``old-print shift``: the model and its shift;
+- ``cohort + shift`` (the chosen one): both.
+
+Every candidate with the model also flags pairs of two old prints where its held-out people still
+miss the promise (:func:`training.old_photos.old_print_limit`), as the fit does.
 
 Printed per candidate, held out: fgnet-dev's held-out people (FMR at 0.7 over all different-person
 pairs, adults, younger face 6+, the share of false matches flagged, same-person acceptance by age
@@ -29,10 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE
-from facecmp.settings import FacecmpSettings, cache_dir
-from training.fit_calibration import (all_pairs, attach_labels, cosine_only, fit, flagged_faces, heldout_groups,
-                                      load_degraded, load_embeddings, load_lfw_embeddings)
-from training.old_photos import attach_identities, identity_set_rates, old_print_limit
+from eval.devdata import FGNET, LFW, UTKFACE, dataset_dir
+from training.embed_images import embeddings_file
+from training.fit_calibration import fit
+from training.fit_data import attach_labels, load_degraded, load_embeddings, load_lfw_embeddings
+from training.heldout import flagged_faces, heldout_groups, old_photo_rates
+from training.old_photos import attach_identities, old_print_limit
+from training.pair_walks import all_pairs
 
 CANDIDATES = {
     "before": {"old_photos": False},
@@ -55,13 +59,13 @@ def measure(name: str, options: dict, data: dict, mode: str) -> dict:
         limit = old_print_limit(calibration, old, stats_old, held_old)
         if limit is not None:
             calibration = dataclasses.replace(calibration, coverage={**calibration.coverage, "old_print": limit})
-    rates = identity_set_rates(calibration, old, stats_old, held_old)
-    fit_rates = identity_set_rates(calibration, old, stats_old, np.flatnonzero(old["fit"]))
+    rates = old_photo_rates(calibration, old, stats_old, held_old)
+    fit_rates = old_photo_rates(calibration, old, stats_old, np.flatnonzero(old["fit"]))
     held_lfw = np.flatnonzero(lfw["ok"] & (lfw["fold"] >= 6))
     _, impostor = all_pairs(lfw["embeddings"][held_lfw], fitted["stats_lfw"][held_lfw], calibration.score_pairs,
                             lfw["identity"][held_lfw])
-    groups = heldout_groups({"x": calibration}, cohort_set, {"x": fitted["stats_cohort_set"]})
-    adult_groups = {k: v["x"]["0.7"] for k, v in groups.items() if k.startswith("adults")}
+    groups = heldout_groups(calibration, cohort_set, fitted["stats_cohort_set"])
+    adult_groups = {k: v["0.7"]["fmr"] for k, v in groups.items() if k.startswith("adults")}
     worst = max(adult_groups, key=adult_groups.get)
     return {"candidate": name, "fgnet": rates, "fgnet_fit": fit_rates,
             "lfw_fmr_ratio": float(np.mean(impostor >= ANCHOR_SCORE) / ANCHOR_FMR),
@@ -71,23 +75,23 @@ def measure(name: str, options: dict, data: dict, mode: str) -> dict:
             "calibration": calibration, "stats_lfw": fitted["stats_lfw"]}
 
 
+AT = f"{ANCHOR_SCORE:g}"
+
+
 def table(rows: list[dict]) -> str:
     head = ("| candidate (held out) | fgnet-dev all: FMR at 0.7 ÷ 1e-3 | flagged | adults | younger face 6-12 | "
             "13-17 | same person at 0.7, gap 0-5 / 6-15 / 16+ | fit people: all ÷ 1e-3, flagged | LFW 6-10 ÷ 1e-3 | "
             "LFW faces flagged | worst adult group |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
-        diff = row["fgnet"]["different people"]
-        same = row["fgnet"]["same person"]
+        rates, fit_all = row["fgnet"], row["fgnet_fit"]["all"][AT]
 
         def ratio(group):
-            return f"{diff[group]['0.7']['fmr'] / ANCHOR_FMR:.1f}"
-        flagged = diff["all"]["0.7"]["flagged_false_matches"]
-        fit_all = row["fgnet_fit"]["different people"]["all"]
-        accept = " / ".join(f"{same[g]['0.7'] * 100:.0f}" for g in ("age gap 0-5", "age gap 6-15", "age gap 16-199"))
-        lines.append(f"| {row['candidate']} | {ratio('all')} | {(flagged or 0) * 100:.0f} % | {ratio('adults (both 18+)')} | "
-                     f"{ratio('younger face 6-12')} | {ratio('younger face 13-17')} | {accept} % | "
-                     f"{fit_all['0.7']['fmr'] / ANCHOR_FMR:.1f}, {(fit_all['0.7']['flagged_false_matches'] or 0) * 100:.0f} % | "
+            return f"{rates[group][AT]['fmr'] / ANCHOR_FMR:.1f}"
+        accept = " / ".join(f"{rates[g][AT]['accept_same'] * 100:.0f}" for g in ("age gap 0-6", "age gap 6-16", "age gap 16-"))
+        lines.append(f"| {row['candidate']} | {ratio('all')} | {(rates['all'][AT]['flagged_false_matches'] or 0) * 100:.0f} % | "
+                     f"{ratio('adults (both 18+)')} | {ratio('younger face 6-12')} | {ratio('younger face 13-17')} | "
+                     f"{accept} % | {fit_all['fmr'] / ANCHOR_FMR:.1f}, {(fit_all['flagged_false_matches'] or 0) * 100:.0f} % | "
                      f"{row['lfw_fmr_ratio']:.2f} | {row['lfw_faces_flagged'] * 100:.1f} % | "
                      f"{row['worst_adult_group'][0]} {row['worst_adult_group'][1]:.2f} |")
     return "\n".join(lines)
@@ -142,15 +146,13 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--erc", type=Path, help="write the error-versus-reject plot of the last candidate here")
     args = parser.parse_args()
-    shared, training = FacecmpSettings().shared_dir, cache_dir() / "training"
-    lfw = load_lfw_embeddings(training / f"lfw-{args.mode}.npz", shared / "data" / "lfw")
-    cohort = attach_labels(load_embeddings(training / f"utkface-dev-{args.mode}.npz"),
-                           shared / "data" / "utkface-dev" / "labels.csv")
+    lfw = load_lfw_embeddings(embeddings_file(LFW, args.mode), dataset_dir(LFW))
+    cohort = attach_labels(load_embeddings(embeddings_file(UTKFACE, args.mode)), dataset_dir(UTKFACE) / "labels.csv")
     data = {"lfw": lfw, "cohort": cohort,
-            "lfw_degraded": load_degraded(training / f"lfw-degraded-{args.mode}.npz", lfw),
-            "cohort_degraded": load_degraded(training / f"utkface-dev-degraded-{args.mode}.npz", cohort),
-            "old": attach_identities(load_embeddings(training / f"fgnet-dev-{args.mode}.npz"),
-                                     shared / "data" / "fgnet-dev" / "labels.csv")}
+            "lfw_degraded": load_degraded(embeddings_file(f"{LFW}-degraded", args.mode), lfw),
+            "cohort_degraded": load_degraded(embeddings_file(f"{UTKFACE}-degraded", args.mode), cohort),
+            "old": attach_identities(load_embeddings(embeddings_file(FGNET, args.mode)),
+                                     dataset_dir(FGNET) / "labels.csv")}
     rows = [measure(name, CANDIDATES[name], data, args.mode) for name in args.candidates]
     print(table(rows))
     if args.erc:

@@ -12,10 +12,10 @@ only measures.
 - :func:`fit_old_print_shift`: per bin of the pair's *lower* old-print figure, how far the
   FMR-1e-3 quantile of the normalised similarity of impostor pairs lies above that of ordinary
   pairs; never negative, non-decreasing in the figure, 0 below the first knot.
-- :func:`identity_set_rates`: what a held-out set with identities and ages shows: FMR at the
-  cutoffs over all different-person pairs, adults alone and by the younger face's age band, the
-  share of false matches the answer flags, and same-person acceptance by age gap and by the
-  younger face's age.
+- :func:`old_print_limit`: where pairs of two old prints still miss the promise, on held-out
+  people (the flag's limit);
+
+Measured held out by :func:`training.heldout.old_photo_rates`.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_predict
 
 from eval.metrics import cutoff_at_fmr
 from facecmp.calibration import Calibration
-from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF, PROMISE_TOLERANCE
+from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, PROMISE_TOLERANCE
 from facecmp.normalisation import FaceStats, ScoreNormaliser
 
 OLD_PRINT_CS = (0.03, 0.1, 0.3, 1.0, 3.0)   # logistic regression strengths, chosen by CV by person
@@ -38,8 +38,7 @@ SHIFT_MIN_PAIRS = 2_000    # per bin of the old-print shift: 2 pairs above its F
 #: A photo whose old-print figure (a probability) is at least this, the model calls an old print;
 #: pairs of two are shifted and measured for the flag. (0.3 was measured too, docs/score.md.)
 OLD_PRINT = 0.5
-AGE_BANDS = ((0, 6), (6, 13), (13, 18), (18, 30), (30, 200))
-AGE_GAP_BANDS = ((0, 6), (6, 16), (16, 200))
+
 
 
 def split_by_person(subjects: np.ndarray) -> np.ndarray:
@@ -61,7 +60,8 @@ def attach_identities(data: dict, labels_csv: Path) -> dict:
     keep = np.array([row is not None for row in found]) & data["ok"]
     out = {k: (v[keep] if isinstance(v, np.ndarray) and v.ndim and len(v) == len(keep) else v) for k, v in data.items()}
     out["identity"] = np.array([row["subject"] for row, k in zip(found, keep) if k])
-    out["age"] = np.array([float(row["age"]) for row, k in zip(found, keep) if k])
+    out["label_age"] = np.array([row["age"] for row, k in zip(found, keep) if k])
+    out["age"] = out["label_age"].astype(float)
     out["fit"] = split_by_person(out["identity"])
     return out
 
@@ -113,52 +113,6 @@ def identity_pairs(identity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     """Every pair i < j of a small set: rows ``a``, ``b`` and whether they are one person."""
     a, b = np.triu_indices(len(identity), 1)
     return a, b, identity[a] == identity[b]
-
-
-def identity_set_rates(calibration: Calibration, data: dict, stats: FaceStats, rows: np.ndarray,
-                       flag: bool = True) -> dict:
-    """Rates of all pairs among ``rows`` of a set with ``identity`` and labelled ``age`` (see the
-    module docstring). ``flag``: also the share of false matches (and of all pairs) that the
-    answer flags ``within_calibration = False``."""
-    emb, widths, age = data["embeddings"][rows], data["face_width"][rows], data["age"][rows]
-    s = stats[rows]
-    a, b, same = identity_pairs(data["identity"][rows])
-    scores = calibration.score_pairs(np.einsum("ij,ij->i", emb[a], emb[b]), s[a], s[b])
-    flagged = calibration.outside(s[a], widths[a], s[b], widths[b]) if flag else np.zeros(len(a), bool)
-    younger, gap = np.minimum(age[a], age[b]), np.abs(age[a] - age[b])
-
-    def impostor_rates(chosen: np.ndarray) -> dict:
-        impostor = chosen & ~same
-        out = {"pairs": int(impostor.sum())}
-        for cut in (ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF):
-            false_match = impostor & (scores >= cut)
-            out[f"{cut:g}"] = {"fmr": float(false_match.sum() / max(impostor.sum(), 1)),
-                               "false_matches": int(false_match.sum())}
-            if flag:
-                out[f"{cut:g}"]["flagged_false_matches"] = (float(flagged[false_match].mean())
-                                                            if false_match.any() else None)
-                unflagged = impostor & ~flagged
-                out[f"{cut:g}"]["fmr_unflagged"] = float((unflagged & (scores >= cut)).sum() / max(unflagged.sum(), 1))
-        if flag:
-            out["flagged_pairs"] = float(flagged[impostor].mean()) if impostor.any() else None
-        return out
-
-    def acceptance(chosen: np.ndarray) -> dict:
-        genuine = chosen & same
-        return {"pairs": int(genuine.sum()),
-                **{f"{cut:g}": float(np.mean(scores[genuine] >= cut)) if genuine.any() else None
-                   for cut in (ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF)}}
-
-    everyone = np.ones(len(a), bool)
-    return {
-        "photos": len(rows), "people": len(set(data["identity"][rows].tolist())),
-        "different people": {"all": impostor_rates(everyone), "adults (both 18+)": impostor_rates(younger >= 18),
-                             **{f"younger face {lo}-{hi - 1}": impostor_rates((younger >= lo) & (younger < hi))
-                                for lo, hi in AGE_BANDS}},
-        "same person": {"all": acceptance(everyone),
-                        **{f"age gap {lo}-{hi - 1}": acceptance((gap >= lo) & (gap < hi)) for lo, hi in AGE_GAP_BANDS},
-                        **{f"younger face {lo}-{hi - 1}": acceptance((younger >= lo) & (younger < hi))
-                           for lo, hi in AGE_BANDS}}}
 
 
 def fit_old_prints(normaliser: ScoreNormaliser, old_photos: dict, both_c: dict, stats_c: FaceStats, fit_c: np.ndarray,

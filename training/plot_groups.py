@@ -1,4 +1,4 @@
-"""Plot the held-out false-match rate at 0.7 by group, before and after normalisation.
+"""Plot the held-out false-match rate at the anchor score (0.7) by group, before and after normalisation.
 
 Reads what ``training/fit_calibration.py`` stored in the packaged calibrations (nothing is
 recomputed) and writes ``docs/fmr_by_group.png``: one panel per mode, one row per group, the
@@ -11,10 +11,9 @@ import argparse
 from pathlib import Path
 
 from facecmp.calibration import load_calibration
+from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, PROMISE_TOLERANCE
 from facecmp.extras import require
 from facecmp.modes import MODES
-
-PROMISE, TOLERANCE = 1e-3, 3.0
 
 
 def plot(out: Path) -> Path:
@@ -25,20 +24,22 @@ def plot(out: Path) -> Path:
         heldout = load_calibration(mode, MODES[mode].fingerprint()).info["heldout"]
         groups = {name: value for key, part in heldout.items() if key.endswith("held-out half")
                   for name, value in part.items()}
-        groups["LFW folds 6-10"] = {"normalised": {"0.7": heldout["lfw"]["at"]["0.7"]["fmr"]},
-                                    "cosine-only": {"0.7": heldout["lfw_cosine_only"]["at"]["0.7"]["fmr"]}}
+        anchor = f"{ANCHOR_SCORE:g}"
+        groups["LFW folds 6-10"] = {"normalised": {anchor: heldout["lfw"]["at"][anchor]["fmr"]},
+                                    "cosine-only": {anchor: heldout["lfw_cosine_only"]["at"][anchor]["fmr"]}}
         names = list(groups)[::-1]
         rows = range(len(names))
-        ax.axvspan(PROMISE / TOLERANCE, PROMISE * TOLERANCE, color="tab:green", alpha=0.12, label="within 3x")
-        ax.axvline(PROMISE, color="tab:green", lw=1)
+        ax.axvspan(ANCHOR_FMR / PROMISE_TOLERANCE, ANCHOR_FMR * PROMISE_TOLERANCE, color="tab:green", alpha=0.12,
+                   label=f"within {PROMISE_TOLERANCE:g}x")
+        ax.axvline(ANCHOR_FMR, color="tab:green", lw=1)
         for label, colour, marker in (("cosine-only", "tab:red", "x"), ("normalised", "tab:blue", "o")):
-            values = [max(groups[n][label]["0.7"], 1e-6) for n in names]
+            values = [max(groups[n][label][anchor] or 0.0, 1e-6) for n in names]   # None: no pairs
             ax.scatter(values, rows, color=colour, marker=marker,
                        label={"cosine-only": "before (cosine only)", "normalised": "after (normalised)"}[label])
         ax.set_xscale("log")
         ax.set_yticks(list(rows), names)
-        ax.set_xlabel("false-match rate at score 0.7 (held out)")
-        ax.set_title(f"{mode}: promise 1 in 1,000")
+        ax.set_xlabel(f"false-match rate at score {anchor} (held out)")
+        ax.set_title(f"{mode}: promise 1 in {1 / ANCHOR_FMR:,.0f}")
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from eval.devdata import LFW, dataset_dir
 from facecmp.align import crop_face
 from facecmp.errors import FacecmpError
 from facecmp.extras import require
@@ -154,9 +155,7 @@ def plot(curves: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from facecmp.settings import FacecmpSettings
-
-    parser.add_argument("--lfw", type=Path, default=FacecmpSettings().shared_dir / "data" / "lfw")
+    parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
     parser.add_argument("--copies", type=Path, help="default: training/degrade.py's copies of LFW in the cache")
     parser.add_argument("--max-people", type=int, default=400)
     parser.add_argument("--plot", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "quality_erc.png")

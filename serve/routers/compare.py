@@ -1,10 +1,12 @@
 """Face compare: ``POST /compare`` (both body shapes) and ``POST /compare-live-face``."""
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
 
+from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, DEFAULT_SCORE_CUTOFF, PROMISE_FLOOR, SCORE_PER_DECADE
 from facecmp.errors import FaceNotDetectedError, ImageDecodeError, LivenessError
 from serve import operations
 from serve.deps import ApiKey, EngineDep
@@ -14,6 +16,22 @@ from serve.schemas import (
     compare_examples, compare_live_face_examples,
 )
 
+# The OpenAPI text of POST /compare; its numbers come from the score contract.
+COMPARE_DESCRIPTION = f"""Is the person in `face_base_64` the one in `ref_face_base_64`?
+
+`score` is calibrated on false-match rates, not a probability: a different-person pair
+reaches a score of `s` >= {PROMISE_FLOOR:g} with a rate of
+10^-({-math.log10(ANCHOR_FMR):g} + (s - {ANCHOR_SCORE:g}) / {SCORE_PER_DECADE:g}), so the default
+`min_similarity_score` {DEFAULT_SCORE_CUTOFF:g} admits about 1 in {1 / ANCHOR_FMR:,.0f} different-person pairs,
+{ANCHOR_SCORE + SCORE_PER_DECADE:g} about 1 in {10 / ANCHOR_FMR:,.0f}. The cosine is first normalised against a
+cohort of faces of every age and group, so that this holds across them (measured per group:
+README); `score_meaning` says the score in words; `within_calibration`, `calibration_notes` and `faces` say how far a pair's score
+can be trusted, and `faces` also where each face is (`box`, `landmarks`). With
+`check_liveness`, the probe must also pass the liveness check and `liveness_score` is
+returned. The OpenCV FR SDK body (`gallery`, `probe`: up to 3 photos each) returns the best
+score over all pairs.
+"""
+
 IMAGE_ERRORS = (ImageDecodeError(), FaceNotDetectedError(), LivenessError("FACE_NOT_LIVE"))
 
 router = APIRouter(prefix="/compare", tags=["compare"])
@@ -22,24 +40,12 @@ live_router = APIRouter(prefix="/compare-live-face", tags=["compare"])
 
 @router.post(
     "", response_model=CompareResponse, response_model_exclude_none=True, operation_id="compare",
-    summary="Compare two faces (or two sets of face photos)",
+    summary="Compare two faces (or two sets of face photos)", description=COMPARE_DESCRIPTION,
     responses=error_responses(*IMAGE_ERRORS, *AUTH_ERRORS, *LOAD_ERRORS),
 )
 async def compare(body: Annotated[CompareRequest, Body(openapi_examples=compare_examples())],
                   request: Request, _key: ApiKey, engine: EngineDep) -> CompareResponse:
-    """Is the person in `face_base_64` the one in `ref_face_base_64`?
-
-    `score` is calibrated on false-match rates, not a probability: a different-person pair
-    reaches a score of `s` >= 0.5 with a rate of 10^-(3 + (s - 0.7) / 0.1), so the default
-    `min_similarity_score` 0.7 admits about 1 in 1,000 different-person pairs, 0.8 about 1 in
-    10,000. The cosine is first normalised against a cohort of faces of every age and group, so
-    that this holds across them (measured per group: docs/score.md); `score_meaning` says the score
-    in words; `within_calibration`, `calibration_notes` and `faces` say how far a pair's score
-    can be trusted, and `faces` also where each face is (`box`, `landmarks`). With
-    `check_liveness`, the probe must also pass the liveness check and `liveness_score` is
-    returned. The OpenCV FR SDK body (`gallery`, `probe`: up to 3 photos each) returns the best
-    score over all pairs.
-    """
+    """Is the person in `face_base_64` the one in `ref_face_base_64`? (OpenAPI: COMPARE_DESCRIPTION.)"""
     operation = operations.compare_sets if isinstance(body, ImageSetCompareRequest) else operations.compare_pair
     outcome = await engine.run(operation, body)
     request.state.outcome = outcome
