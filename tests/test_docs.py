@@ -58,11 +58,11 @@ def test_a_stale_table_and_value_are_rewritten_and_check_fails(tmp_path):
 
 def test_a_held_out_set_that_no_table_shows_is_named(tmp_path):
     cals = calibrations()
-    cals["fast"]["heldout"]["fgnet-dev"] = {"pairs": 3}
-    assert unshown_heldout(cals) == {"fast": ["fgnet-dev"]}
+    cals["fast"]["heldout"]["lag-dev"] = {"pairs": 3}
+    assert unshown_heldout(cals) == {"fast": ["lag-dev"]}
     doc = tmp_path / "doc.md"
-    doc.write_text("<!-- table: heldout | fgnet-dev -->\n<!-- /table -->\n")
-    assert "fgnet-dev" in doc_tables.shown_heldout_keys([doc])
+    doc.write_text("<!-- table: heldout | lag-dev -->\n<!-- /table -->\n")
+    assert "lag-dev" in doc_tables.shown_heldout_keys([doc])
     assert "| pairs | — | 3 |" in rewrite(doc.read_text(), cals)
 
 

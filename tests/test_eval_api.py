@@ -217,14 +217,18 @@ def test_a_set_without_genuine_pairs_has_tables_but_no_curves(tmp_path, labelled
 
 def test_a_breakdown_by_the_pipelines_own_quality(people_folder):
     """``group_by=["quality"]`` needs no label: each face's quality comes from the pipeline, banded
-    at the calibration's quality floor and its undegraded faces' percentiles."""
+    at the calibration's quality floor and its undegraded faces' percentiles; ``old_print`` alike."""
     from eval import evaluate
-    from eval.groups import band_names, quality_bands
+    from eval.groups import band_names, old_print_bands, quality_bands
     from facecmp import FaceComparer
 
     comparer = FaceComparer("fast")
-    ev = evaluate(people_folder, mode="fast", comparer=comparer, group_by=["quality"], bootstrap=10, progress=False)
+    ev = evaluate(people_folder, mode="fast", comparer=comparer, group_by=["quality", "old_print"], bootstrap=10,
+                  progress=False)
     table = ev.by_group("quality")
     names = set(band_names(quality_bands(comparer.calibration("fast").coverage)))
     groups = set(table.index)
     assert groups - {"mixed"} and groups <= {"mixed"} | {f"both {name}" for name in names}, groups
+    # The old-print figure too: these modern photos are all ordinary (below 0.5), so one group.
+    old_print = ev.by_group("old_print")
+    assert set(old_print.index) == {f"both {band_names(old_print_bands(comparer.calibration('fast').coverage))[0]}"}

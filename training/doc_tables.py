@@ -39,6 +39,7 @@ DOCUMENTS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
 BLOCK = re.compile(r"(<!-- table:(?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 VALUE = re.compile(r"(<!-- value:(?P<spec>[^>]*?) -->)(?P<body>.*?)(<!-- /value -->)")
 AT, CROSS = f"{ANCHOR_SCORE:g}", f"{CROSS_AGE_SCORE_CUTOFF:g}"
+OLD_PHOTOS = "fgnet-dev"   # the held-out set of real old photos the summary shows, where a calibration has it
 
 
 def calibrations() -> dict[str, dict]:
@@ -143,12 +144,27 @@ def summary_table(cals: dict, groups_key: str, pairs_key: str) -> str:
         ["two copies made to look like old scanned prints", *(degraded(m, ["scan"]) for m in modes)],
         ["one degraded copy beside an undegraded photo", *(degraded(m, kinds, "one degraded") for m in modes)],
     ]
+    old = [m for m in modes if OLD_PHOTOS in held[m]]
+
+    def old_photos(mode, group):
+        at = held[mode][OLD_PHOTOS]["held-out people"]["normalised"][group][AT]
+        return f"{ratio(at['fmr'])} ({100 * (at['flagged_false_matches'] or 0):.0f} % of the false matches flagged)"
+    if old:
+        rows += [[f"{OLD_PHOTOS} held-out people: real old photos, all pairs of two different people",
+                  *(old_photos(m, "all") if m in old else "—" for m in modes)],
+                 [f"{OLD_PHOTOS} held-out people: the same, adults", *(old_photos(m, "adults (both 18+)") if m in old
+                                                                       else "—" for m in modes)]]
     accept = [
         ["LFW folds 6–10 same person", *(pct(1 - held[m]["lfw"]["at"][AT]["fnmr"]) for m in modes)],
         [f"{pairs_key} same person years apart (at {AT} / {CROSS})",
          *(f"{pct(held[m][pairs_key]['normalised'][AT]['accept_same'])} / "
            f"{pct(held[m][pairs_key]['normalised'][CROSS]['accept_same'])}" for m in modes)],
     ]
+    if old:
+        for gap, years in (("age gap 0-6", "0–5"), ("age gap 16-", "16 or more")):
+            accept.append([f"{OLD_PHOTOS} same person on real old photos {years} years apart (at {AT} / {CROSS})",
+                           *(" / ".join(pct(held[m][OLD_PHOTOS]["held-out people"]["normalised"][gap][c]["accept_same"], 0)
+                                        for c in (AT, CROSS)) if m in old else "—" for m in modes)])
     return (table([f"held out: FMR at {AT} ÷ {power(ANCHOR_FMR)}", *(f"`{m}`" for m in modes)], rows) + "\n"
             + table([f"held out: accepted at {AT}", *(f"`{m}`" for m in modes)], accept))
 
@@ -273,8 +289,15 @@ def fit_table(cals: dict) -> str:
         ("quality floor (`coverage.quality`)", lambda c: f"{c['coverage']['quality']:g}"),
         ("quality, 5th percentile of the calibration faces",
          lambda c: f"{quantile(c['coverage']['quality_percentiles'], 0.05):g}"),
-        ("narrowest face covered, px (`coverage.face_width`)", lambda c: f"{c['coverage']['face_width']:g}"),
-        ("cohort similarity covered", lambda c: "–".join(f"{v:g}" for v in c["coverage"]["cohort_similarity"])),
+        ("small-face limit, px (`coverage.face_width`: measured to fail below, or the smallest measured)",
+         lambda c: f"{c['coverage']['face_width']:g}"),
+        ("cohort similarity limits", lambda c: "–".join(f"{v:g}" for v in c["coverage"]["cohort_similarity"])),
+        ("old-print limit (`coverage.old_print`: two old prints measured to fail from here)",
+         lambda c: f"{c['coverage']['old_print']:g}" if "old_print" in c["coverage"] else "none (none measured to fail)"),
+        ("old-print model: old photos (people), ordinary faces, ROC AUC (cross-validated by person)",
+         lambda c: (f"{c['old_print_model']['old_photos']:,} ({c['old_print_model']['old_people']}), "
+                    f"{c['old_print_model']['ordinary_faces']:,}, {c['old_print_model']['cv_roc_auc_by_person']:.3f}")
+         if "old_print_model" in c else "—"),
         ("ages the age model was fitted on", lambda c: "–".join(f"{v:g}" for v in c["coverage"]["age_range"])),
         ("age bands over 3x the promise held out (named in answers)",
          lambda c: ", ".join(f"{b['low']}–{b['high'] - 1} ({ratio(b['fmr'])}x)"
@@ -361,10 +384,53 @@ def modules_table(cals: dict) -> str:
                  [[f"`{m}`", ", ".join(f"`{d}`" for d in deps) or "nothing"] for m, deps in library_imports().items()])
 
 
+def old_photos_table(cals: dict, mode: str, key: str, half: str) -> str:
+    """A set of real old photos with identities (heldout.<key>.<half>): per group of pairs, FMR at
+    0.7 ÷ 1e-3 (cosine-only → now), the share of the now false matches flagged, and FMR at 0.67."""
+    entry = cals[mode]["heldout"][key][half]
+    rows = []
+    for group, now in entry["normalised"].items():
+        if not isinstance(now, dict) or group.startswith("age gap") or not now["impostor_pairs"]:
+            continue
+        before, at, cross = entry["cosine-only"][group], now[AT], now[CROSS]
+        flagged = at["flagged_false_matches"]
+        rows.append([group, f"{now['impostor_pairs']:,}", before_after(ratio(before[AT]["fmr"]), ratio(at["fmr"])),
+                     f"{at['false_matches']:,}", "—" if flagged is None else f"{100 * flagged:.0f} %",
+                     ratio(at["fmr_unflagged"]), before_after(ratio(before[CROSS]["fmr"]), ratio(cross["fmr"]))])
+    return table(["different people (pairs by the younger face's labelled age)", "pairs",
+                  f"FMR at {AT} ÷ {power(ANCHOR_FMR)}: cosine-only → now", "false matches", "of them flagged",
+                  "unflagged pairs: FMR ÷ 1e-3", f"FMR at {CROSS} ÷ 1e-3"], rows)
+
+
+def old_photos_same_table(cals: dict, mode: str, key: str, half: str) -> str:
+    """Same-person pairs of a set of real old photos (heldout.<key>.<half>): acceptance at 0.7 and
+    0.67, cosine-only → now, by the age gap between the photos and by the younger face's age."""
+    entry = cals[mode]["heldout"][key][half]
+    rows = []
+    for group, now in entry["normalised"].items():
+        if not isinstance(now, dict) or not now["genuine_pairs"] or group.startswith("adults"):
+            continue
+        before = entry["cosine-only"][group]
+        name = group.replace("age gap 0-6", "age gap 0-5 years").replace("age gap 6-16", "age gap 6-15 years") \
+                    .replace("age gap 16-", "age gap 16+ years")
+        rows.append([name, f"{now['genuine_pairs']:,}",
+                     *(before_after(pct(before[cut]["accept_same"], 0), pct(now[cut]["accept_same"], 0)) for cut in (AT, CROSS))])
+    return table(["same person", "pairs", f"accepted at {AT}: cosine-only → now", f"at {CROSS}"], rows)
+
+
+def flagged_faces_table(cals: dict) -> str:
+    """Share of faces each reason marks (heldout."flagged faces"), per mode and held-out set."""
+    reasons = ["quality", "face_width", "old_print", "cohort_similarity", "any"]
+    rows = [[mode, name, f"{entry['faces']:,}", *(pct(entry[r]) + " %" for r in reasons)]
+            for mode, cal in cals.items() for name, entry in cal["heldout"]["flagged faces"].items()]
+    return table(["mode", "held-out faces", "faces", "low quality", "small face", "old print", "unusual neighbourhood",
+                  "any reason"], rows)
+
+
 #: KIND: (function(calibrations, *args), the heldout keys it shows given its args)
 TABLES = {
     "promise": (promise_table, lambda: []),
-    "summary": (summary_table, lambda groups, pairs: ["lfw", groups, pairs, "degraded"]),
+    "summary": (summary_table, lambda groups, pairs: ["lfw", groups, pairs, "degraded", OLD_PHOTOS]),
     "groups": (groups_table, lambda mode, groups: [groups, "lfw", "lfw_cosine_only"]),
     "cost": (cost_table, lambda pairs: ["lfw", "lfw_cosine_only", pairs]),
     "pairs": (pairs_table, lambda mode, pairs: [pairs]),
@@ -374,6 +440,9 @@ TABLES = {
     "fit": (fit_table, lambda: []),
     "heldout": (heldout_table, lambda key: [key.split("/")[0]]),
     "modules": (modules_table, lambda: []),
+    "old-photos": (old_photos_table, lambda mode, key, half: [key]),
+    "old-photos-same": (old_photos_same_table, lambda mode, key, half: [key]),
+    "flagged-faces": (flagged_faces_table, lambda: ["flagged faces"]),
 }
 
 
