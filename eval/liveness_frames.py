@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from eval.devdata import shared_root
 from facecmp.decode import load_image
-from facecmp.detect import FaceDetector
 from facecmp.liveness import LivenessChecker
 from facecmp.samples import photos_by_person
 
@@ -43,12 +42,12 @@ def face_free_photos() -> dict[str, np.ndarray]:
     return photos
 
 
-def count_false_faces(detector: FaceDetector) -> None:
+def count_false_faces(checker: LivenessChecker) -> None:
     photos = face_free_photos()
     found = {"compare": [], "liveness (precise)": []}
     for name, image in tqdm(photos.items(), desc="face-free photos"):
-        found["compare"] += [(name, f) for f in detector.detect(image)]
-        found["liveness (precise)"] += [(name, f) for f in detector.detect_for_liveness(image)]
+        found["compare"] += [(name, f) for f in checker.detector.detect(image)]
+        found["liveness (precise)"] += [(name, f) for f in checker.detect(image)]
     for path, faces in found.items():
         images = len({name for name, _ in faces})
         print(f"{path}: {len(faces)} false faces in {images} of {len(photos)} face-free photos")
@@ -56,9 +55,9 @@ def count_false_faces(detector: FaceDetector) -> None:
             print(f"    {name}: {face.width:.0f} px wide, p={face.probability:.3f}")
 
 
-def _scaled(photo: Path, detector: FaceDetector, face_width: float) -> np.ndarray | None:
+def _scaled(photo: Path, checker: LivenessChecker, face_width: float) -> np.ndarray | None:
     image = np.asarray(Image.open(photo).convert("RGB"))
-    faces = detector.detect_for_liveness(image)
+    faces = checker.detect(image)
     if len(faces) != 1:
         return None
     factor = face_width / faces[0].width
@@ -72,28 +71,28 @@ def _paste(frame: np.ndarray, photo: np.ndarray, left: int, top: int) -> None:
     frame[y0:y1, x0:x1] = photo[y0 - top:y1 - top, x0 - left:x1 - left]
 
 
-def composite_frames(detector: FaceDetector, checker: LivenessChecker, n_frames: int, seed: int = 0) -> None:
+def composite_frames(checker: LivenessChecker, n_frames: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     people = photos_by_person("train")
     subjects = [p for paths in people.values() for p in paths]
     behind = [p for paths in photos_by_person("val").values() for p in paths]
-    limit = checker.settings.min_face_width_px
+    limit = checker.settings.liveness.min_face_width_px
     counts = {"frames": 0, "with rule": 0, "without rule": 0, "bystanders found": 0, "bystanders placed": 0,
               "bystanders >= limit": 0}
     for _ in tqdm(range(n_frames), desc="composite frames"):
         frame = np.full((1080, 1920, 3), rng.integers(60, 200, 3), np.uint8)
         placed = 0
         for _ in range(int(rng.integers(1, 4))):  # people behind, placed first (the subject covers them)
-            photo = _scaled(behind[rng.integers(len(behind))], detector, float(rng.uniform(40, 200)))
+            photo = _scaled(behind[rng.integers(len(behind))], checker, float(rng.uniform(40, 200)))
             if photo is None:
                 continue
             _paste(frame, photo, int(rng.integers(0, 1920 - photo.shape[1] // 2)), int(rng.integers(0, 500)))
             placed += 1
-        subject = _scaled(subjects[rng.integers(len(subjects))], detector, float(rng.uniform(450, 550)))
+        subject = _scaled(subjects[rng.integers(len(subjects))], checker, float(rng.uniform(450, 550)))
         if subject is None:
             continue
         _paste(frame, subject, (1920 - subject.shape[1]) // 2, 1080 - subject.shape[0] + subject.shape[0] // 8)
-        faces = detector.detect_for_liveness(frame)
+        faces = checker.detect(frame)
         code, _, _ = checker.check_requirements(frame, faces)
         counts["frames"] += 1
         counts["bystanders placed"] += placed
@@ -108,11 +107,11 @@ def composite_frames(detector: FaceDetector, checker: LivenessChecker, n_frames:
           f"with it: {counts['with rule']} frames")
 
 
-def minivision_frames(detector: FaceDetector, checker: LivenessChecker, shared: Path) -> None:
+def minivision_frames(checker: LivenessChecker, shared: Path) -> None:
     samples = shared / "data" / "liveness-dev" / "samples"
     for path in sorted(samples.glob("*/*.jpg")):
         image = load_image(path)
-        faces = detector.detect_for_liveness(image)
+        faces = checker.detect(image)
         code, checks, _ = checker.check_requirements(image, faces)
         print(f"{path.parent.name}/{path.name} {image.shape[1]}x{image.shape[0]}: faces "
               f"{[round(f.width) for f in faces]}, counted {checks['face_count']['value']:.0f}, "
@@ -124,11 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shared", type=Path, default=shared_root())
     parser.add_argument("--frames", type=int, default=40)
     args = parser.parse_args(argv)
-    detector, checker = FaceDetector(), LivenessChecker()
-    count_false_faces(detector)
-    composite_frames(detector, checker, args.frames)
+    checker = LivenessChecker()
+    count_false_faces(checker)
+    composite_frames(checker, args.frames)
     if (args.shared / "data" / "liveness-dev" / "samples").is_dir():
-        minivision_frames(detector, checker, args.shared)
+        minivision_frames(checker, args.shared)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from facecmp.decode import load_image
-from facecmp.detect import FaceDetector
 from facecmp.liveness import LivenessChecker
 from eval.devdata import shared_root
 from eval.metrics import fmr_fnmr
@@ -53,11 +52,11 @@ def pick_threshold(live_scores: np.ndarray, spoof_scores: np.ndarray, max_apcer:
     return float(THRESHOLD_GRID[passing[0]]) if passing.size else 0.99
 
 
-def score_folder(folder: Path, detector: FaceDetector, checker: LivenessChecker) -> dict:
+def score_folder(folder: Path, checker: LivenessChecker) -> dict:
     scores, folds, codes, no_face = [], [], Counter(), 0
     for path in sorted(folder.glob("*.png"), key=lambda p: int(p.stem)):
         image = load_image(path)
-        faces = detector.detect_for_liveness(image)
+        faces = checker.detect(image)
         codes[checker.check(image, faces).code] += 1
         if not faces:
             no_face += 1
@@ -67,10 +66,10 @@ def score_folder(folder: Path, detector: FaceDetector, checker: LivenessChecker)
     return {"scores": np.array(scores), "folds": np.array(folds), "codes": dict(codes), "no_face": no_face}
 
 
-def time_checks(image: np.ndarray, detector: FaceDetector, checker: LivenessChecker, repeats: int) -> dict:
+def time_checks(image: np.ndarray, checker: LivenessChecker, repeats: int) -> dict:
     """Median ms of ``check`` (requirements + both models) for one image, detection excluded,
     with 1 torch thread and with torch's default (one per core)."""
-    faces = detector.detect_for_liveness(image)
+    faces = checker.detect(image)
     checker.check(image, faces)  # loads the models
     result = {}
     for threads in (1, os.cpu_count() or 1):
@@ -102,10 +101,9 @@ def main() -> None:
 
     data = args.shared / "data" / "liveness-dev"
     weights_dir = args.weights_dir or args.shared / "models" / "minifasnet"
-    detector = FaceDetector()
-    checker = LivenessChecker(LivenessSettings(weights_dir=weights_dir))
-    live = score_folder(data / "live", detector, checker)
-    spoof = score_folder(data / "spoof", detector, checker)
+    checker = LivenessChecker(FacecmpSettings(liveness=LivenessSettings(weights_dir=weights_dir)))
+    live = score_folder(data / "live", checker)
+    spoof = score_folder(data / "spoof", checker)
 
     parts = {"fit": 0, "test": 1}
     live_fit, spoof_fit = live["scores"][live["folds"] == 0], spoof["scores"][spoof["folds"] == 0]
@@ -114,7 +112,7 @@ def main() -> None:
                     "no_face": {"live": live["no_face"], "spoof": spoof["no_face"]},
                     "requirement_codes": {"live": live["codes"], "spoof": spoof["codes"]},
                     "operating_points": []}
-    for threshold in sorted({chosen, 0.5, LivenessSettings().threshold, *args.threshold}):
+    for threshold in sorted({chosen, 0.5, checker.settings.liveness.threshold, *args.threshold}):
         for name, fold in (*parts.items(), ("all", None)):
             keep_l = slice(None) if fold is None else live["folds"] == fold
             keep_s = slice(None) if fold is None else spoof["folds"] == fold
@@ -127,14 +125,14 @@ def main() -> None:
     samples = {}
     for path in sorted((data / "samples").glob("*/*.jpg")):
         image = load_image(path)
-        faces = detector.detect_for_liveness(image)
+        faces = checker.detect(image)
         result = checker.check(image, faces)
         samples[f"{path.parent.name}/{path.name}"] = {
             "code": result.code, "score_model": round(checker.score(image, faces[0]), 4) if faces else None,
             "pose": {k: round(v, 1) for k, v in result.pose.items()}}
     report["samples"] = samples
     sample_live = load_image(data / "samples" / "live" / "image_T1.jpg")
-    report["check_ms_median"] = time_checks(sample_live, detector, checker, args.timing_repeats)
+    report["check_ms_median"] = time_checks(sample_live, checker, args.timing_repeats)
 
     text = json.dumps(report, indent=2)
     print(text)

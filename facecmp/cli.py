@@ -145,28 +145,13 @@ def _readable_file(argument: str) -> Path:
 
 
 def _compare(args) -> int:
+    from facecmp.display import compare_text
     from facecmp.pipeline import FaceComparer
 
     image_a, image_b = _image_sources([args.image_a, args.image_b])
     result = FaceComparer(args.mode).compare(image_a, image_b, min_similarity_score=args.min_score,
                                              check_liveness=args.check_liveness)
-    if args.json:
-        print(json.dumps(result.to_dict()))
-        return 0
-    verdict = "MATCH" if result.is_match else "NO MATCH"
-    print(f"{verdict}  score {result.score:.4f} (cutoff {result.min_similarity_score})  cosine {result.cosine:.4f}"
-          f"  mode {result.mode}")
-    print(f"  the score means: {result.score_meaning}")
-    for role, report in zip(("probe", "reference"), result.faces):
-        box = ", ".join(f"{v:.0f}" for v in report.face.box)
-        print(f"  {role:9s} face box [{box}] p={report.face.probability:.3f}  faces in image: {report.face_count}"
-              + "".join(f"  {key} {value}" for key, value in report.trust.items() if key == "estimated_age"))
-    print("  calibration: " + ("within it — the score's promise was measured on faces like these"
-                               if result.within_calibration else
-                               "outside it — the promise may not hold: " + "; ".join(result.calibration_notes)))
-    if result.liveness is not None:
-        print(f"  liveness  score {result.liveness.score:.3f} live={result.liveness.live}")
-    print("  timings ms: " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items()))
+    print(json.dumps(result.to_dict()) if args.json else compare_text(result))
     return 0
 
 
@@ -206,12 +191,11 @@ def _weights_fetch(args) -> int:
 def _liveness(args) -> int:
     # Detector and liveness models only: a liveness check needs no embedder weights.
     from facecmp.decode import load_image
-    from facecmp.detect import FaceDetector
-    from facecmp.liveness import LivenessChecker, LivenessSettings, format_liveness_report
+    from facecmp.display import liveness_text
+    from facecmp.liveness import LivenessChecker
 
-    image = load_image(_image_sources([args.image])[0])
-    result = LivenessChecker(LivenessSettings()).check(image, FaceDetector().detect_for_liveness(image))
-    print(json.dumps(result.to_dict()) if args.json else format_liveness_report(result))
+    result = LivenessChecker().check(load_image(_image_sources([args.image])[0]))
+    print(json.dumps(result.to_dict()) if args.json else liveness_text(result))
     return 0
 
 

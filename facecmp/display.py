@@ -1,6 +1,12 @@
-"""Rich displays for notebooks: the ``_repr_html_`` of CompareResult, FaceReport and LivenessResult.
+"""The view: every rendering of a result, as text (the CLI's) and as HTML (notebook cards).
 
-Each is a compact card of plain HTML with inline styles; pictures are PNG in ``data:`` URLs.
+``compare_text`` and ``liveness_text`` are what ``facecmp compare`` and ``facecmp liveness``
+print; ``compare_html``, ``face_html`` and ``liveness_html`` are the ``_repr_html_`` of
+CompareResult, FaceReport and LivenessResult. The results know nothing of how they look, and
+this module imports nothing of theirs: a liveness check's rule and unit come with the result
+(``LivenessResult.checked``).
+
+Each card is compact plain HTML with inline styles; pictures are PNG in ``data:`` URLs.
 No JavaScript and no network address: a saved notebook shows the same card offline.
 
 The faces a comparison used come from :class:`Thumbnail` (the face's region, scaled down),
@@ -79,6 +85,42 @@ def png_data_url(picture: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def compare_text(result) -> str:
+    """A few lines for a :class:`facecmp.pipeline.CompareResult`: decision, score and what it stands
+    for, each face, the calibration's verdict, liveness when checked, timings."""
+    verdict = "MATCH" if result.is_match else "NO MATCH"
+    lines = [f"{verdict}  score {result.score:.4f} (cutoff {result.min_similarity_score})  cosine {result.cosine:.4f}"
+             f"  mode {result.mode}", f"  the score means: {result.score_meaning}"]
+    for role, report in zip(("probe", "reference"), result.faces):
+        box = ", ".join(f"{v:.0f}" for v in report.face.box)
+        age = f"  estimated_age {report.trust['estimated_age']}" if "estimated_age" in report.trust else ""
+        lines.append(f"  {role:9s} face box [{box}] p={report.face.probability:.3f}  faces in image: "
+                     f"{report.face_count}{age}")
+    lines.append("  calibration: " + ("within it — the score's promise was measured on faces like these"
+                                      if result.within_calibration else
+                                      "outside it — the promise may not hold: " + "; ".join(result.calibration_notes)))
+    if result.liveness is not None:
+        lines.append(f"  liveness  score {result.liveness.score:.3f} live={result.liveness.live}")
+    lines.append("  timings ms: " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items()))
+    return "\n".join(lines)
+
+
+def liveness_text(result) -> str:
+    """A few lines for a :class:`facecmp.liveness.LivenessResult`: verdict and code, score, one
+    line per check (value, limit, pass/FAIL), timing."""
+    verdict = "LIVE" if result.live else f"NOT LIVE ({result.code})"
+    score = "not computed (a requirement failed first)" if result.score is None else f"{result.score:.4f}"
+    lines = [f"liveness: {verdict}", f"  {result.message}", f"  score: {score}"]
+    for check, outcome in result.checked():
+        mark = "ok  " if outcome["passed"] else "FAIL"
+        unit = _unit(check)
+        lines.append(f"  [{mark}] {check.name:<24} {outcome['value']:>10.4g}{unit}   "
+                     f"(required {check.rule} {outcome['limit']:g}{unit})")
+    if "total" in result.timings_ms:
+        lines.append(f"  time: {result.timings_ms['total']:.1f} ms")
+    return "\n".join(lines)
+
+
 def compare_html(result) -> str:
     """The card of a :class:`facecmp.pipeline.CompareResult`: decision, score and what it stands
     for, both faces (pictures when the result holds thumbnails), the calibration's notes,
@@ -127,16 +169,14 @@ def face_html(report, thumbnail: Thumbnail | None = None, *, role: str = "face")
 def liveness_html(result) -> str:
     """The card of a :class:`facecmp.liveness.LivenessResult`: verdict and code, message, score,
     each check against its limit, pose and timings."""
-    from facecmp.liveness.report import CHECK_UNITS, LIMIT_SIDES
-
     code = "" if result.live else f' <span style="{_MUTED}">{_text(result.code)}</span>'
     rows = "".join(
-        f'<tr><td style="{_CELL}">{_verdict(check["passed"], "ok", "FAIL")}</td>'
-        f'<td style="{_CELL}">{_text(name.replace("_", " "))}</td>'
-        f'<td style="{_CELL}">{_number(check["value"])}{_text(CHECK_UNITS.get(name, ""))}</td>'
-        f'<td style="{_CELL};{_MUTED}">required {_text(LIMIT_SIDES.get(name, "vs"))} '
-        f'{_number(check["limit"])}{_text(CHECK_UNITS.get(name, ""))}</td></tr>'
-        for name, check in result.checks.items())
+        f'<tr><td style="{_CELL}">{_verdict(outcome["passed"], "ok", "FAIL")}</td>'
+        f'<td style="{_CELL}">{_text(check.name.replace("_", " "))}</td>'
+        f'<td style="{_CELL}">{_number(outcome["value"])}{_text(_unit(check))}</td>'
+        f'<td style="{_CELL};{_MUTED}">required {_text(check.rule)} '
+        f'{_number(outcome["limit"])}{_text(_unit(check))}</td></tr>'
+        for check, outcome in result.checked())
     pose = ", ".join(f"{_text(k)} {v:.1f}°" for k, v in result.pose.items())
     parts = [f'<div>{_verdict(result.live, "LIVE", "NOT LIVE")}{code} score <b>{_number(result.score)}</b></div>',
              f'<div style="margin:2px 0 6px 0">{_text(result.message)}</div>',
@@ -154,6 +194,10 @@ def _calibration_html(result) -> str:
     notes = "".join(f"<li>{_text(note)}</li>" for note in result.calibration_notes)
     return (f'<div style="margin-top:8px"><span style="color:{_WARN}">⚠ outside calibration</span>: the promise '
             f'may not hold<ul style="margin:2px 0 0 0;padding-left:18px">{notes}</ul></div>')
+
+
+def _unit(check) -> str:
+    return f" {check.unit}" if check.unit else ""
 
 
 def _card(body: str) -> str:

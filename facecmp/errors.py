@@ -41,36 +41,39 @@ class FaceNotDetectedError(FacecmpError):
     default_message = "A face could not be detected in the image(s)."
 
 
-LIVENESS_CODES = (
-    "EYES_CLOSED",
-    "FACE_CLOSE_TO_BORDER",
-    "FACE_CROPPED",
-    "FACE_NOT_LIVE",
-    "FACE_TOO_CLOSE",
-    "FACE_ANGLE_TOO_LARGE",
-    "FACE_IS_OCCLUDED",
-    "FACE_NOT_FOUND",
-    "FACE_TOO_SMALL",
-    "LICENSE_ERROR",
-    "TOO_MANY_FACES",
-    "UNKNOWN_ERROR",
-)
+#: The liveness codes of the API (``metadata.code`` of ``ERR_LIVENESS_ERROR``) and what each tells
+#: the user. :data:`facecmp.liveness.checks.CHECKS` says which check reports which.
+LIVENESS_CODES: dict[str, str] = {
+    "EYES_CLOSED": "The eyes are closed.",
+    "FACE_CLOSE_TO_BORDER": "The face is too close to the image border.",
+    "FACE_CROPPED": "The face is cut off by the image border.",
+    "FACE_NOT_LIVE": "The face does not appear to be live (photo, print or screen suspected).",
+    "FACE_TOO_CLOSE": "The face fills too much of the image; move the camera further away.",
+    "FACE_ANGLE_TOO_LARGE": "The head is turned or tilted too far; face the camera.",
+    "FACE_IS_OCCLUDED": "The face is partly covered.",
+    "FACE_NOT_FOUND": "No face was found in the image.",
+    "FACE_TOO_SMALL": "The face is too small; move the camera closer or use a higher resolution.",
+    "LICENSE_ERROR": "The liveness model is not available.",
+    "TOO_MANY_FACES": "More than one face is in the image; exactly one is required.",
+    "UNKNOWN_ERROR": "The liveness check failed.",
+}
 
 
 class LivenessError(FacecmpError):
-    """A liveness check failed; ``liveness_code`` is one of :data:`LIVENESS_CODES`.
+    """A liveness check failed; ``liveness_code`` is one of :data:`LIVENESS_CODES`, whose message
+    is the default.
 
     ``details`` (measured value, limit, ...) are merged into ``metadata``.
     """
 
     code = "ERR_LIVENESS_ERROR"
-    default_message = "The liveness check failed."
+    default_message = LIVENESS_CODES["UNKNOWN_ERROR"]
 
     def __init__(self, liveness_code: str, message: str | None = None, **details: Any):
         if liveness_code not in LIVENESS_CODES:
             raise ValueError(f"unknown liveness code {liveness_code!r}")
         self.liveness_code = liveness_code
-        super().__init__(message, metadata={"code": liveness_code, **details})
+        super().__init__(message or LIVENESS_CODES[liveness_code], metadata={"code": liveness_code, **details})
 
 
 class WeightsError(FacecmpError):

@@ -3,8 +3,8 @@
 decode -> detect (MTCNN, most prominent face) -> crop -> embed (InceptionResnetV1, per mode)
 -> cosine -> normalised similarity (cohort AS-norm, age shift: :mod:`facecmp.normalisation`)
 -> calibrated score in [0, 1] -> ``is_match = score >= min_similarity_score`` (:func:`is_match`).
-With ``check_liveness`` the probe is also judged by :mod:`facecmp.liveness`, on the detector's
-liveness detection of it; the score never depends on whether it was.
+With ``check_liveness`` the probe is also judged by :mod:`facecmp.liveness`'s checker, which
+detects it again its own way with the same detector; the score never depends on whether it was.
 """
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ from facecmp.display import Thumbnail, compare_html, face_html
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.errors import CalibrationError, FacecmpError, FaceNotDetectedError
 from facecmp.faces import Face
+from facecmp.liveness import LivenessChecker, LivenessResult
 from facecmp.modes import MODES, PipelineConfig, get_mode
 from facecmp.settings import FacecmpSettings
-from facecmp.weights.registry import MINIFASNET, get_spec
-from facecmp.weights.store import weights_dir
+from facecmp.weights.registry import get_spec
 
 
 def is_match(score: float, min_similarity_score: float) -> bool:
@@ -85,7 +85,7 @@ class CompareResult:
     timings_ms: dict[str, float]
     # Why the score's false-match promise may not hold for this pair (empty: it was measured to).
     calibration_notes: tuple[str, ...] = ()
-    liveness: object | None = None   # facecmp.liveness.LivenessResult when checked
+    liveness: LivenessResult | None = None   # when checked
     # The faces' regions, scaled down, for the notebook card (_repr_html_): in memory only, never
     # in to_dict, repr or ==.
     thumbnails: tuple[Thumbnail, ...] = field(default=(), repr=False, compare=False)
@@ -144,7 +144,7 @@ class FaceComparer:
         self.compute = ComputeOptions.for_device(device, compute, self.settings)
         self.decode_limits = self.settings.decode_limits
         self.detector = detector or FaceDetector(device=device, compute=self.compute, settings=self.settings)
-        self._liveness = None
+        self.liveness_checker = LivenessChecker(self.settings, detector=self.detector)  # its models load on first use
         self._embedders: dict[str, Embedder] = {}
         self._calibrations: dict[str, Calibration] = {}
         self._centres: dict[str, tuple[np.ndarray | None, ...]] = {}
@@ -176,7 +176,7 @@ class FaceComparer:
         liveness = None
         if check_liveness:
             with _timed(timings, "liveness"):
-                liveness = self._check_liveness(images[0])
+                liveness = self.liveness_checker.check(images[0])
             liveness.raise_for_failure()
         chosen = [faces[0] for faces in detections]
         with _timed(timings, "crop"):
@@ -253,9 +253,10 @@ class FaceComparer:
             raise CalibrationError(f"{config.mode!r} is a candidate pipeline: it has no calibration to score with")
         return self._calibrations[config.mode]
 
-    def check_liveness(self, image: ImageSource):
-        """The liveness verdict for the face in ``image`` (see :mod:`facecmp.liveness`)."""
-        return self._check_liveness(self.load_image(image))
+    def check_liveness(self, image: ImageSource, *, threshold: float | None = None) -> LivenessResult:
+        """The liveness verdict for the face in ``image`` (see :mod:`facecmp.liveness`): live when
+        its score reaches ``threshold`` (default ``settings.liveness.threshold``)."""
+        return self.liveness_checker.check(self.load_image(image), threshold=threshold)
 
     def weights_versions(self, mode: str | PipelineConfig | None = None) -> dict[str, str]:
         """Weight set name -> first 12 hex digits of its state-dict digest."""
@@ -327,17 +328,6 @@ class FaceComparer:
             by_config = {crop: crop_face(img, face, crop) for crop in dict.fromkeys(e.crop for e in config.embedders)}
             crops.append(np.stack([by_config[e.crop] for e in config.embedders]))   # accurate's box crop is cut once
         return np.stack(crops)
-
-    def _check_liveness(self, image: np.ndarray):
-        """The liveness check of a decoded image, on its own detection of it
-        (:meth:`~facecmp.detect.FaceDetector.detect_for_liveness`)."""
-        if self._liveness is None:
-            from facecmp.liveness import LivenessChecker
-
-            # The weights folder resolved here, against this comparer's cache, not the environment's.
-            folder = weights_dir(MINIFASNET[0].name, settings=self.settings)
-            self._liveness = LivenessChecker(self.settings.liveness.model_copy(update={"weights_dir": folder}))
-        return self._liveness.check(image, self.detector.detect_for_liveness(image))
 
 
 @contextmanager

@@ -98,7 +98,7 @@ class Engine:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.defaults = Defaults(settings.min_similarity_score, settings.liveness.threshold)
+        self.defaults = Defaults(settings.min_similarity_score)
         self.gate = InferenceGate(settings.max_concurrency, settings.max_queue, settings.inference_threads)
         # Workers embed on OpenVINO streams of their own (on one stream they queue: docs/performance.md).
         self.compute = ComputeOptions.from_settings(settings, threads=settings.inference_threads,

@@ -150,19 +150,17 @@ def test_face_report_card_without_pixels(match):
     assert all(key.replace("_", " ") in card.text for key in report.trust)
 
 
-def test_liveness_card_lists_each_check_against_its_limit(celebrity_photos):
-    from facecmp.detect import FaceDetector
-    from facecmp.liveness import LivenessChecker, LivenessSettings
+def test_liveness_card_and_text_list_each_check_against_its_limit(celebrity_photos, fast_comparer):
+    from facecmp.display import liveness_text
     from facecmp.weights.registry import MINIFASNET
     from facecmp.weights.store import installed
 
-    if not all(installed(spec.name) for spec in MINIFASNET):
+    if not all(installed(spec.name, fast_comparer.liveness_checker.weights_dir) for spec in MINIFASNET):
         pytest.skip("the MiniFASNet weights are not installed (facecmp weights fetch minifasnet)")
     photo = Image.open(celebrity_photos["jerry_seinfeld"][0]).convert("RGB")
     small = np.full((700, 700, 3), 128, np.uint8)
     small[200:200 + photo.height, 225:225 + photo.width] = np.asarray(photo)  # a face far under 150 px wide
-    checker, detector = LivenessChecker(LivenessSettings()), FaceDetector()
-    result = checker.check(small, detector.detect_for_liveness(small))
+    result = fast_comparer.check_liveness(small)
     assert result.code == "FACE_TOO_SMALL"
     markup = result._repr_html_()
     card = Card(markup)
@@ -171,3 +169,7 @@ def test_liveness_card_lists_each_check_against_its_limit(celebrity_photos):
     for name, check in result.checks.items():
         assert name.replace("_", " ") in card.text and f"{check['limit']:.4g}" in card.text
     assert ("FAIL" in card.text) and ("score —" in card.text)  # the model did not run
+    assert "required >= 150 px" in card.text and "required |x| <= 30 deg" in card.text  # each check's rule and unit
+    text = liveness_text(result)
+    assert text.startswith("liveness: NOT LIVE (FACE_TOO_SMALL)") and "score: not computed" in text
+    assert "[FAIL] face_width" in text and "(required >= 150 px)" in text and "(required |x| <= 30 deg)" in text

@@ -100,3 +100,47 @@ def test_only_the_settings_modules_read_the_environment():
     # interval; serve/testing.py hands the whole environment to the server it starts, and
     # serve/cluster.py the FACECMP_* variables to the replicas Ray starts on other nodes.
     assert readers == {"facecmp/settings.py", "eval/cli.py", "serve/testing.py", "serve/cluster.py"}
+
+
+def library_imports() -> dict[str, set[str]]:
+    """Each module of facecmp/ -> the facecmp modules importing it runs, lazy imports inside
+    functions included: the named module and the packages it sits in (their ``__init__``), but
+    neither the top package (``facecmp/__init__`` re-exports the pipeline) nor the importer's own
+    packages, which are already being imported when it runs."""
+    modules = {".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): path
+               for path in (REPO / "facecmp").rglob("*.py")}
+
+    def runs(name: str) -> set[str]:
+        parts = name.split(".")
+        return {".".join(parts[:k]) for k in range(2, len(parts) + 1)} & set(modules)
+
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges.update(*(runs(alias.name) for alias in node.names))
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("facecmp"):
+                edges.update(runs(node.module), *(runs(f"{node.module}.{alias.name}") for alias in node.names))
+        graph[name] = {e for e in edges if e != name and not name.startswith(e + ".")}
+    return graph
+
+
+def test_the_library_has_no_import_circle():
+    """A circle hidden in lazy imports (display -> liveness -> display) is a circle still."""
+    graph, state, circles = library_imports(), {}, []
+
+    def visit(stack: list[str]) -> None:  # depth first; a module still open on the stack closes a circle
+        state[stack[-1]] = "open"
+        for target in sorted(graph[stack[-1]]):
+            if state.get(target) == "open":
+                circles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(stack + [target])
+        state[stack[-1]] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit([module])
+    assert circles == []
+    assert "facecmp.liveness.checks" in graph["facecmp.liveness.checker"]  # the reader sees package modules

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +14,10 @@ import torch
 from PIL import Image
 
 from facecmp.decode import load_image
+from facecmp.display import liveness_text
 from facecmp.errors import LIVENESS_CODES, LivenessError, WeightsError
-from facecmp.liveness import LivenessChecker, LivenessSettings, estimate_pose, format_liveness_report
+from facecmp.liveness import CHECKS, NOT_REPORTED_CODES, LivenessChecker, LivenessSettings, estimate_pose
+from facecmp.liveness.checks import markdown_table
 from facecmp.liveness.crop import context_crop, enlarged_box, resize_bilinear
 from facecmp.liveness.model import build_minifasnet
 from facecmp.settings import FacecmpSettings
@@ -23,6 +26,7 @@ from facecmp.liveness.model import load_minifasnet
 from facecmp.weights.registry import MINIFASNET
 from facecmp.weights.store import fetch, installed
 
+REPO = Path(__file__).resolve().parents[1]
 SHARED = shared_root()
 needs_shared = pytest.mark.skipif(
     not (SHARED / "models" / "minifasnet").is_dir(),
@@ -48,15 +52,19 @@ def detector():
     return FaceDetector()
 
 
-@pytest.fixture(scope="module")
-def checker():
-    return LivenessChecker(LivenessSettings(weights_dir=WEIGHTS))
+def with_limits(**limits) -> FacecmpSettings:
+    return FacecmpSettings(liveness=LivenessSettings(**limits))
 
 
 @pytest.fixture(scope="module")
-def rules():
+def checker(detector):
+    return LivenessChecker(with_limits(weights_dir=WEIGHTS), detector=detector)
+
+
+@pytest.fixture(scope="module")
+def rules(detector):
     """For the requirement checks alone, which need no weights."""
-    return LivenessChecker()
+    return LivenessChecker(detector=detector)
 
 
 def sample(which: tuple[str, str], factor: float = 1.0) -> np.ndarray:
@@ -97,19 +105,13 @@ def big_face(detector):
     return photo, faces[0].box
 
 
-def judge(checker, detector, image):
-    return checker.check(image, detector.detect_for_liveness(image))
-
-
-def requirements(rules, detector, image):
-    return rules.check_requirements(image, detector.detect_for_liveness(image))
 
 
 # ---------------------------------------------------------------- requirement checks (no weights)
 
-def test_centred_large_face_passes_every_requirement(rules, detector, big_face):
+def test_centred_large_face_passes_every_requirement(rules, big_face):
     photo, _ = big_face
-    code, checks, pose = requirements(rules, detector, paste(canvas(1000, 1000), photo, 250, 120))
+    code, checks, pose = rules.check_requirements(paste(canvas(1000, 1000), photo, 250, 120))
     assert code is None and all(c["passed"] for c in checks.values()), checks
     assert set(checks) == {"face_count", "face_fraction", "face_inside_image", "border_distance", "face_width",
                            "interpupillary_distance", "yaw", "pitch", "roll"}
@@ -118,40 +120,40 @@ def test_centred_large_face_passes_every_requirement(rules, detector, big_face):
 
 
 @needs_shared
-def test_centred_large_web_photo_is_judged_by_the_model_as_a_recapture(checker, detector, big_face):
+def test_centred_large_web_photo_is_judged_by_the_model_as_a_recapture(checker, big_face):
     # Every requirement passes, so the model decides: an upscaled web photo pasted on grey
     # is a recapture to MiniFASNet (score 0.29).
     photo, _ = big_face
-    result = judge(checker, detector, paste(canvas(1000, 1000), photo, 250, 120))
+    result = checker.check(paste(canvas(1000, 1000), photo, 250, 120))
     assert all(c["passed"] for name, c in result.checks.items() if name != "liveness_score")
     assert result.checks["liveness_score"] == {"value": pytest.approx(0.2896, abs=0.02),
-                                               "limit": checker.settings.threshold, "passed": False}
+                                               "limit": checker.settings.liveness.threshold, "passed": False}
     assert result.code == "FACE_NOT_LIVE" and result.live is False
 
 
-def test_no_face_in_a_real_photo_without_people(rules, detector):
+def test_no_face_in_a_real_photo_without_people(rules):
     from sklearn.datasets import load_sample_image
 
-    code, checks, pose = requirements(rules, detector, load_sample_image("china.jpg"))  # a temple, no people
+    code, checks, pose = rules.check_requirements(load_sample_image("china.jpg"))  # a temple, no people
     assert code == "FACE_NOT_FOUND"
     assert checks == {"face_count": {"value": 0.0, "limit": 1.0, "passed": False}} and pose == {}
 
 
-def test_two_faces_side_by_side(rules, detector):
+def test_two_faces_side_by_side(rules):
     image = paste(canvas(1300, 800), sample(FRONTAL, 2.4), 40, 20)
     image = paste(image, sample(SECOND_FACE, 1.6), 800, 100)  # faces of about 220 px each
-    code, checks, _ = requirements(rules, detector, image)
+    code, checks, _ = rules.check_requirements(image)
     assert code == "TOO_MANY_FACES"
     assert checks["face_count"] == {"value": 2.0, "limit": 1.0, "passed": False}
 
 
-def test_small_faces_behind_the_subject_do_not_count(rules, detector, big_face):
+def test_small_faces_behind_the_subject_do_not_count(rules, big_face):
     # A subject of about 220 px and two people far behind it (faces of about 55 and 80 px).
     photo, _ = big_face
     image = paste(canvas(1600, 1000), photo, 500, 120)
     image = paste(image, sample(SECOND_FACE, 0.4), 40, 40)
     image = paste(image, sample(("jerry_seinfeld", "httpimgthedrumcom"), 1.0), 1250, 60)
-    faces = detector.detect_for_liveness(image)
+    faces = rules.detect(image)
     assert len(faces) == 3 and sorted(round(f.width) for f in faces[1:]) == [pytest.approx(55, abs=12),
                                                                              pytest.approx(82, abs=12)]
     code, checks, _ = rules.check_requirements(image, faces)
@@ -159,11 +161,11 @@ def test_small_faces_behind_the_subject_do_not_count(rules, detector, big_face):
     assert code is None, checks
     # The same bystander at the subject's size counts: two people who could each be the subject.
     near = paste(image, sample(SECOND_FACE, 1.6), 1050, 200)
-    assert requirements(rules, detector, near).code == "TOO_MANY_FACES"
+    assert rules.check_requirements(near).code == "TOO_MANY_FACES"
 
 
-def test_small_face(rules, detector):
-    code, checks, _ = requirements(rules, detector, paste(canvas(700, 700), sample(FRONTAL), 225, 200))
+def test_small_face(rules):
+    code, checks, _ = rules.check_requirements(paste(canvas(700, 700), sample(FRONTAL), 225, 200))
     assert code == "FACE_TOO_SMALL"
     width = checks["face_width"]
     assert not width["passed"] and 60 < width["value"] < 150 and width["limit"] == 150
@@ -171,50 +173,50 @@ def test_small_face(rules, detector):
 
 def test_small_interpupillary_distance_alone_is_too_small(detector, big_face):
     photo, _ = big_face
-    strict = LivenessChecker(LivenessSettings(min_interpupillary_px=150))
-    code, checks, _ = requirements(strict, detector, paste(canvas(1000, 1000), photo, 250, 120))
+    strict = LivenessChecker(with_limits(min_interpupillary_px=150), detector=detector)
+    code, checks, _ = strict.check_requirements(paste(canvas(1000, 1000), photo, 250, 120))
     assert checks["face_width"]["passed"]
     assert not checks["interpupillary_distance"]["passed"]
     assert 50 < checks["interpupillary_distance"]["value"] < 150
     assert code == "FACE_TOO_SMALL"
 
 
-def test_face_near_the_border(rules, detector, big_face):
+def test_face_near_the_border(rules, big_face):
     photo, box = big_face
     # Face box about 20 px from the left edge of the photo's placement; MTCNN's box for a face
     # this near an edge comes out a little wider, 12 px from the edge.
     left = 20 - round(box[0])
-    code, checks, _ = requirements(rules, detector, paste(canvas(1000, 1000), photo, left, 120))
+    code, checks, _ = rules.check_requirements(paste(canvas(1000, 1000), photo, left, 120))
     assert code == "FACE_CLOSE_TO_BORDER", checks
     border = checks["border_distance"]
     assert 0 <= border["value"] < 15 and border["limit"] == 15
     assert checks["face_inside_image"]["passed"]
 
 
-def test_face_cut_off_by_the_border(rules, detector, big_face):
+def test_face_cut_off_by_the_border(rules, big_face):
     photo, box = big_face
     left = -round(box[0]) - 50  # 50 px of the face box fall off the left edge
-    code, checks, _ = requirements(rules, detector, paste(canvas(1000, 1000), photo, left, 120))
+    code, checks, _ = rules.check_requirements(paste(canvas(1000, 1000), photo, left, 120))
     assert code == "FACE_CROPPED", checks
     assert checks["face_inside_image"]["value"] > 0
 
 
-def test_face_filling_the_frame(rules, detector, big_face):
+def test_face_filling_the_frame(rules, big_face):
     photo, box = big_face
     x1, y1, x2, y2 = (round(v) for v in box)
     tight = np.ascontiguousarray(photo[max(y1 - 10, 0):y2 + 10, max(x1 - 10, 0):x2 + 10])
-    code, checks, _ = requirements(rules, detector, tight)
+    code, checks, _ = rules.check_requirements(tight)
     assert code == "FACE_TOO_CLOSE", checks
     assert checks["face_fraction"]["value"] > 0.8
 
 
-def test_rotated_face_is_an_angle_failure_with_the_right_roll(rules, detector, big_face):
+def test_rotated_face_is_an_angle_failure_with_the_right_roll(rules, big_face):
     photo, _ = big_face
     upright = paste(canvas(1100, 1100), photo, 290, 170)
-    roll_upright = estimate_pose(detector.detect_for_liveness(upright)[0].landmarks)[2]
+    roll_upright = estimate_pose(rules.detect(upright)[0].landmarks)[2]
     # PIL rotates counter-clockwise for positive angles: the face's roll becomes -45 (image y down).
     tilted = np.asarray(Image.fromarray(upright).rotate(45, resample=Image.BICUBIC, fillcolor=(GREY,) * 3))
-    code, checks, pose = requirements(rules, detector, tilted)
+    code, checks, pose = rules.check_requirements(tilted)
     assert code == "FACE_ANGLE_TOO_LARGE", checks
     # The roll formula is exact for given landmarks; MTCNN's landmarks on rotated faces are off
     # by up to ~9 degrees (measured on two LFW faces rotated by 10-50 degrees).
@@ -222,12 +224,12 @@ def test_rotated_face_is_an_angle_failure_with_the_right_roll(rules, detector, b
     assert not checks["roll"]["passed"] and checks["yaw"]["passed"]
 
 
-def test_turned_face_is_an_angle_failure_and_mirrors(rules, detector):
+def test_turned_face_is_an_angle_failure_and_mirrors(rules):
     image = paste(canvas(900, 900), sample(TURNED, 2.0), 200, 100)
-    code, checks, pose = requirements(rules, detector, image)
+    code, checks, pose = rules.check_requirements(image)
     assert code == "FACE_ANGLE_TOO_LARGE", checks
     assert pose["yaw"] < -30 and not checks["yaw"]["passed"]
-    _, _, mirrored = requirements(rules, detector, np.ascontiguousarray(image[:, ::-1]))
+    _, _, mirrored = rules.check_requirements(np.ascontiguousarray(image[:, ::-1]))
     # MTCNN's landmarks are not exactly mirror-symmetric (yaw 2.5, pitch 4 degrees apart here).
     assert mirrored["yaw"] == pytest.approx(-pose["yaw"], abs=5)
     assert mirrored["pitch"] == pytest.approx(pose["pitch"], abs=8)
@@ -251,20 +253,19 @@ def test_pose_of_real_frontal_and_raised_faces(detector):
     ("live/image_T1.jpg", 0.9999), ("live/image_T2.jpg", 0.8772),
     ("spoof/image_F1.jpg", 0.2110), ("spoof/image_F2.jpg", 0.0018),
 ])
-def test_model_scores_of_the_samples(checker, detector, name, expected):
+def test_model_scores_of_the_samples(checker, name, expected):
     image = load_image(SAMPLES / name)
-    faces = detector.detect_for_liveness(image)
-    assert checker.score(image, faces[0]) == pytest.approx(expected, abs=2e-3)
+    assert checker.score(image, checker.detect(image)[0]) == pytest.approx(expected, abs=2e-3)
 
 
 @needs_shared
 @pytest.mark.parametrize("name, live", [("live/image_T1.jpg", True), ("live/image_T2.jpg", True),
                                         ("spoof/image_F2.jpg", False)])
-def test_samples_verdicts(checker, detector, name, live):
-    result = judge(checker, detector, load_image(SAMPLES / name))
+def test_samples_verdicts(checker, name, live):
+    result = checker.check(load_image(SAMPLES / name))
     assert result.live is live
     assert result.code == (None if live else "FACE_NOT_LIVE")
-    assert (result.score >= checker.settings.threshold) is live
+    assert (result.score >= checker.settings.liveness.threshold) is live
     assert set(result.timings_ms) >= {"requirements", "model", "total"}
     if live:
         result.raise_for_failure()  # does not raise
@@ -273,20 +274,31 @@ def test_samples_verdicts(checker, detector, name, live):
             result.raise_for_failure()
         meta = info.value.metadata
         assert info.value.liveness_code == "FACE_NOT_LIVE" and meta["code"] == "FACE_NOT_LIVE"
-        assert meta["value"] == pytest.approx(result.score, abs=1e-4) and meta["limit"] == checker.settings.threshold
+        assert meta["value"] == pytest.approx(result.score, abs=1e-4) and meta["limit"] == checker.settings.liveness.threshold
         assert meta["score"] == result.score
 
 
 @needs_shared
-def test_requirement_failure_raises_with_value_and_limit(checker, detector):
-    result = judge(checker, detector, paste(canvas(700, 700), sample(FRONTAL), 225, 200))
+def test_one_threshold_decides_and_a_call_may_set_it(checker):
+    image = load_image(SAMPLES / "live" / "image_T2.jpg")  # scores 0.877
+    default, strict = checker.check(image), checker.check(image, threshold=0.9)
+    assert default.live and default.threshold == checker.settings.liveness.threshold
+    assert "detect" in default.timings_ms  # the checker found the face itself
+    assert not strict.live and strict.code == "FACE_NOT_LIVE" and strict.score == default.score
+    assert strict.checks["liveness_score"] == {"value": pytest.approx(0.8772, abs=2e-3), "limit": 0.9, "passed": False}
+    assert strict.message == LIVENESS_CODES["FACE_NOT_LIVE"] and strict.threshold == 0.9
+
+
+@needs_shared
+def test_requirement_failure_raises_with_value_and_limit(checker):
+    result = checker.check(paste(canvas(700, 700), sample(FRONTAL), 225, 200))
     with pytest.raises(LivenessError) as info:
         result.raise_for_failure()
     assert info.value.metadata["code"] == "FACE_TOO_SMALL"
     assert info.value.metadata["limit"] == 150 and info.value.metadata["value"] < 150
     assert info.value.metadata["score"] is None
     json.dumps(result.to_dict())  # serialisable as it is
-    report = format_liveness_report(result)
+    report = liveness_text(result)
     assert "FACE_TOO_SMALL" in report and "[FAIL] face_width" in report
 
 
@@ -344,7 +356,7 @@ def test_corrupted_weights_fail_their_checksum(tmp_path, detector):
     damaged.write_bytes(bytes(data))
     image = load_image(SAMPLES / "live" / "image_T1.jpg")
     with pytest.raises(WeightsError, match="sha256"):
-        LivenessChecker(LivenessSettings(weights_dir=tmp_path)).check(image, detector.detect_for_liveness(image))
+        LivenessChecker(with_limits(weights_dir=tmp_path), detector=detector).check(image)
     target = tmp_path / "installed"
     with pytest.raises(WeightsError, match="sha256"):
         fetch(MINIFASNET[0].name, tmp_path, directory=target)
@@ -371,7 +383,7 @@ def test_fetch_from_a_missing_directory_names_the_file(tmp_path):
 def test_empty_weights_dir_is_a_license_error(tmp_path):
     # No model runs, so the image content does not matter: the weights are looked for first.
     frame = np.full((480, 640, 3), GREY, dtype=np.uint8)
-    checker = LivenessChecker(LivenessSettings(weights_dir=tmp_path))
+    checker = LivenessChecker(with_limits(weights_dir=tmp_path))
     with pytest.raises(LivenessError) as info:
         checker.check(frame, [])
     assert info.value.liveness_code == "LICENSE_ERROR"
@@ -410,12 +422,17 @@ def test_pose_roll_is_exact_for_in_plane_rotation():
     assert estimate_pose(shifted)[0] > 15
 
 
-def test_codes_are_api_codes():
-    from facecmp.liveness import NOT_REPORTED_CODES
-    from facecmp.liveness.checker import _MESSAGES
+def test_every_api_code_is_reported_by_a_check_or_said_not_to_be():
+    reported = {code for check in CHECKS for code in check.codes}
+    assert reported <= set(LIVENESS_CODES)
+    assert set(LIVENESS_CODES) == reported | {"LICENSE_ERROR", "UNKNOWN_ERROR"} | set(NOT_REPORTED_CODES)
+    assert NOT_REPORTED_CODES == ("EYES_CLOSED", "FACE_IS_OCCLUDED")  # what docs/liveness.md says is never reported
 
-    assert set(_MESSAGES) <= set(LIVENESS_CODES)
-    assert not set(NOT_REPORTED_CODES) & set(_MESSAGES)  # no path can produce them
+
+def test_the_docs_table_is_the_table_of_checks(monkeypatch):
+    monkeypatch.setenv("FACECMP_LIVENESS_MIN_FACE_WIDTH_PX", "40")  # the docs give the defaults, whatever the environment
+    docs = (REPO / "docs" / "liveness.md").read_text()
+    assert "\n".join("   " + line for line in markdown_table().splitlines()) in docs
 
 
 @needs_shared
@@ -437,5 +454,5 @@ def test_checking_liveness_leaves_the_compare_as_it_is(fast_comparer, detector):
         assert checked.liveness.live and plain.liveness is None
         assert (checked.cosine, checked.similarity, checked.score) == (plain.cosine, plain.similarity, plain.score)
         assert checked.faces[0].face.box == plain.faces[0].face.box
-        assert checked.liveness.score == LivenessChecker(LivenessSettings(weights_dir=WEIGHTS)).check(
-            probe, detector.detect_for_liveness(probe)).score
+        assert checked.liveness.score == LivenessChecker(with_limits(weights_dir=WEIGHTS), detector=detector).check(
+            probe).score

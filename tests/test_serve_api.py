@@ -403,7 +403,10 @@ def test_compare_live_face_endpoint(client, shared, photos):
     refused = client.post("/compare-live-face", json={"gallery": [b64(live[1])], "probe": b64(live[0]),
                                                       "liveness_min_score": 1.0}, headers=AUTH)
     body = assert_error(refused, 400, "ERR_LIVENESS_ERROR")
-    assert body["metadata"]["code"] == "FACE_NOT_LIVE"
+    # The request's threshold is the one rule: the error says so as /compare's liveness errors do.
+    meta = body["metadata"]
+    assert meta["code"] == "FACE_NOT_LIVE" and meta["limit"] == meta["liveness_min_score"] == 1.0
+    assert 0.9 < meta["score"] == meta["liveness_score"] < 1.0 and meta["value"] == pytest.approx(meta["score"], abs=1e-4)
 
 
 # -- body size, overload --------------------------------------------------------------------

@@ -2,23 +2,24 @@
 
 Image requirement checks (face count, size, framing, pose from MTCNN's five landmarks) and
 Minivision's MiniFASNet ensemble (two models, 80x80 crops at 2.7x and 4.0x the face box).
-See :mod:`facecmp.liveness.checker` for the checks and codes, docs/liveness.md for defaults
-and measurements.
+:data:`facecmp.liveness.checks.CHECKS` is the table of checks and codes, docs/liveness.md
+gives the defaults and measurements; :mod:`facecmp.display` renders a result.
 
->>> from facecmp.detect import FaceDetector
+>>> from facecmp.display import liveness_text
 >>> from facecmp.liveness import LivenessChecker
->>> result = LivenessChecker().check(image, FaceDetector().detect_for_liveness(image))  # doctest: +SKIP
+>>> result = LivenessChecker().check(image)  # doctest: +SKIP
 >>> result.live, result.code, result.score  # doctest: +SKIP
+>>> print(liveness_text(result))  # doctest: +SKIP
 """
 from __future__ import annotations
 
-from facecmp.liveness.checker import NOT_REPORTED_CODES, LivenessChecker, LivenessResult
-from facecmp.liveness.pose import estimate_pose
-from facecmp.liveness.report import format_liveness_report
-from facecmp.settings import LivenessSettings
+from facecmp.liveness.checker import LivenessChecker, LivenessResult
+from facecmp.liveness.checks import CHECKS, NOT_REPORTED_CODES
 from facecmp.liveness.model import load_minifasnet
+from facecmp.liveness.pose import estimate_pose
+from facecmp.settings import LivenessSettings
 
 __all__ = [
-    "LivenessChecker", "LivenessResult", "LivenessSettings", "NOT_REPORTED_CODES", "estimate_pose",
-    "format_liveness_report", "load_minifasnet",
+    "CHECKS", "LivenessChecker", "LivenessResult", "LivenessSettings", "NOT_REPORTED_CODES", "estimate_pose",
+    "load_minifasnet",
 ]
