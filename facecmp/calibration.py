@@ -157,13 +157,14 @@ class Calibration:
         """Pairs (broadcasting like :meth:`similarity`) whose score's promise may not hold: what
         ``within_calibration = False`` means, for many pairs at once. Poor photos (low quality,
         small, old prints) fail in pairs: one beside a good photo keeps the promise (measured), so
-        a pair is outside when *both* faces are poor, when either lies outside the cohort
-        similarity limits, or when the younger face's age band missed the promise."""
+        a pair is outside when *both* faces are poor, when both lie beyond the cohort similarity
+        limits (measured on pairs of two such faces), or when the younger face's age band missed
+        the promise."""
         flags_a, flags_b = self.face_flags(a, widths_a), self.face_flags(b, widths_b)
         poor_a = np.logical_or.reduce([flags_a[r] for r in POOR_PHOTO_REASONS])
         poor_b = np.logical_or.reduce([flags_b[r] for r in POOR_PHOTO_REASONS])
-        return ((poor_a & poor_b) | flags_a["cohort_similarity"] | flags_b["cohort_similarity"]
-                | self.unkept_age(np.minimum(a.estimated_age, b.estimated_age)))
+        unusual = flags_a["cohort_similarity"] & flags_b["cohort_similarity"]
+        return (poor_a & poor_b) | unusual | self.unkept_age(np.minimum(a.estimated_age, b.estimated_age))
 
     def coverage_notes(self, stats: FaceStats, face_widths) -> list[str]:
         """Why the score of a pair with faces ``stats`` (2,) and widths (2,) may not keep its
@@ -173,7 +174,7 @@ class Calibration:
         flags = self.face_flags(stats, face_widths)
         poor = [any(flags[r][i] for r in POOR_PHOTO_REASONS) for i in range(2)]
         for i, role in enumerate(("probe", "reference")):
-            if flags["cohort_similarity"][i]:
+            if all(flags["cohort_similarity"]):
                 notes.append(f"{role}: this face resembles many different people more than the calibration "
                              f"measured (cohort similarity {stats.cohort_mean[i]:.3f}, limits "
                              f"{cov['cohort_similarity'][0]:.3f}-{cov['cohort_similarity'][1]:.3f})")

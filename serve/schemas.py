@@ -97,9 +97,15 @@ class FaceTrust(BaseModel):
         None, ge=0, le=1, description="Image quality of the face, from its embedding alone: the predicted cosine "
                                       "between this embedding and that of the same photo undegraded (1: sharp; "
                                       "blur, small size, noise and old prints lower it). The score corrects for it "
-                                      "and, below the calibration's floor, says so in `calibration_notes`.")
+                                      "and, when both faces are below the calibration's floor, says so in "
+                                      "`calibration_notes`.")
     quality_percentile: float | None = Field(None, ge=0, le=100,
                                              description="Its percentile among the (undegraded) calibration faces.")
+    old_print: float | None = Field(
+        None, ge=0, le=1, description="How likely the photo is a real old print (scanned, faded, sepia), from its "
+                                      "embedding alone. Two old prints of different people look alike: the score "
+                                      "corrects for it and, where the calibration measured it still missing the "
+                                      "promise, says so in `calibration_notes`.")
 
 
 class ComparedFace(FaceTrust):

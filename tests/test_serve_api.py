@@ -142,7 +142,7 @@ def test_compare_same_and_different_person(client, photos, celebrity_photos):
     library = client.app.state.engine.comparer.compare(ben[0].read_bytes(), ben[1].read_bytes())
     for face, report in zip(same.json()["faces"], library.faces, strict=True):
         assert set(face) == {"estimated_age", "cohort_similarity", "cohort_similarity_percentile",
-                             "face_width_percentile", "quality", "quality_percentile", "box", "landmarks"}
+                             "face_width_percentile", "quality", "quality_percentile", "old_print", "box", "landmarks"}
         assert 0 < face["estimated_age"] < 120 and 0 <= face["cohort_similarity_percentile"] <= 100
         assert 0 <= face["quality"] <= 1 and face["quality"] == report.trust["quality"]
         assert (face["box"], face["landmarks"]) == (report.face.to_dict()["box"], report.face.to_dict()["landmarks"])
