@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facecmp.calibration import FaceTrust
+
 RULES = ("same", "pair", "min", "max")
 MIXED = "mixed"
 #: Without --group-by, label columns with more distinct values than this are not broken down.
@@ -283,8 +285,9 @@ def make_grouping(spec: GroupSpec, labels: dict[str, np.ndarray],
     return Grouping(spec, codes, table, names)
 
 
-#: Columns every evaluated image gets from the pipeline itself (its face's ``trust``), beside its labels.
-PIPELINE_COLUMNS = ("quality", "estimated_age")
+#: Columns every evaluated image gets from the pipeline itself (its face's numeric ``trust`` figures:
+#: quality, estimated age, ...), beside its labels.
+PIPELINE_COLUMNS = FaceTrust.figure_names()
 
 
 def pipeline_columns(records) -> dict[str, np.ndarray]:
