@@ -28,6 +28,7 @@ from eval.datasets import FaceDataset
 from eval.embeddings import EmbeddingCache, EmbeddingResult, embed_images
 from eval.run import EvaluationOptions, measure
 from facecmp.calibration import ANCHOR_SCORE
+from facecmp.errors import FacecmpError
 from facecmp.extras import require
 
 #: Columns of an operating point, in the order tables show them.
@@ -36,13 +37,17 @@ POINT_COLUMNS = ("cutoff", "fmr", "fmr_low", "fmr_high", "false_matches", "n_imp
                  "n_genuine", "generalized_fnmr")
 
 
-class InputError(ValueError):
+class InputError(FacecmpError, ValueError):
     """A dataset, group-by spec or band that cannot be used; the message says why and what to write."""
 
+    code = "ERR_EVAL_INPUT"
 
-class EmbeddingIncomplete(RuntimeError):
+
+class EmbeddingIncomplete(FacecmpError, RuntimeError):
     """Embedding stopped at ``limit`` before every image had its embedding; the same call again
     continues from the cache."""
+
+    code = "ERR_EVAL_INCOMPLETE"
 
 
 def evaluate(dataset: str | Path | FaceDataset, *, mode: str | None = None, group_by=None, bands=None,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 RULES = ("same", "pair", "min", "max")
 MIXED = "mixed"
 #: Without --group-by, label columns with more distinct values than this are not broken down.

@@ -20,9 +20,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +56,97 @@ def score_meaning(score: float) -> str:
 def score_for_fmr(fmr: float | np.ndarray) -> float | np.ndarray:
     """Inverse of :func:`fmr_promised`."""
     return ANCHOR_SCORE - SCORE_PER_DECADE * np.log10(np.asarray(fmr, float) / ANCHOR_FMR)
+
+
+def _figure(description: str, low: float | None = None, high: float | None = None) -> Any:
+    """A field of :class:`FaceTrust`: None until measured; ``description`` documents it (the
+    service's OpenAPI text too), ``low`` and ``high`` bound it."""
+    return field(default=None, metadata={"description": description, "ge": low, "le": high})
+
+
+@dataclass(frozen=True, eq=False)
+class FaceTrust(Mapping):
+    """Where one face falls among the faces its calibration was fitted on: the one declaration of
+    the trust figures (``FaceReport.trust``).
+
+    A figure that was not measured is None and left out of the mapping: without a normaliser
+    there is no age, cohort similarity or quality, without coverage grids no percentiles, and a
+    candidate pipeline (no calibration) has none. It reads as the dict it replaced
+    (``trust["quality"]``, ``"estimated_age_note" in trust``, ``trust.items()``, ``== {}``);
+    :meth:`to_dict` is what the library's ``to_dict``, the CLI's JSON and the service's
+    ``faces[i]`` carry, and serve/schemas.py builds the service's response fields from these
+    fields, their types, descriptions and ranges (tests/test_serve_api.py holds the two equal).
+
+    Adding a figure is an edit here only: a field ``name: float | None = _figure("what it is",
+    low, high)`` and its value in :meth:`measure`. The notebook card, the CLI's JSON, the
+    service's answer and its OpenAPI text follow (eval computes its label columns from the
+    embeddings: ``eval/groups.py:pipeline_columns``). Field order is the order they show in.
+    """
+
+    estimated_age: float | None = _figure("Age in years estimated from the embedding (clamped to the ages the age "
+                                          "model was fitted on).")
+    estimated_age_note: str | None = _figure("Present when the age model extrapolates (the estimate is then clamped "
+                                             "to the ages it was fitted on); the score is unaffected.")
+    cohort_similarity: float | None = _figure(
+        "Mean of the face's top cosines with the normalisation cohort: how crowded its neighbourhood of faces is "
+        "(children and some groups sit closer together).")
+    quality: float | None = _figure(
+        "Image quality of the face, from its embedding alone: the predicted cosine between this embedding and that "
+        "of the same photo undegraded (1: sharp; blur, small size, noise and old prints lower it). The score "
+        "corrects for it and, when both faces are below the calibration's floor, says so in `calibration_notes`.", 0, 1)
+    old_print: float | None = _figure(
+        "How likely the photo is a real old print (scanned, faded, sepia), from its embedding alone. Two old prints "
+        "of different people look alike: the score corrects for it and, where the calibration measured it still "
+        "missing the promise, says so in `calibration_notes`.", 0, 1)
+    cohort_similarity_percentile: float | None = _figure("Its cohort similarity's percentile among the calibration "
+                                                         "faces.", 0, 100)
+    quality_percentile: float | None = _figure("Its quality's percentile among the (undegraded) calibration faces.",
+                                               0, 100)
+    face_width_percentile: float | None = _figure(
+        "The face's width in pixels as a percentile of the calibration faces' (a resolution figure: low means "
+        "smaller faces than it was fitted on).", 0, 100)
+
+    @classmethod
+    def measure(cls, stats: FaceStats, face, coverage: dict, *, normalised: bool) -> "FaceTrust":
+        """The figures of one face (its ``stats`` and :class:`~facecmp.faces.Face`) against a
+        calibration's ``coverage``; ``normalised``: the calibration has a normaliser (which the
+        age, cohort and quality figures come from)."""
+        figures: dict[str, Any] = {}
+        if normalised:
+            age = float(stats.estimated_age)
+            low, high = coverage.get("age_range", (0.0, np.inf))
+            figures["estimated_age"] = round(float(np.clip(age, low, high)), 1)
+            if not low <= age <= high:
+                figures["estimated_age_note"] = (f"the age model is extrapolating (raw estimate {age:.0f}, fitted on "
+                                                 f"ages {low:.0f}-{high:.0f}); the score is unaffected")
+            figures["cohort_similarity"] = round(float(stats.cohort_mean), 4)
+            figures["quality"] = round(float(stats.quality), 3)
+            figures["old_print"] = round(float(stats.old_print), 3)
+        for key, value in (("cohort_similarity", stats.cohort_mean), ("quality", stats.quality),
+                           ("face_width", face.width)):
+            grid = coverage.get(f"{key}_percentiles")
+            if grid:
+                figures[f"{key}_percentile"] = round(float(np.interp(value, grid, np.linspace(0, 100, len(grid)))), 1)
+        return cls(**figures)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The measured figures, in field order."""
+        return dict(self)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names() or getattr(self, name) is None:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._names() if getattr(self, name) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
 
 
 @dataclass(frozen=True)
@@ -100,27 +193,9 @@ class Calibration:
 
     fmr_at_score = staticmethod(fmr_promised)
 
-    def face_trust(self, stats: FaceStats, face) -> dict:
-        """One face's place among the calibration faces: estimated age (clamped to the ages the
-        age model was fitted on, with a note when it extrapolates), cohort similarity, quality,
-        and the percentiles of cohort similarity, quality and face width (a resolution figure)."""
-        trust = {}
-        if self.normaliser is not None:
-            age = float(stats.estimated_age)
-            low, high = self.coverage.get("age_range", (0.0, np.inf))
-            trust["estimated_age"] = round(float(np.clip(age, low, high)), 1)
-            if not low <= age <= high:
-                trust["estimated_age_note"] = (f"the age model is extrapolating (raw estimate {age:.0f}, fitted on "
-                                               f"ages {low:.0f}-{high:.0f}); the score is unaffected")
-            trust["cohort_similarity"] = round(float(stats.cohort_mean), 4)
-            trust["quality"] = round(float(stats.quality), 3)
-            trust["old_print"] = round(float(stats.old_print), 3)
-        for key, value in (("cohort_similarity", stats.cohort_mean), ("quality", stats.quality),
-                           ("face_width", face.width)):
-            grid = self.coverage.get(f"{key}_percentiles")
-            if grid:
-                trust[f"{key}_percentile"] = round(float(np.interp(value, grid, np.linspace(0, 100, len(grid)))), 1)
-        return trust
+    def face_trust(self, stats: FaceStats, face) -> FaceTrust:
+        """One face's place among the calibration faces (:class:`FaceTrust`)."""
+        return FaceTrust.measure(stats, face, self.coverage, normalised=self.normaliser is not None)
 
     def face_flags(self, stats: FaceStats, face_widths) -> dict[str, np.ndarray]:
         """Per face, where the calibration's measurements say the promise fails for pairs of two

@@ -9,9 +9,10 @@ this module imports nothing of theirs: a liveness check's rule and unit come wit
 Each card is compact plain HTML with inline styles; pictures are PNG in ``data:`` URLs.
 No JavaScript and no network address: a saved notebook shows the same card offline.
 
-The faces a comparison used come from :class:`Thumbnail` (the face's region, scaled down),
-kept in memory on the result only; the card shows it at most ``THUMBNAIL_SIZE`` pixels a side,
-box and landmarks drawn on a copy when the card is built.
+The faces a comparison used come from :class:`Thumbnail` (the face's region, scaled down), cut
+from the decoded images when the card is first drawn (:class:`FacePictures`) and kept in memory
+on the result only; the card shows it at most ``THUMBNAIL_SIZE`` pixels a side, box and
+landmarks drawn on a copy when the card is built.
 """
 from __future__ import annotations
 
@@ -77,6 +78,23 @@ class Thumbnail:
             cx, cy = (x - ox) * s, (y - oy) * s
             draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=(255, 140, 0))
         return picture
+
+
+class FacePictures:
+    """The pictures of a comparison's faces for its card, made when the card is first drawn: until
+    then the decoded images are held by reference (no copy, no work: a compare whose result is
+    never shown, the service's, pays nothing), then they are cut to a :class:`Thumbnail` each
+    and let go. A result kept but never shown keeps its decoded images alive."""
+
+    def __init__(self, images: list[np.ndarray], faces: list):
+        self._images, self._faces = images, faces
+        self._thumbnails: tuple[Thumbnail, ...] | None = None
+
+    def thumbnails(self) -> tuple[Thumbnail, ...]:
+        if self._thumbnails is None:
+            self._thumbnails = tuple(Thumbnail.of_face(image, face) for image, face in zip(self._images, self._faces))
+            self._images = None
+        return self._thumbnails
 
 
 def png_data_url(picture: Image.Image) -> str:

@@ -1,8 +1,12 @@
-"""Typed errors of the facecmp pipeline.
+"""Typed errors of the facecmp pipeline: the one convention (docs/architecture.md, "Errors").
 
-Every error carries the API code of the OpenCV FR Server's Face Compare contract
-(`code`), a human message, and optional `metadata`. The library never speaks HTTP:
-``serve/`` maps these codes to status codes in one place.
+Everything a user's input, files or installation can cause is a :class:`FacecmpError`: a code
+(the API code of the OpenCV FR Server's Face Compare contract, for those the service answers
+with), a human message, and optional `metadata`. The library never speaks HTTP: ``serve/`` maps
+these codes to status codes in one place. A class that replaced a built-in exception is that
+built-in too (``UnknownModeError`` is a ``ValueError``). A batch (``represent_batch``) answers a
+failing item with its error in place; a mistake in the calling code (a wrong type, an option
+that cannot apply) is Python's own TypeError or ValueError.
 """
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from typing import Any
 
 
 class FacecmpError(Exception):
-    """Base class: ``code`` is the API error code, ``metadata`` optional details."""
+    """Base class: ``code`` is a stable code (the API's error code where the service answers with
+    it), ``metadata`` optional details."""
 
     code = "UNKNOWN_ERROR"
     default_message = "An unexpected error occurred."

@@ -21,12 +21,12 @@ import numpy as np
 from facecmp import __version__
 from facecmp.align import crop_face
 from facecmp.backends import ComputeOptions
-from facecmp.calibration import Calibration, load_calibration, score_meaning
+from facecmp.calibration import Calibration, FaceTrust, load_calibration, score_meaning
 from facecmp.centres import load_centres
 from facecmp.contract import DEFAULT_SCORE_CUTOFF
 from facecmp.decode import ImageSource, load_image
 from facecmp.detect import FaceDetector
-from facecmp.display import Thumbnail, compare_html, face_html
+from facecmp.display import FacePictures, Thumbnail, compare_html, face_html
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.errors import CalibrationError, FacecmpError, FaceNotDetectedError
 from facecmp.faces import Face
@@ -45,20 +45,20 @@ def is_match(score: float, min_similarity_score: float) -> bool:
 class FaceReport:
     """The face a comparison used, how many faces the image held, and the image size (w, h).
 
-    trust : where the face falls relative to the calibration's faces (see :meth:`Calibration.face_trust`):
-        ``estimated_age`` (years, from the embedding), ``cohort_similarity`` (mean of its top-k
-        cosines with the cohort: how crowded its neighbourhood is), ``cohort_percentile`` and
-        ``face_width_percentile`` (0-100, among the calibration faces).
+    trust : where the face falls relative to the calibration's faces: a
+        :class:`~facecmp.calibration.FaceTrust`, whose fields say what each figure is (estimated
+        age, cohort similarity, image quality, their percentiles, face width percentile); empty
+        for a candidate pipeline, which has no calibration.
     """
 
     face: Face
     face_count: int
     image_size: tuple[int, int]
-    trust: dict = field(default_factory=dict)
+    trust: FaceTrust = field(default_factory=FaceTrust)
 
     def to_dict(self) -> dict:
         return {**self.face.to_dict(), "face_count": self.face_count, "image_size": list(self.image_size),
-                "trust": self.trust}
+                "trust": self.trust.to_dict()}
 
     def _repr_html_(self) -> str:
         return face_html(self)
@@ -86,13 +86,18 @@ class CompareResult:
     # Why the score's false-match promise may not hold for this pair (empty: it was measured to).
     calibration_notes: tuple[str, ...] = ()
     liveness: LivenessResult | None = None   # when checked
-    # The faces' regions, scaled down, for the notebook card (_repr_html_): in memory only, never
-    # in to_dict, repr or ==.
-    thumbnails: tuple[Thumbnail, ...] = field(default=(), repr=False, compare=False)
+    # The faces' pictures for the notebook card (_repr_html_), cut when it is first drawn: in memory
+    # only, never in to_dict, repr or ==.
+    pictures: FacePictures | None = field(default=None, repr=False, compare=False)
 
     @property
     def within_calibration(self) -> bool:
         return not self.calibration_notes
+
+    @property
+    def thumbnails(self) -> tuple[Thumbnail, ...]:
+        """The faces' regions, scaled down (made on first use; empty without pictures)."""
+        return () if self.pictures is None else self.pictures.thumbnails()
 
     @property
     def score_meaning(self) -> str:
@@ -198,7 +203,7 @@ class FaceComparer:
             min_similarity_score=min_similarity_score, mode=config.mode, faces=reports,
             weights=self.weights_versions(config.mode), calibration=calibration.id,
             timings_ms=timings, calibration_notes=tuple(notes), liveness=liveness,
-            thumbnails=tuple(Thumbnail.of_face(image, face) for image, face in zip(images, chosen)),
+            pictures=FacePictures(images, chosen),
         )
 
     def represent(self, image: ImageSource, *, mode: str | None = None) -> FaceRepresentation:
@@ -236,7 +241,7 @@ class FaceComparer:
             stats = calibration.face_stats(embeddings) if calibration else None
             for k, ((i, faces), embedding) in enumerate(zip(found, embeddings)):
                 image = decoded[i]
-                trust = calibration.face_trust(stats[k], faces[0]) if calibration else {}
+                trust = calibration.face_trust(stats[k], faces[0]) if calibration else FaceTrust()
                 results[i] = FaceRepresentation(faces[0], len(faces), (image.shape[1], image.shape[0]), trust,
                                                 embedding)
         return results

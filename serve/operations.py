@@ -44,22 +44,23 @@ def _image(comparer: FaceComparer, text: str) -> bytes:
     return decode_base64(text, comparer.decode_limits)
 
 
+#: The fields of ``CompareResult.to_dict()`` that ``POST /compare`` answers with as they are.
+PAIR_FIELDS = ("is_match", "score", "score_meaning", "within_calibration", "calibration_notes")
+
+
 def compare_pair(comparer: FaceComparer, body: FaceCompareRequest, defaults: Defaults) -> Outcome:
+    """The library's answer (``CompareResult.to_dict()``) in the response's shape: the same values
+    as the CLI's JSON; each face's trust figures beside its box and landmarks."""
     threshold = defaults.min_similarity_score if body.min_similarity_score is None else body.min_similarity_score
     result = comparer.compare(_image(comparer, body.face_base_64), _image(comparer, body.ref_face_base_64),
                               min_similarity_score=threshold, check_liveness=body.check_liveness,
                               mode=body.search_mode)
-    liveness = float(result.liveness.score) if result.liveness is not None else None
-    response = CompareResponse(is_match=result.is_match, score=result.score, liveness_score=liveness,
-                               within_calibration=result.within_calibration,
-                               calibration_notes=list(result.calibration_notes), score_meaning=result.score_meaning,
-                               faces=[_compared_face(report) for report in result.faces])
-    return Outcome(response, tuple(report.face_count for report in result.faces), result.mode, result.timings_ms)
-
-
-def _compared_face(report) -> ComparedFace:
-    where = report.face.to_dict()
-    return ComparedFace(**report.trust, box=where["box"], landmarks=where["landmarks"])
+    answer = result.to_dict()
+    response = CompareResponse(
+        **{name: answer[name] for name in PAIR_FIELDS},
+        liveness_score=None if answer["liveness"] is None else answer["liveness"]["score"],
+        faces=[ComparedFace(**face["trust"], box=face["box"], landmarks=face["landmarks"]) for face in answer["faces"]])
+    return Outcome(response, tuple(face["face_count"] for face in answer["faces"]), result.mode, result.timings_ms)
 
 
 def compare_sets(comparer: FaceComparer, body: ImageSetCompareRequest, defaults: Defaults) -> Outcome:

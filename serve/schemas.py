@@ -10,12 +10,14 @@ selects the second.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
+from facecmp import calibration
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, DEFAULT_SCORE_CUTOFF, SCORE_PER_DECADE
 from facecmp.modes import MODES
 from facecmp.settings import FacecmpSettings
@@ -78,39 +80,25 @@ CompareRequest = Annotated[
 ]
 
 
-class FaceTrust(BaseModel):
-    """Where one face falls relative to the faces the calibration was fitted on."""
+def _trust_fields() -> dict[str, Any]:
+    """The library's trust figures (:class:`facecmp.calibration.FaceTrust`, their one declaration)
+    as optional response fields, each with its type, description and range."""
+    types = get_type_hints(calibration.FaceTrust)
+    return {figure.name: (types[figure.name], Field(None, **figure.metadata))
+            for figure in dataclasses.fields(calibration.FaceTrust)}
 
-    estimated_age: float | None = Field(None, description="Age in years estimated from the embedding.")
-    cohort_similarity: float | None = Field(
-        None, description="Mean of the face's top cosines with the normalisation cohort: how crowded its "
-                          "neighbourhood of faces is (children and some groups sit closer together).")
-    cohort_similarity_percentile: float | None = Field(None, ge=0, le=100,
-                                                       description="Its percentile among the calibration faces.")
-    face_width_percentile: float | None = Field(
-        None, ge=0, le=100, description="The face's width in pixels as a percentile of the calibration faces' "
-                                        "(a resolution figure: low means smaller faces than it was fitted on).")
-    estimated_age_note: str | None = Field(
-        None, description="Present when the age model extrapolates (the estimate is then clamped to the ages "
-                          "it was fitted on); the score is unaffected.")
-    quality: float | None = Field(
-        None, ge=0, le=1, description="Image quality of the face, from its embedding alone: the predicted cosine "
-                                      "between this embedding and that of the same photo undegraded (1: sharp; "
-                                      "blur, small size, noise and old prints lower it). The score corrects for it "
-                                      "and, when both faces are below the calibration's floor, says so in "
-                                      "`calibration_notes`.")
-    quality_percentile: float | None = Field(None, ge=0, le=100,
-                                             description="Its percentile among the (undegraded) calibration faces.")
-    old_print: float | None = Field(
-        None, ge=0, le=1, description="How likely the photo is a real old print (scanned, faded, sepia), from its "
-                                      "embedding alone. Two old prints of different people look alike: the score "
-                                      "corrects for it and, where the calibration measured it still missing the "
-                                      "promise, says so in `calibration_notes`.")
+
+FaceTrust = create_model(
+    "FaceTrust", __doc__="Where one face falls relative to the faces the calibration was fitted on.",
+    **_trust_fields())
 
 
 class ComparedFace(FaceTrust):
     """A face the comparison used: where it is in the photo sent, and its trust figures."""
 
+    # A trust figure this schema lacked would be refused, never silently dropped (it cannot lack one:
+    # its fields are the library's record's).
+    model_config = ConfigDict(extra="forbid")
     box: list[float] = Field(min_length=4, max_length=4,
                              description="(x1, y1, x2, y2), pixels of the photo sent (upright by its EXIF "
                                          "orientation); may extend past the photo's border.")

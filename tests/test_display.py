@@ -122,8 +122,8 @@ def test_notes_of_a_pair_outside_the_calibration_are_listed(fast_comparer, photo
 
 
 def test_text_is_escaped_and_new_trust_keys_show_without_code_changes(match):
-    report = dataclasses.replace(match.faces[0], trust={**match.faces[0].trust, "quality": 0.8125,
-                                                        "quality_percentile": 41.5})
+    trust = dataclasses.replace(match.faces[0].trust, quality=0.8125, quality_percentile=41.5)
+    report = dataclasses.replace(match.faces[0], trust=trust)
     hostile = dataclasses.replace(match, faces=(report, match.faces[1]),
                                   calibration_notes=("<script>alert(1)</script> & <img src=x>",))
     markup = hostile._repr_html_()
@@ -136,7 +136,8 @@ def test_text_is_escaped_and_new_trust_keys_show_without_code_changes(match):
 def test_thumbnails_stay_out_of_repr_to_dict_and_equality(match):
     assert len(match.thumbnails) == 2
     assert "thumbnail" not in repr(match) and "thumbnail" not in str(match.to_dict())
-    assert dataclasses.replace(match, thumbnails=()) == match
+    assert "pictures" not in repr(match) and dataclasses.replace(match, pictures=None) == match
+    assert dataclasses.replace(match, pictures=None).thumbnails == ()
 
 
 def test_face_report_card_without_pixels(match):

@@ -154,6 +154,25 @@ def test_compare_same_and_different_person(client, photos, celebrity_photos):
     assert same.headers["x-facecmp-version"].startswith("facecmp/")
 
 
+def test_the_answer_is_the_library_result_and_its_face_fields_the_trust_record(client, celebrity_photos):
+    """One result contract: /compare answers with ``CompareResult.to_dict()``'s values, and the
+    face fields its schema documents are the library's trust record's, box and landmarks."""
+    import dataclasses
+
+    from facecmp.calibration import FaceTrust
+
+    ben = celebrity_photos["ben_afflek"]
+    answer = post_compare(client, {"face_base_64": b64(ben[0]), "ref_face_base_64": b64(ben[1])}).json()
+    library = client.app.state.engine.comparer.compare(ben[0].read_bytes(), ben[1].read_bytes()).to_dict()
+    assert {key: answer[key] for key in answer if key != "faces"} == {key: library[key] for key in answer
+                                                                         if key != "faces"}
+    for face, expected in zip(answer["faces"], library["faces"], strict=True):
+        assert face == {**expected["trust"], "box": expected["box"], "landmarks": expected["landmarks"]}
+    documented = client.get("/openapi.json").json()["components"]["schemas"]["ComparedFace"]["properties"]
+    assert set(documented) == {figure.name for figure in dataclasses.fields(FaceTrust)} | {"box", "landmarks"}
+    assert documented["quality"]["anyOf"][0] == {"type": "number", "minimum": 0, "maximum": 1}  # its range too
+
+
 def test_compare_threshold_and_modes(client, photos):
     pair = {"face_base_64": photos["same_a"], "ref_face_base_64": photos["same_b"]}
     fast = post_compare(client, {**pair, "search_mode": "FAST", "min_similarity_score": 0.0}).json()
