@@ -94,15 +94,17 @@ def test_base64_comes_only_from_dash_or_the_prefix_never_from_a_guess(celebrity_
 
 
 def test_human_output_says_what_the_score_and_the_notes_mean(celebrity_photos, tmp_path):
-    from PIL import Image
+    from PIL import Image, ImageFilter
 
     a, b = celebrity_photos["ben_afflek"][:2]   # faces 119 and 171 px wide: within the calibration
-    small = tmp_path / "small.jpg"
-    with Image.open(a) as photo:  # a face narrower than 99 % of the calibration's (80 px): outside it
-        photo.resize((photo.width // 2, photo.height // 2), Image.Resampling.LANCZOS).save(small, quality=95)
-    for probe, within in ((a, True), (small, False)):
-        human = _facecmp("compare", str(probe), str(b), "--mode", "fast")
-        result = json.loads(_facecmp("compare", str(probe), str(b), "--mode", "fast", "--json").stdout)
+    blurred = []
+    for k, photo in enumerate((a, b)):   # sigma 6 px of a 250 px photo: both below the quality floor
+        with Image.open(photo) as image:
+            blurred.append(tmp_path / f"blurred-{k}.png")
+            image.convert("RGB").filter(ImageFilter.GaussianBlur(6 * min(image.size) / 250)).save(blurred[-1])
+    for (probe, reference), within in (((a, b), True), (tuple(blurred), False)):
+        human = _facecmp("compare", str(probe), str(reference), "--mode", "fast")
+        result = json.loads(_facecmp("compare", str(probe), str(reference), "--mode", "fast", "--json").stdout)
         assert human.returncode == 0 and result["within_calibration"] is within
         lines = human.stdout.splitlines()
         assert lines[1] == f"  the score means: {result['score_meaning']}"
