@@ -5,6 +5,16 @@ returns (N, D) float32 L2-normalised embeddings (D from the registry: 512 or 128
 With ``flip=True`` each crop and its mirror image run in the same forward pass and their
 embeddings are summed before normalising (test-time augmentation).
 
+Every forward pass has one shape: :data:`FACES_PER_PASS` faces (with ``flip``, and their mirror
+images), the last pass of a call padded with blank crops. In bfloat16 a face's embedding depends
+on the shape of the batch it runs in (OpenVINO picks its convolution kernels by shape: on an
+AVX512-BF16 CPU batches of 16 or more gave embeddings up to 5e-3 per element from those of
+smaller batches, i.e. scores up to 4e-3 apart), never on the other faces in it nor on the
+thread count (measured, and checked by tests/test_pipeline.py). With one shape, a face maps to
+the same embedding in a compare, a dataset, the service and a Ray actor, whatever else is in the
+batch. Two faces, a compare's pair, waste nothing in a compare; a dataset pays ~5 % in images/s
+against batches of 16 (docs/performance.md).
+
 How the forward pass runs (PyTorch eager or OpenVINO, float32 or bfloat16) is a
 :class:`~facecmp.backends.ComputeOptions`; by default OpenVINO on a CPU. With the torch
 backend, ``channels_last=True`` runs the model in channels-last memory format (oneDNN's
@@ -26,6 +36,8 @@ from facecmp.weights.registry import get_spec
 from facecmp.weights.store import load_state_dict, weights_dir
 
 _PIXEL_SCALINGS = {"fixed": fixed_image_standardization, "prewhiten": prewhiten}
+#: Faces in every forward pass of an embedder (see the module docstring).
+FACES_PER_PASS = 2
 
 
 def centre_embeddings(parts: list[np.ndarray], centres: tuple[np.ndarray | None, ...]) -> list[np.ndarray]:
@@ -90,12 +102,16 @@ class Embedder:
     def embedding_size(self) -> int:
         return self.spec.model.embedding_size
 
-    def embed(self, crops: np.ndarray, *, flip: bool = False, batch_size: int = 64) -> np.ndarray:
-        """(N, S, S, 3) uint8 -> (N, D) float32, unit L2 norm."""
-        if len(crops) == 0:
+    def embed(self, crops: np.ndarray, *, flip: bool = False) -> np.ndarray:
+        """(N, S, S, 3) uint8 -> (N, D) float32, unit L2 norm; in passes of :data:`FACES_PER_PASS` faces."""
+        count = len(crops)
+        if count == 0:
             return np.zeros((0, self.embedding_size), np.float32)
-        outputs = [self._embed_chunk(crops[i:i + batch_size], flip) for i in range(0, len(crops), batch_size)]
-        return np.concatenate(outputs)
+        padding = -count % FACES_PER_PASS
+        if padding:
+            crops = np.concatenate([crops, np.zeros((padding, *crops.shape[1:]), crops.dtype)])
+        outputs = [self._embed_chunk(crops[i:i + FACES_PER_PASS], flip) for i in range(0, len(crops), FACES_PER_PASS)]
+        return np.concatenate(outputs)[:count]
 
     def _embed_chunk(self, crops: np.ndarray, flip: bool) -> np.ndarray:
         if flip:

@@ -36,8 +36,9 @@ from facecmp.weights.store import load_state_dict
 PYRAMID_FACTOR = 0.709
 THRESHOLDS = (0.6, 0.7, 0.7)
 PNET_CELL, PNET_STRIDE = 12, 2
-#: R-Net's and O-Net's compiled batches are padded to a multiple of BATCH_BUCKET, and the
-#: buckets up to PREPARED_BATCHES prepared at load (see _compiled_runner): over 120 compares of
+#: R-Net's and O-Net's compiled batches are padded to a multiple of BATCH_BUCKET, the buckets up
+#: to PREPARED_BATCHES prepared at load, and larger batches run in chunks of that size (see
+#: _compiled_runner): over 120 compares of
 #: LFW photos at 640x480 and 1280x960, R-Net saw at most 110 candidates (p50 64), O-Net 36 (p50 17).
 BATCH_BUCKET = 8
 PREPARED_BATCHES = {"rnet": 128, "onet": 48}
@@ -67,8 +68,8 @@ def pyramid_scales(height: int, width: int, min_face_size: float, factor: float 
 
 
 class AreaSampler:
-    """Area resampling ("area" interpolation: adaptive average pooling) of integer regions of a
-    batch of (B, H, W, 3) uint8 images, any number of regions in one call.
+    """Area resampling ("area" interpolation: adaptive average pooling) of integer regions of one
+    (H, W, 3) uint8 image, any number of regions in one call.
 
     A region's output pixel (i, j) is the mean of the input rows floor(i h / o) ..
     ceil((i + 1) h / o) - 1 and the same columns, as torch's adaptive pooling bins them; the sums
@@ -76,34 +77,37 @@ class AreaSampler:
     In NumPy, which runs on the calling thread: torch's OpenMP team, woken for these
     tensors between OpenVINO's inferences, waits for cores OpenVINO's threads hold (measured:
     the pyramid's resampling of two 320 px photos 1.6 ms alone, 15 ms between inferences).
+    One table per image, not one for a batch: a 250 px photo's table (0.75 MB) stays in the
+    core's cache while its levels and crops are read (32 LFW photos: resize 4.0 -> 1.6 ms and
+    crops 5.2 -> 2.5 ms a photo, measured).
     """
 
-    def __init__(self, images: np.ndarray):
-        batch, height, width, _ = images.shape
+    def __init__(self, image: np.ndarray):
+        height, width, _ = image.shape
         dtype = np.int32 if 255 * height * width < 2**31 else np.int64
-        table = np.zeros((3, batch, height + 1, width + 1), dtype)
-        np.cumsum(images.transpose(3, 0, 1, 2), axis=2, dtype=dtype, out=table[:, :, 1:, 1:])
-        np.cumsum(table[:, :, 1:, 1:], axis=3, out=table[:, :, 1:, 1:])
-        self._table = table                              # (3, B, H + 1, W + 1)
+        table = np.zeros((3, height + 1, width + 1), dtype)
+        np.cumsum(image.transpose(2, 0, 1), axis=1, dtype=dtype, out=table[:, 1:, 1:])
+        np.cumsum(table[:, 1:, 1:], axis=2, out=table[:, 1:, 1:])
+        self._table = table                              # (3, H + 1, W + 1)
         self._flat = table.reshape(3, -1)
         self.height, self.width = height, width
-        self._row, self._image = width + 1, (height + 1) * (width + 1)
+        self._row = width + 1
 
     def resize(self, size: tuple[int, int]) -> np.ndarray:
-        """Each whole image resampled to ``size`` (h, w): (B, 3, h, w) float32."""
+        """The whole image resampled to ``size`` (h, w): (3, h, w) float32."""
         (row_start, row_end), (col_start, col_end) = (
             (first[0], last[0]) for first, last in (_bins(np.zeros(1, np.int64), np.array([self.height]), size[0]),
                                                     _bins(np.zeros(1, np.int64), np.array([self.width]), size[1])))
-        upper, lower = self._table[:, :, row_start], self._table[:, :, row_end]
+        upper, lower = self._table[:, row_start], self._table[:, row_end]
         sums = (lower[..., col_end] - upper[..., col_end] - lower[..., col_start] + upper[..., col_start])
         # Divided by the bin's height, then its width, as torch does: the same float32 rounding.
         return (sums.astype(np.float32) / (row_end - row_start)[:, None].astype(np.float32)
-                / (col_end - col_start)[None, :].astype(np.float32)).transpose(1, 0, 2, 3)
+                / (col_end - col_start)[None, :].astype(np.float32))
 
-    def crop(self, image: np.ndarray, top: np.ndarray, left: np.ndarray, bottom: np.ndarray,
-             right: np.ndarray, side: int) -> np.ndarray:
-        """(N,) int64 image indices and region bounds (rows top..bottom - 1, columns left..right - 1,
-        none empty) -> (N, 3, side, side) float32: each region resampled to side x side."""
+    def crop(self, top: np.ndarray, left: np.ndarray, bottom: np.ndarray, right: np.ndarray,
+             side: int) -> np.ndarray:
+        """(N,) int64 region bounds (rows top..bottom - 1, columns left..right - 1, none empty)
+        -> (N, 3, side, side) float32: each region resampled to side x side."""
         row_start, row_end = _bins(top, bottom, side)
         col_start, col_end = _bins(left, right, side)
         heights, widths = (row_end - row_start)[:, :, None], (col_end - col_start)[:, None, :]
@@ -111,11 +115,10 @@ class AreaSampler:
         # Flat indices of the corners, int32 and channel by channel: a third of the memory
         # traffic of one (3, 4, N, side, side) look-up (48 px crops of 40 boxes 6.2 -> 1.7 ms).
         index = np.int32 if self._flat.shape[1] < 2**31 else np.int64
-        base = (image * self._image)[:, None]
-        row_start = (base + row_start * self._row).astype(index)[:, :, None]
-        row_end = (base + row_end * self._row).astype(index)[:, :, None]
+        row_start = (row_start * self._row).astype(index)[:, :, None]
+        row_end = (row_end * self._row).astype(index)[:, :, None]
         col_start, col_end = col_start.astype(index)[:, None, :], col_end.astype(index)[:, None, :]
-        crops = np.empty((len(image), 3, side, side), np.float32)
+        crops = np.empty((len(top), 3, side, side), np.float32)
         for channel, table in enumerate(self._flat):
             sums = (table[row_end + col_end] - table[row_start + col_end] - table[row_end + col_start]
                     + table[row_start + col_start])
@@ -173,7 +176,8 @@ class MtcnnNetworks:
                                          streams=compute.streams, cache_root=settings.cache_dir)
                 # P-Net's inputs vary in height and width, not in a batch worth padding.
                 bucketed = name in PREPARED_BATCHES
-                self._runners[name] = _compiled_runner(compiled, batch_bucket=BATCH_BUCKET if bucketed else 1)
+                self._runners[name] = (_compiled_runner(compiled, BATCH_BUCKET, PREPARED_BATCHES[name]) if bucketed
+                                       else _compiled_runner(compiled, 1))
                 if bucketed:
                     _prepare_buckets(self._runners[name], shape[1:], PREPARED_BATCHES[name])
             else:
@@ -199,17 +203,25 @@ def load_networks() -> dict[str, torch.nn.Module]:
     return {name: net.eval() for name, net in networks.items()}
 
 
-def _compiled_runner(compiled: OpenVinoModel, batch_bucket: int):
+def _compiled_runner(compiled: OpenVinoModel, batch_bucket: int, largest: int | None = None):
     """Batches are padded to a multiple of ``batch_bucket`` (zeros; each crop is computed
-    alone, so the others' outputs do not change): OpenVINO prepares each input shape the first
-    time it sees it (2-8 ms for R-Net and O-Net, measured), and candidate counts vary."""
+    alone, so the others' outputs do not change) and run in chunks of at most ``largest``:
+    OpenVINO prepares each input shape the first time it sees it (2-8 ms for R-Net and O-Net,
+    measured), and candidate counts vary (a batch of 32 LFW photos gives R-Net ~1,700), so only
+    the prepared shapes are ever run."""
     def run(pixels: np.ndarray) -> tuple[torch.Tensor, ...]:
-        count = len(pixels)
-        padding = -count % batch_bucket
-        if padding:
-            pixels = np.concatenate([pixels, np.zeros((padding, *pixels.shape[1:]), pixels.dtype)])
-        return tuple(torch.from_numpy(out[:count]) for out in compiled(pixels))
+        chunks = [pixels] if largest is None else [pixels[i:i + largest] for i in range(0, len(pixels), largest)]
+        outputs = [_run_padded(compiled, chunk, batch_bucket) for chunk in chunks]
+        return tuple(torch.from_numpy(np.concatenate(parts)) for parts in zip(*outputs))
     return run
+
+
+def _run_padded(compiled: OpenVinoModel, pixels: np.ndarray, batch_bucket: int) -> tuple[np.ndarray, ...]:
+    count = len(pixels)
+    padding = -count % batch_bucket
+    if padding:
+        pixels = np.concatenate([pixels, np.zeros((padding, *pixels.shape[1:]), pixels.dtype)])
+    return tuple(out[:count] for out in compiled(pixels))
 
 
 def _prepare_buckets(run, crop_shape: tuple[int, ...], largest: int) -> None:
@@ -241,18 +253,19 @@ class MtcnnCascade:
         scales = pyramid_scales(height, width, min_face_size, factor)
         if not scales:
             return [_no_faces() for _ in range(batch)]
-        sampler = AreaSampler(np.ascontiguousarray(images))
-        boxes, image = self._propose(sampler, height, width, scales)
-        boxes, image = self._refine(sampler, boxes, image, height, width)
-        boxes, image, landmarks = self._output(sampler, boxes, image, height, width)
+        samplers = [AreaSampler(image) for image in images]
+        boxes, image = self._propose(samplers, height, width, scales)
+        boxes, image = self._refine(samplers, boxes, image, height, width)
+        boxes, image, landmarks = self._output(samplers, boxes, image, height, width)
         return [_detections(boxes[image == b], landmarks[image == b]) for b in range(batch)]
 
     # Stage 1: P-Net on each pyramid level; candidates per level and image, NMS within each
     # level (0.5), then across levels (0.7), regressed and squared.
-    def _propose(self, sampler: AreaSampler, height: int, width: int, scales: list[float]):
+    def _propose(self, samplers: list[AreaSampler], height: int, width: int, scales: list[float]):
         found, groups = [], []
         for level, scale in enumerate(scales):
-            reg, probs = self.networks.pnet(sampler.resize((int(height * scale + 1), int(width * scale + 1))))
+            size = (int(height * scale + 1), int(width * scale + 1))
+            reg, probs = self.networks.pnet(np.stack([sampler.resize(size) for sampler in samplers]))
             mask = probs[:, 1] >= self.thresholds[0]
             where = mask.nonzero()
             cells = where[:, [2, 1]].to(torch.float32)   # (x, y) of each window in P-Net's output map
@@ -273,8 +286,8 @@ class MtcnnCascade:
         return _square(boxes), image
 
     # Stage 2: R-Net on all candidates at 24 px.
-    def _refine(self, sampler: AreaSampler, boxes, image, height: int, width: int):
-        boxes, image, pixels = self._crops(sampler, boxes, image, height, width, 24)
+    def _refine(self, samplers: list[AreaSampler], boxes, image, height: int, width: int):
+        boxes, image, pixels = self._crops(samplers, boxes, image, height, width, 24)
         if len(boxes) == 0:
             return boxes, image
         reg, probs = self.networks.rnet(pixels)
@@ -286,8 +299,8 @@ class MtcnnCascade:
 
     # Stage 3: O-Net on all candidates at 48 px: probability, landmarks, last regression, and
     # NMS by overlap over the smaller box ("Min", 0.7), per image.
-    def _output(self, sampler: AreaSampler, boxes, image, height: int, width: int):
-        boxes, image, pixels = self._crops(sampler, boxes, image, height, width, 48)
+    def _output(self, samplers: list[AreaSampler], boxes, image, height: int, width: int):
+        boxes, image, pixels = self._crops(samplers, boxes, image, height, width, 48)
         if len(boxes) == 0:
             return boxes, image, torch.zeros((0, 5, 2))
         reg, points, probs = self.networks.onet(pixels)
@@ -302,7 +315,7 @@ class MtcnnCascade:
         return boxes[keep], image[keep], landmarks[keep]
 
     @staticmethod
-    def _crops(sampler: AreaSampler, boxes, image, height: int, width: int, side: int):
+    def _crops(samplers: list[AreaSampler], boxes, image, height: int, width: int, side: int):
         """The boxes' pixels, clipped to the image (facenet-pytorch's ``pad``: truncated to
         integers, 1-based) and stretched to side x side; boxes wholly outside are dropped."""
         bounds = boxes[:, :4].trunc().to(torch.int64)
@@ -312,8 +325,13 @@ class MtcnnCascade:
         boxes, image = boxes[inside], image[inside]
         if len(boxes) == 0:
             return boxes, image, None
-        pixels = sampler.crop(*(bound.numpy() for bound in (image, top[inside], left[inside], bottom[inside],
-                                                             right[inside])), side)
+        top, left, bottom, right = (bound[inside].numpy() for bound in (top, left, bottom, right))
+        owner = image.numpy()
+        pixels = np.empty((len(boxes), 3, side, side), np.float32)
+        for b, sampler in enumerate(samplers):
+            members = np.flatnonzero(owner == b)
+            if members.size:
+                pixels[members] = sampler.crop(top[members], left[members], bottom[members], right[members], side)
         return boxes, image, pixels
 
 

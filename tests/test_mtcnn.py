@@ -86,17 +86,17 @@ def test_same_faces_as_facenet_pytorch_on_lfw(cascade, reference, lfw_dir):
 
 def test_area_resampling_equals_torch_area_interpolation():
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
-    sampler = AreaSampler(images)
-    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+    image = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    sampler = AreaSampler(image)
+    pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float()
     for size in [(12, 12), (19, 27), (37, 53), (50, 70)]:
-        expected = torch.nn.functional.interpolate(pixels, size=size, mode="area")
+        expected = torch.nn.functional.interpolate(pixels, size=size, mode="area")[0]
         assert torch.equal(torch.from_numpy(sampler.resize(size)), expected)
-    regions = [(0, 1, 0, 5, 3), (1, 3, 4, 30, 40), (0, 0, 0, 37, 53), (1, 36, 52, 37, 53), (0, 10, 2, 12, 50)]
+    regions = [(1, 0, 5, 3), (3, 4, 30, 40), (0, 0, 37, 53), (36, 52, 37, 53), (10, 2, 12, 50)]
     for side in (24, 48):
         crops = torch.from_numpy(sampler.crop(*(np.array(column) for column in zip(*regions)), side))
-        for crop, (image, top, left, bottom, right) in zip(crops, regions):
-            expected = torch.nn.functional.interpolate(pixels[image:image + 1, :, top:bottom, left:right],
+        for crop, (top, left, bottom, right) in zip(crops, regions):
+            expected = torch.nn.functional.interpolate(pixels[:, :, top:bottom, left:right],
                                                        size=(side, side), mode="area")[0]
             assert torch.equal(crop, expected)
 

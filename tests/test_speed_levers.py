@@ -16,13 +16,25 @@ pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
 
 @pytest.mark.parametrize("mode", ["fast", "accurate"])
 def test_crops_of_several_images_embed_as_one_by_one(fast_comparer, celebrity_photos, mode):
-    """represent_batch embeds all its faces in one forward pass per embedder."""
+    """represent_batch's faces embed as they would one by one, in any batch."""
     photos = [p for person in sorted(celebrity_photos) for p in celebrity_photos[person][:2]][:6]
     crops = _crops(fast_comparer, photos, mode)
     config = fast_comparer._prepare(mode)
     together = fast_comparer._embed(config, crops)
     one_by_one = np.concatenate([fast_comparer._embed(config, crops[i:i + 1]) for i in range(len(crops))])
-    assert np.abs(together - one_by_one).max() < 1e-5
+    np.testing.assert_array_equal(together, one_by_one)  # one pass shape (embed.FACES_PER_PASS): bit for bit
+
+
+def test_embeddings_do_not_depend_on_threads_or_streams(face_crops, fast_comparer):
+    """The service (a stream per inference worker, one thread each) and the Ray and process
+    workers (one thread) embed a face as the library's default does, bit for bit."""
+    from dataclasses import replace
+
+    from facecmp.embed import Embedder
+
+    default = fast_comparer._embedders["msceleb-128"].embed(face_crops)
+    service = Embedder("msceleb-128", compute=replace(fast_comparer.compute, threads=1, streams=4))
+    np.testing.assert_array_equal(service.embed(face_crops), default)
 
 
 def test_channels_last_equals_plain_layout(celebrity_photos):
