@@ -151,8 +151,8 @@ def test_first_run_says_what_it_compiles_and_prints_no_tracer_warnings(celebrity
     assert all(started) and all(finished), done.stderr  # nothing else: no TracerWarning, no FutureWarning
     names = [match[1] for match in started]
     assert names == [match[1] for match in finished]
-    assert [name.split("-")[:2] for name in names] == [["mtcnn", "pnet"], ["mtcnn", "rnet"], ["mtcnn", "onet"],
-                                                        ["msceleb", "128"]]  # the detector, then fast's embedder
+    assert [name.split("-")[:2] for name in names] == [["msceleb", "128"], ["mtcnn", "pnet"], ["mtcnn", "rnet"],
+                                                        ["mtcnn", "onet"]]  # fast's embedder, then the detector
     assert {match[2] for match in started} == {str(tmp_path / "cache" / "openvino")}
     again = _facecmp_process("compare", str(a), str(b), "--mode", "fast", env=env)  # cached now: not a word
     assert again.returncode == 0 and again.stderr == ""
