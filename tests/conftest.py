@@ -4,9 +4,9 @@ than building its own:
 - ``celebrity_photos`` (person -> real photos, the 5-celebrity sample set) and ``people_folder``
   (a fresh folder of 3 people x 3 of them); ``shared`` and ``lfw_dir``: ../shared's data, the
   test skipped where it is absent.
-- ``detector``: the default :class:`~facecmp.detect.FaceDetector`. ``fast_comparer`` and
-  ``accurate_comparer``: a :class:`~facecmp.FaceComparer` per mode, both on that detector.
-  Build another only where its construction or its own settings are what is tested.
+- ``fast_comparer`` and ``accurate_comparer``: a :class:`~facecmp.FaceComparer` per mode, on one
+  detector, the default :class:`~facecmp.detect.FaceDetector`, which is ``detector``. Build
+  another only where its construction or its own settings are what is tested.
 - ``run_cli``: the ``facecmp`` command in this process (``facecmp.cli.main(argv)``), with stdin,
   extra environment, and its exit status, stdout and stderr. A real subprocess only where the
   process is the point (a broken pipe, a first run's warnings).
@@ -77,17 +77,17 @@ def people_folder(tmp_path, celebrity_photos) -> Path:
 
 
 @pytest.fixture(scope="session")
-def detector():
-    from facecmp.detect import FaceDetector
+def fast_comparer():
+    from facecmp import FaceComparer
 
-    return FaceDetector()
+    return FaceComparer("fast")
 
 
 @pytest.fixture(scope="session")
-def fast_comparer(detector):
-    from facecmp import FaceComparer
-
-    return FaceComparer("fast", detector=detector)
+def detector(fast_comparer):
+    """The default detector (``fast_comparer``'s). The comparers do not request this fixture by
+    name, so a module that still defines its own ``detector`` does not clash with them."""
+    return fast_comparer.detector
 
 
 @pytest.fixture(scope="session")
@@ -100,10 +100,10 @@ def rounding_noise(fast_comparer) -> float:
 
 
 @pytest.fixture(scope="session")
-def accurate_comparer(detector):
+def accurate_comparer(fast_comparer):
     from facecmp import FaceComparer
 
-    return FaceComparer("accurate", detector=detector)
+    return FaceComparer("accurate", detector=fast_comparer.detector)
 
 
 @dataclass(frozen=True)
