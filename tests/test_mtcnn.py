@@ -77,6 +77,7 @@ def test_the_pytorch_networks_give_the_same_faces(reference, celebrity_photos):
 
 
 @pytest.mark.needs_shared
+@pytest.mark.slow  # the quick tier compares on the sample photos (above)
 def test_same_faces_as_facenet_pytorch_on_lfw(cascade, reference, lfw_dir):
     """LFW's 250 px photos are detected at full size from 20 px (no coarse pass): as before."""
     photos = _lfw_photos(lfw_dir, 30)
