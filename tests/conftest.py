@@ -11,8 +11,8 @@ than building its own:
   extra environment, and its exit status, stdout and stderr. A real subprocess only where the
   process is the point (a broken pipe, a first run's warnings).
 - ``server``: the service as a real uvicorn server on loopback (``serve.testing.running_server``),
-  one for the whole run, API key ``SERVER_KEY``; default mode accurate, fast loaded on first use.
-  Slow tier only.
+  one for the whole run, API key ``SERVER_KEY``; default mode accurate, fast loaded on first use;
+  liveness weights from ../shared (``minifasnet_dir()``) when present. For slow tests only.
 - Ray: every test that needs a Ray cluster lives in ``test_serve_ray.py``, on its one cluster.
 
 Tiers: ``make test-quick`` (``-m "not slow"``) is the library, the in-process service and the CLI
