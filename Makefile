@@ -34,7 +34,8 @@ test: setup browser
 	$(BIN)/python -m pytest -q -ra
 
 # The quick tier while working: the core tests (library, in-process service, CLI) in about two
-# minutes on 2 cores; no real servers, notebooks, fuzzing through detection or speed-lever checks.
+# minutes on 2 cores; no real servers, Ray cluster, browser, notebooks, fuzzing through detection
+# or speed-lever checks (those are `make test`'s too: tests/conftest.py lists the shared fixtures).
 .PHONY: test-quick
 test-quick: setup
 	$(BIN)/python -m pytest -q -ra -m "not slow"

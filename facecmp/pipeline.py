@@ -148,13 +148,13 @@ class FaceComparer:
         self.device = device
         self.compute = ComputeOptions.for_device(device, compute, self.settings)
         self.decode_limits = self.settings.decode_limits
-        self.detector = detector or FaceDetector(device=device, compute=self.compute, settings=self.settings)
-        self.liveness_checker = LivenessChecker(self.settings, detector=self.detector)  # its models load on first use
         self._embedders: dict[str, Embedder] = {}
         self._calibrations: dict[str, Calibration] = {}
         self._centres: dict[str, tuple[np.ndarray | None, ...]] = {}
         self._lock = threading.Lock()
-        self._prepare(self.mode)
+        self._prepare(self.mode)  # before the detector: missing weights are reported before it compiles
+        self.detector = detector or FaceDetector(device=device, compute=self.compute, settings=self.settings)
+        self.liveness_checker = LivenessChecker(self.settings, detector=self.detector)  # its models load on first use
 
     # -- public API -------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The shared pipeline behind a bounded worker pool.
 
 One :class:`facecmp.FaceComparer` is built at start-up (in a worker thread, so ``/health``
-answers while the weights load) and shared by every request. Inference never runs on the
+answers while the weights load) and shared by every request. Start-up loads the modes of
+``settings.startup_modes`` (the default mode, plus ``preload_modes``); a request naming another
+mode loads it on its worker thread first, once. Inference never runs on the
 event loop: :class:`InferenceGate` runs it on ``max_concurrency`` worker threads and admits
 at most ``max_queue`` more requests to wait for one; any further request is refused at once
 with :class:`~serve.errors.ServiceOverloadedError` (503 + Retry-After) instead of piling up.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
@@ -23,7 +26,7 @@ import torch
 from facecmp import FaceComparer, FacecmpError, __version__
 from facecmp.backends import ComputeOptions
 from facecmp.errors import LivenessError
-from facecmp.modes import MODES
+from facecmp.modes import mode_name
 from serve.errors import ServiceNotReadyError, ServiceOverloadedError, UnknownError
 from serve.operations import Defaults, example_bytes
 from serve.settings import Settings
@@ -105,6 +108,8 @@ class Engine:
                                                     streams=settings.embed_streams)
         self.comparer: FaceComparer | None = None
         self.load_error: FacecmpError | None = None
+        self.loaded_modes: frozenset[str] = frozenset()
+        self._mode_lock = threading.Lock()
         self.versions: dict[str, Any] = {"facecmp": __version__}
         self.version_header = f"facecmp/{__version__}"
 
@@ -113,7 +118,7 @@ class Engine:
         return self.comparer is not None
 
     def load(self) -> None:
-        """Build the comparer, load every mode's weights and calibration, and warm them up.
+        """Build the comparer, load the start-up modes' weights and calibrations, and warm them up.
 
         Idempotent: once loaded, a second start-up (or call) keeps the loaded models."""
         if self.comparer is not None:
@@ -122,9 +127,9 @@ class Engine:
         torch.set_num_threads(self.settings.inference_threads)
         try:
             comparer = FaceComparer(settings=self.settings, compute=self.compute)
-            for mode in MODES:
+            for mode in self.settings.startup_modes:
                 comparer.calibration(mode)
-            _warm_up(comparer)
+            _warm_up(comparer, self.settings.startup_modes)
         except FacecmpError as exc:
             self.load_error = exc
             log.critical("facecmp serve: the models could not be loaded (%s): %s", exc.code, exc.message)
@@ -133,11 +138,15 @@ class Engine:
             self.load_error = UnknownError()
             log.critical("facecmp serve: the models could not be loaded", exc_info=True)
             return
+        self.loaded_modes = frozenset(self.settings.startup_modes)
+        self._note_versions(comparer)
+        self.comparer = comparer
+        log.info("facecmp serve: models loaded in %.1f s (modes %s; default %s)",
+                 time.perf_counter() - start, ", ".join(self.settings.startup_modes), comparer.mode)
+
+    def _note_versions(self, comparer: FaceComparer) -> None:
         self.versions = comparer.versions()
         self.version_header = version_header(self.versions)
-        self.comparer = comparer
-        log.info("facecmp serve: models loaded in %.1f s (default mode %s)",
-                 time.perf_counter() - start, comparer.mode)
 
     def not_ready_error(self) -> ServiceNotReadyError:
         if self.load_error is None:
@@ -146,10 +155,37 @@ class Engine:
                                     metadata={"cause": self.load_error.code})
 
     async def run(self, operation: Callable[..., T], body: Any) -> T:
-        """Run ``operation(comparer, body, defaults)`` on a worker thread, within the gate's bounds."""
+        """Run ``operation(comparer, body, defaults)`` on a worker thread, within the gate's bounds,
+        once the mode the body names (``search_mode``) is loaded."""
         if self.comparer is None:
             raise self.not_ready_error()
-        return await self.gate.run(operation, self.comparer, body, self.defaults)
+        return await self.gate.run(self._operate, operation, body)
+
+    def _operate(self, operation: Callable[..., T], body: Any) -> T:
+        mode = getattr(body, "search_mode", None)
+        if mode is not None:
+            self._load_mode(mode_name(mode))
+        return operation(self.comparer, body, self.defaults)
+
+    def _load_mode(self, mode: str) -> None:
+        """Load ``mode`` on first use. A failed load raises ServiceNotReadyError (503) naming the
+        library's code; the next request naming the mode tries again."""
+        if mode in self.loaded_modes:
+            return
+        with self._mode_lock:  # a second request for the mode waits here, then finds it loaded
+            if mode in self.loaded_modes:
+                return
+            start = time.perf_counter()
+            try:
+                self.comparer.calibration(mode)
+            except FacecmpError as exc:
+                log.error("facecmp serve: mode %s could not be loaded (%s): %s", mode, exc.code, exc.message)
+                raise ServiceNotReadyError(f"The models of mode {mode} could not be loaded; see the server log.",
+                                           metadata={"cause": exc.code, "mode": mode}) from exc
+            self.loaded_modes = self.loaded_modes | {mode}
+            self._note_versions(self.comparer)
+        log.info("facecmp serve: mode %s loaded on first use in %.1f s (FACECMP_PRELOAD_MODES loads it at start-up)",
+                 mode, time.perf_counter() - start)
 
 
 def version_header(versions: dict[str, Any]) -> str:
@@ -160,15 +196,15 @@ def version_header(versions: dict[str, Any]) -> str:
     return " ".join(parts).encode("ascii", "replace").decode("ascii")
 
 
-def _warm_up(comparer: FaceComparer) -> None:
-    """One compare per mode and one liveness check on the bundled example photos, so that
-    every model is loaded before the first request and a missing liveness model is reported now."""
+def _warm_up(comparer: FaceComparer, modes: tuple[str, ...]) -> None:
+    """One compare per mode of ``modes`` and one liveness check on the bundled example photos, so
+    that their models have run before the first request and a missing liveness model is reported now."""
     examples = example_bytes()
     if examples is None:
         log.warning("facecmp serve: serve/examples is not installed; skipping the warm-up")
         return
     probe, reference = examples
-    for mode in MODES:
+    for mode in modes:
         try:
             comparer.compare(probe, reference, mode=mode)
         except FacecmpError as exc:  # the warm-up photos are fixed: this means a broken install

@@ -167,7 +167,8 @@ class VersionResponse(BaseModel):
     compute: dict[str, Any] | None = Field(None, description="How the pipeline runs: embedder backend, precision, "
                                                              "threads and OpenVINO streams, detection passes.")
     modes: dict[str, dict[str, Any]] = Field(description="Per mode: weights (name -> digest prefix), "
-                                                         "pipeline_id and calibration id.")
+                                                         "pipeline_id and calibration id (null until the mode "
+                                                         "is loaded: FACECMP_PRELOAD_MODES).")
 
 
 class ErrorResponse(BaseModel):

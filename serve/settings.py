@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from facecmp.contract import DEFAULT_SCORE_CUTOFF
+from facecmp.modes import MODES, mode_name
 from facecmp.settings import FacecmpSettings
 
 MiB = 1024 * 1024
@@ -58,6 +59,10 @@ class Settings(FacecmpSettings):
     metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics, without an API key "
                                             "(off: /metrics answers ERR_NOT_FOUND and nothing is counted).")
 
+    preload_modes: Annotated[tuple[Literal[tuple(MODES)], ...], NoDecode] = Field(
+        (), description="Modes whose models load at start-up besides the default `mode`, comma-separated "
+                        "(e.g. 'fast,accurate'). A request naming a mode not loaded yet loads it first (that "
+                        "request waits for the load; later ones do not).")
     wait_for_models: bool = Field(
         False, description="Finish start-up only once the models are loaded, and fail it if they cannot be: "
                            "for hosts that send traffic as soon as start-up ends (Ray Serve replicas). "
@@ -81,6 +86,20 @@ class Settings(FacecmpSettings):
         if isinstance(value, str):
             return tuple(key.strip() for key in value.split(",") if key.strip())
         return value
+
+    @field_validator("preload_modes", mode="before")
+    @classmethod
+    def _split_modes(cls, value: object) -> object:
+        if isinstance(value, str):  # FACECMP_PRELOAD_MODES=fast,ACCURATE
+            return tuple(mode_name(name.strip()) for name in value.split(",") if name.strip())
+        if isinstance(value, (list, tuple)):
+            return tuple(mode_name(name) if isinstance(name, str) else name for name in value)
+        return value
+
+    @property
+    def startup_modes(self) -> tuple[str, ...]:
+        """The modes loaded at start-up: the default mode, then ``preload_modes``."""
+        return tuple(dict.fromkeys((self.mode, *self.preload_modes)))
 
     @property
     def inference_threads(self) -> int:

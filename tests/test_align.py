@@ -18,24 +18,25 @@ def test_similarity_transform_recovers_a_known_transform():
 
 
 @pytest.fixture(scope="module")
-def face_and_image(celebrity_photos):
+def face_and_image(celebrity_photos, detector):
     image = load_image(celebrity_photos["jerry_seinfeld"][0])
-    return FaceDetector().detect(image)[0], image
+    return detector.detect(image)[0], image
 
 
-def test_aligned_crop_puts_the_landmarks_on_the_template(face_and_image):
+def test_aligned_crop_puts_the_landmarks_on_the_template(face_and_image, detector):
     face, image = face_and_image
     crop = crop_face(image, face, CropConfig("similarity", 0.0))
     assert crop.shape == (160, 160, 3) and crop.dtype == np.uint8
-    redetected = FaceDetector().detect(crop)
+    redetected = detector.detect(crop)
     assert redetected and np.abs(redetected[0].landmarks - TEMPLATE_160).mean() < 4
 
 
 def test_margins_show_more_context(face_and_image):
     face, image = face_and_image
+    one_pass = FaceDetector(passes=[(640, 10)])
     for method in ("box", "similarity"):
-        tight = FaceDetector(passes=[(640, 10)]).detect(crop_face(image, face, CropConfig(method, 0.0 if method == "similarity" else 0.1)))
-        loose = FaceDetector(passes=[(640, 10)]).detect(crop_face(image, face, CropConfig(method, 0.5)))
+        tight = one_pass.detect(crop_face(image, face, CropConfig(method, 0.0 if method == "similarity" else 0.1)))
+        loose = one_pass.detect(crop_face(image, face, CropConfig(method, 0.5)))
         assert loose[0].width < 0.85 * tight[0].width
 
 

@@ -12,22 +12,15 @@ import pytest
 from eval import metrics
 from eval.cli import build_parser as eval_parser
 from eval.run import EvaluationOptions
-from eval.scoring import all_vs_all
-from facecmp.calibration import fmr_promised
 from facecmp.cli import _parser as cli_parser
 from facecmp.contract import (
-    ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF, DEFAULT_SCORE_CUTOFF, SCORE_PER_DECADE,
+    ANCHOR_FMR, ANCHOR_SCORE, DEFAULT_SCORE_CUTOFF, SCORE_PER_DECADE,
 )
 from facecmp.modes import MODES
 from facecmp.pipeline import FaceComparer
 from facecmp.settings import FacecmpSettings
 from serve.schemas import CompareResponse, FaceCompareRequest, ImageSetCompareRequest, compare_examples
 from serve.settings import Settings
-
-
-def test_the_cutoffs_mean_what_the_docs_say():
-    assert DEFAULT_SCORE_CUTOFF == ANCHOR_SCORE and fmr_promised(DEFAULT_SCORE_CUTOFF) == pytest.approx(ANCHOR_FMR)
-    assert 1 / fmr_promised(CROSS_AGE_SCORE_CUTOFF) == pytest.approx(500, rel=0.01)   # "about 1 in 500"
 
 
 def test_every_surface_defaults_to_the_one_score_cutoff():
@@ -43,12 +36,9 @@ def test_every_surface_defaults_to_the_one_score_cutoff():
            "more for 10 times fewer" in score_text
 
 
-def test_eval_reports_the_service_cutoff_first_then_the_cross_age_one():
-    assert metrics.DEFAULT_CUTOFFS == (DEFAULT_SCORE_CUTOFF, CROSS_AGE_SCORE_CUTOFF)
+def test_eval_reports_the_default_cutoffs_of_eval_metrics():
     assert eval_parser().parse_args(["run", "data", "--out", "out"]).cutoffs == metrics.DEFAULT_CUTOFFS
     assert EvaluationOptions().cutoffs == metrics.DEFAULT_CUTOFFS
-    for function in (metrics.fmr_fnmr, metrics.bootstrap_fmr_fnmr, metrics.grouped_pair_rates, all_vs_all):
-        assert inspect.signature(function).parameters["cutoffs"].default == metrics.DEFAULT_CUTOFFS, function
 
 
 @pytest.mark.parametrize("mode", list(MODES))

@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecmp.detect import DETECT_PASSES, DetectPass, FaceDetector, pass_scale
-
-
-@pytest.fixture(scope="module")
-def detector():
-    return FaceDetector()
+from facecmp.detect import DETECT_PASSES, DetectPass, pass_scale
 
 
 @pytest.fixture(scope="module")

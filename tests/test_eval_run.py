@@ -1,4 +1,5 @@
-"""The evaluation pipeline on real photos: embedding cache and resume, Ray backend, CLI end to end."""
+"""The evaluation pipeline on real photos: embedding cache and resume, CLI end to end (the Ray backend:
+test_serve_ray.py, on the suite's one Ray cluster)."""
 from __future__ import annotations
 
 import json
@@ -66,31 +67,6 @@ def test_embedding_resumes_after_an_interruption(tmp_path, photo_folder, fast_co
     assert sum(r is not None for r in stopped.records) == 3
     resumed = embed_images(images, fast_comparer, mode="fast", cache=cache, batch_size=2, progress=False)
     assert resumed.complete and resumed.n_cached == 3 and resumed.n_computed == len(images) - 3
-
-
-@pytest.mark.slow
-def test_ray_backend_gives_the_local_results(tmp_path, celebrity_photos, fast_comparer, rounding_noise):
-    ray = pytest.importorskip("ray")
-    images = [p for person in sorted(celebrity_photos) for p in celebrity_photos[person][:2]][:8]
-    local = embed_images(images, fast_comparer, mode="fast", cache=EmbeddingCache(":memory:"), batch_size=4,
-                         progress=False)
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        remote = embed_images(images, fast_comparer, mode="fast", cache=EmbeddingCache(tmp_path / "ray.sqlite"),
-                              batch_size=4, backend="ray", ray_actors=1, progress=False)
-    finally:
-        ray.shutdown()
-    assert remote.complete and remote.n_computed == len(images)
-    np.testing.assert_array_equal(remote.ok, local.ok)
-    # Another process with other thread counts sums in another order: equal up to rounding noise.
-    assert np.all(np.einsum("ij,ij->i", remote.embeddings, local.embeddings) > 1 - rounding_noise)
-    for r, l in zip(remote.records, local.records):
-        assert (r.face is None) == (l.face is None)
-        if r.face is not None:
-            assert np.allclose(r.face["box"], l.face["box"], atol=1e-2)
-    cached = embed_images(images, fast_comparer, mode="fast", cache=EmbeddingCache(tmp_path / "ray.sqlite"),
-                          progress=False)
-    assert cached.n_computed == 0
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:

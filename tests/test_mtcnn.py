@@ -9,7 +9,6 @@ from PIL import Image
 
 from facecmp.backends import ComputeOptions
 from facecmp.decode import load_image
-from facecmp.detect import FaceDetector
 from facecmp.mtcnn import AreaSampler, MtcnnCascade, MtcnnNetworks, pyramid_scales
 
 # The stated tolerance: same faces (count), boxes within half a pixel (IoU >= 0.99 for these
@@ -78,6 +77,7 @@ def test_the_pytorch_networks_give_the_same_faces(reference, celebrity_photos):
 
 
 @pytest.mark.needs_shared
+@pytest.mark.slow  # the quick tier compares on the sample photos (above)
 def test_same_faces_as_facenet_pytorch_on_lfw(cascade, reference, lfw_dir):
     """LFW's 250 px photos are detected at full size from 20 px (no coarse pass): as before."""
     photos = _lfw_photos(lfw_dir, 30)
@@ -112,9 +112,8 @@ def test_pyramid_is_empty_below_the_smallest_face():
     assert pyramid_scales(250, 250, 20)[0] == 0.6 and len(pyramid_scales(250, 250, 20)) == 8
 
 
-def test_every_size_and_aspect_ratio_gets_an_answer(celebrity_photos):
+def test_every_size_and_aspect_ratio_gets_an_answer(celebrity_photos, detector):
     """From 1x1 to 40 MP at any aspect ratio; a face in a 3000x300 banner is still found."""
-    detector = FaceDetector()
     photo = load_image(celebrity_photos["ben_afflek"][0])
     face = detector.detect(photo)[0]
     x1, y1, x2, y2 = (int(v) for v in face.box)

@@ -1,5 +1,6 @@
 """The demo page (``GET /demo``): served, self-contained and switchable in-process; then driven in
-a real headless Chromium (Playwright on the system ``chromium``) against a real uvicorn server:
+a real headless Chromium (Playwright on the system ``chromium``) against a real uvicorn server
+(conftest's ``server``):
 key typed, two photos chosen, the decision, boxes, score meaning, trust notes and errors read
 from the rendered page, and a screenshot kept.
 """
@@ -18,15 +19,16 @@ import requests
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from conftest import SERVER_KEY
 from facecmp.errors import FaceNotDetectedError
 from serve.app import create_app
 from serve.errors import ApiKeyNotValidError, NotFoundError
 from serve.routers.demo import ASSET_TYPES, PAGE, STATIC_DIR
 from serve.schemas import EXAMPLES_DIR
 from serve.settings import Settings
-from serve.testing import chromium_path, running_server
+from serve.testing import chromium_path
 
-KEY = "demo-test-key-7"
+KEY = SERVER_KEY  # conftest's ``server`` accepts it
 EXAMPLE_PAIR = (EXAMPLES_DIR / "astronaut_probe.jpg", EXAMPLES_DIR / "astronaut_reference.jpg")
 ROLES = ("probe", "reference")
 
@@ -116,13 +118,6 @@ def test_demo_page_references_no_external_url():
 # -- a real browser against a real server --------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    env = {"FACECMP_API_KEYS": KEY, "FACECMP_MAX_CONCURRENCY": "2", "FACECMP_LOG_LEVEL": "info"}
-    with running_server(env, log_dir=tmp_path_factory.mktemp("demo-serve-log")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def browser():
     executable = chromium_path()
     if executable is None:
@@ -156,7 +151,7 @@ RESOURCE_ANSWER = re.compile(r"Failed to load resource: the server responded wit
 
 
 @pytest.fixture()
-def demo(server, browser):
+def demo(browser, server):  # no browser: skipped before the server starts
     context = browser.new_context(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(180_000)

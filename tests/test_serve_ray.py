@@ -1,6 +1,9 @@
 """Beyond one machine, on a real Ray cluster that this module starts (``ray start --head --block``)
 and stops itself: the service on Ray Serve (``python -m serve cluster``, two replicas, one killed
-under load) and the eval suite's Ray Data path pointed at that cluster (``--ray-address``)."""
+under load) and the eval suite's Ray Data path pointed at that cluster (``--ray-address``).
+
+Every test of the suite that needs Ray is here, on the one ``ray_cluster`` (slow tier); the
+tests above it need no cluster (quick tier)."""
 from __future__ import annotations
 
 import base64
@@ -20,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -29,6 +33,7 @@ pytestmark = pytest.mark.timeout(1200)
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from eval.embeddings import EmbeddingCache, embed_images  # noqa: E402
 from facecmp.errors import FacecmpError  # noqa: E402
 from serve.app import create_app  # noqa: E402
 from serve.auth import generated_key_path  # noqa: E402
@@ -115,7 +120,7 @@ def test_proxy_answers_a_request_left_without_response_with_json_503():
     assert kept.status_code == 200 and kept.text == "ok"
 
 
-# -- on a Ray cluster ----------------------------------------------------------------------------
+# -- on a Ray cluster (slow tier) ---------------------------------------------------------------
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -256,6 +261,7 @@ def _compare(url: str, body: dict, timeout_s: float = 60) -> requests.Response:
     return requests.post(f"{url}/compare", json=body, headers={"x-api-key": KEY}, timeout=timeout_s)
 
 
+@pytest.mark.slow
 def test_two_replicas_answer_the_seed_contract(deployed, ray_cluster, pairs):
     replicas = _replica_names(ray_cluster)
     assert len(replicas) == 2
@@ -273,6 +279,7 @@ def test_two_replicas_answer_the_seed_contract(deployed, ray_cluster, pairs):
         assert "POST /compare 200" in replica_log.read_text(), name
 
 
+@pytest.mark.slow
 def test_key_check_holds(deployed, pairs):
     missing = requests.post(f"{deployed.url}/compare", json=pairs["same"], timeout=60)
     assert missing.status_code == 401 and missing.json()["code"] == "ERR_API_KEY_NOT_PRESENT"
@@ -302,6 +309,7 @@ print(json.dumps({"victim": victim, "killed_at": killed_at, "replaced_at": repla
 MAX_REQUESTS = 3000  # about 150 s of three clients: bounded, and longer than a replacement takes
 
 
+@pytest.mark.slow
 def test_a_killed_replica_is_replaced_and_every_request_is_answered(deployed, ray_cluster, pairs):
     """Three clients compare while one replica is killed (``ray.kill``) and Ray starts another.
     Each request has a timeout; the loop stops 10 requests after the replacement is ready (a
@@ -353,13 +361,15 @@ def test_a_killed_replica_is_replaced_and_every_request_is_answered(deployed, ra
     assert sum(start > replaced_at[0] and status == 200 for start, status, _ in outcomes) >= 10
 
 
-def test_eval_ray_backend_runs_on_a_cluster_started_apart(ray_cluster, people_folder, tmp_path):
-    out = tmp_path / "run"
+@pytest.mark.slow
+def test_eval_ray_backend_on_a_cluster_started_apart_gives_the_local_results(ray_cluster, people_folder, tmp_path,
+                                                                             fast_comparer, rounding_noise):
+    out, cache = tmp_path / "run", tmp_path / "ray.sqlite"
     started = time.monotonic()
     run = subprocess.run(
         [sys.executable, "-m", "eval", "run", str(people_folder), "--out", str(out), "--mode", "fast",
          "--backend", "ray", "--ray-address", ray_cluster.address, "--ray-actors", "1", "--batch-size", "4",
-         "--no-cache", "--bootstrap", "50", "--folds", "2", "--threads", "1", "--no-progress"],
+         "--cache", str(cache), "--bootstrap", "50", "--folds", "2", "--threads", "1", "--no-progress"],
         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     print(f"\neval run on the cluster: {time.monotonic() - started:.0f} s")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -374,3 +384,14 @@ def test_eval_ray_backend_runs_on_a_cluster_started_apart(ray_cluster, people_fo
     # ... and its embedding actor ran there: the cluster's logs hold that actor's worker log.
     assert any("RayEmbedder" in path.read_text(errors="replace")
                for path in ray_cluster.logs().glob("worker-*.out")), "no RayEmbedder actor ran on the cluster"
+    # What the actor embedded (kept in the cache) is what this process embeds, up to rounding noise:
+    # another process with other thread counts sums in another order.
+    images = sorted(people_folder.glob("*/*"))
+    remote = embed_images(images, fast_comparer, mode="fast", cache=EmbeddingCache(cache), progress=False)
+    assert remote.n_computed == 0 and remote.n_cached == len(images) == 9
+    local = embed_images(images, fast_comparer, mode="fast", cache=EmbeddingCache(":memory:"), batch_size=4,
+                         progress=False)
+    np.testing.assert_array_equal(remote.ok, local.ok)
+    assert np.all(np.einsum("ij,ij->i", remote.embeddings, local.embeddings) > 1 - rounding_noise)
+    for r, l in zip(remote.records, local.records):
+        assert np.allclose(r.face["box"], l.face["box"], atol=1e-2)

@@ -1,6 +1,7 @@
-"""The REST service as a real uvicorn server on loopback: the official OpenCV FR SDK against it,
-a bounded load test (no 500, flat memory), images of every shape fuzzed through it (hypothesis),
-the access log, and Swagger UI in headless Chromium.
+"""The REST service as a real uvicorn server on loopback (conftest's ``server``, shared with
+test_serve_demo): the official OpenCV FR SDK against it, a bounded load test (no 500, flat
+memory), images of every shape fuzzed through it (hypothesis), the access log, a mode loaded on
+first use, and Swagger UI in headless Chromium.
 """
 from __future__ import annotations
 
@@ -15,36 +16,19 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from conftest import SERVER_KEY, minifasnet_dir
 from facecmp.errors import LIVENESS_CODES
 from image_strategies import user_images
-from serve.testing import chromium_path, running_server
+from serve.testing import chromium_path
 
 pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
 
-KEY = "server-test-key-42"
+KEY = SERVER_KEY
 AUTH = {"x-api-key": KEY}
 
 
 def b64(path: Path) -> str:
     return base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def minifasnet_dir() -> Path | None:
-    from conftest import shared_dir  # the lead's helper: ../shared if present
-
-    shared = shared_dir()
-    path = shared / "models" / "minifasnet" if shared else None
-    return path if path and path.is_dir() else None
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    env = {"FACECMP_API_KEYS": KEY, "FACECMP_MAX_CONCURRENCY": "2", "FACECMP_MAX_QUEUE": "64",
-           "FACECMP_LOG_LEVEL": "info"}
-    if minifasnet_dir() is not None:
-        env["FACECMP_LIVENESS_WEIGHTS_DIR"] = str(minifasnet_dir())
-    with running_server(env, log_dir=tmp_path_factory.mktemp("serve-log")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +128,21 @@ def test_sdk_compare_live_face(sdk, shared):
     with pytest.raises(APIError) as caught:
         sdk.compare.compare_live_face(CompareLiveRequest([str(live[1])], str(live[0]), liveness_min_score=1.0))
     assert caught.value.err_code == "ERR_LIVENESS_ERROR"
+
+
+def test_a_mode_not_preloaded_is_loaded_once_by_its_first_requests(server, people):
+    """The server preloads its default mode only; concurrent FAST requests load fast once."""
+    assert "(modes accurate; default accurate)" in server.log()
+    body = {"gallery": [b64(people["ben"][0])], "probe": [b64(people["ben"][1])], "search_mode": "FAST"}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers = list(pool.map(lambda _: requests.post(f"{server.url}/compare", json=body, headers=AUTH,
+                                                        timeout=300), range(3)))
+    assert [answer.status_code for answer in answers] == [200] * 3, answers[0].text
+    assert len({answer.json()["score"] for answer in answers}) == 1
+    assert server.log().count("mode fast loaded on first use") == 1
+    version = requests.get(f"{server.url}/version", timeout=30)
+    calibration = version.json()["modes"]["fast"]["calibration"]
+    assert calibration and f"calibration={calibration}" in version.headers["x-facecmp-version"]
 
 
 # -- plain HTTP: the Face Compare Server body, load, memory, log ---------------------------------

@@ -103,6 +103,7 @@ def test_a_comparer_uses_the_cache_of_the_settings_it_is_given(tmp_path, celebri
     assert info.value.metadata["weights_dir"] == str(cache / "weights" / "minifasnet")
 
 
+@pytest.mark.slow  # converts MTCNN anew: the quick tier's costliest test (test_cli's first run does it too)
 def test_compiled_models_are_cached_where_the_settings_say(tmp_path):
     from facecmp.detect import FaceDetector
 

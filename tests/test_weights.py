@@ -1,6 +1,7 @@
 """Weight conversion and the verified cache, on the real source files."""
 from __future__ import annotations
 
+import urllib.request
 import zipfile
 
 import numpy as np
@@ -111,6 +112,9 @@ def test_vggface2_without_internet_fails_with_a_clear_message(tmp_path, monkeypa
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
+    # urlopen's shared opener reads the proxies once, when first built: built here, it must not
+    # outlive this test (test_weights_fetch's loopback server was then refused).
+    monkeypatch.setattr(urllib.request, "_opener", None)
     with pytest.raises(WeightsError) as info:
         store.fetch("vggface2")
     message = str(info.value)
