@@ -148,6 +148,8 @@ def test_a_face_set_is_measured_overall_by_age_gap_and_by_what_the_answer_flags(
     assert overall["0.7"]["fmr"] == pytest.approx(3 / 15) and overall["0.7"]["accept_same"] == 1.0
     assert overall["flagged_pairs"] == pytest.approx(3 / 15)              # c's pairs with a
     assert overall["0.7"]["flagged_false_matches"] == 1.0 and overall["0.7"]["fmr_unflagged"] == 0.0
+    everyone_flagged = face_set_rates(linear, embeddings, FaceStats.neutral(7), identities, face_widths=widths * 0)[0]
+    assert everyone_flagged["flagged_pairs"] == 1.0 and everyone_flagged["0.7"]["fmr_unflagged"] == 0.0
     assert list(by_gap) == ["age gap 0-5", "age gap 5-10", "age gap 10-20", "age gap 20-"]
     assert [by_gap[name]["genuine_pairs"] for name in by_gap] == [4, 0, 0, 2]
     assert [by_gap[name]["0.7"]["false_matches"] for name in by_gap] == [2, 0, 0, 1]

@@ -58,7 +58,8 @@ def pair_rates(genuine, impostor, *, cutoffs=CUTOFFS, impostor_flagged=None, int
     as ``fmr_95``. With ``impostor_flagged`` ((n_impostor,) bool: the answer says
     ``within_calibration = False``): ``flagged_pairs`` (share of impostor pairs flagged) and per
     cutoff ``flagged_false_matches`` (share of the false matches flagged; None without any) and
-    ``fmr_unflagged`` (FMR among the unflagged pairs).
+    ``fmr_unflagged`` (FMR among the unflagged pairs; 0 where every pair is flagged: then no
+    unflagged pair is a false match).
     """
     impostor = np.asarray(impostor, dtype=np.float64)
     false_matches, n_impostor, false_non_matches, n_genuine = match_counts(genuine, impostor, cutoffs=cutoffs)
@@ -79,7 +80,7 @@ def pair_rates(genuine, impostor, *, cutoffs=CUTOFFS, impostor_flagged=None, int
         if impostor_flagged is not None:
             unflagged = n_impostor - n_flagged
             row["flagged_false_matches"] = flagged_matches[k] / false_matches[k] if false_matches[k] else None
-            row["fmr_unflagged"] = (false_matches[k] - flagged_matches[k]) / unflagged if unflagged else None
+            row["fmr_unflagged"] = (false_matches[k] - flagged_matches[k]) / unflagged if unflagged else 0.0
         out[_key(cutoff)] = row
     return out
 
