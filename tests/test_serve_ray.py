@@ -177,25 +177,27 @@ def ray_cluster():
     stops exactly its processes. Ray gives up when its node is not up in 30 s, which a busy 2-core
     machine can miss: up to three tries."""
     temp_dir = Path(tempfile.mkdtemp(prefix="fcray-", dir="/tmp"))  # short: Ray puts sockets in it
-    for attempt in range(3):
-        port = _free_port()
-        log = temp_dir / f"head-{attempt}.log"
-        command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--port", str(port),
-                   "--num-cpus", "3", "--include-dashboard", "false", "--temp-dir", str(temp_dir),
-                   "--disable-usage-stats", "--ray-client-server-port", str(_free_port()),
-                   "--dashboard-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port())]
-        with open(log, "wb") as out:
-            head = subprocess.Popen(command, env=ENV, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _wait_for_line(log, "Ray runtime started", head, timeout_s=180)
-            break
-        except RuntimeError:
-            if attempt == 2:
-                raise
+    head = None
     try:
+        for attempt in range(3):
+            port = _free_port()
+            log = temp_dir / f"head-{attempt}.log"
+            command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--port", str(port),
+                       "--num-cpus", "3", "--include-dashboard", "false", "--temp-dir", str(temp_dir),
+                       "--disable-usage-stats", "--ray-client-server-port", str(_free_port()),
+                       "--dashboard-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port())]
+            with open(log, "wb") as out:
+                head = subprocess.Popen(command, env=ENV, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                _wait_for_line(log, "Ray runtime started", head, timeout_s=180)
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
         yield RayCluster(f"127.0.0.1:{port}", temp_dir)
-    finally:
-        _stop(head, timeout_s=120)
+    finally:  # also after three failed starts: nothing of them is left running or on disk
+        if head is not None:
+            _stop(head, timeout_s=120)
         for pid in _processes_using(temp_dir):  # e.g. an agent orphaned by a failed start
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(temp_dir, ignore_errors=True)
