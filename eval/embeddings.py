@@ -10,7 +10,7 @@ interrupted run resumes where it stopped.
 Backends: ``local`` (this machine, batches, tqdm progress) and ``ray`` (Ray Data
 ``map_batches`` over an actor pool, one :class:`~facecmp.FaceComparer` per actor; results
 come back to this process, which alone writes the cache). ``local`` runs the batches in worker
-processes, one a core with one thread each and a pipeline like the comparer's, when there are
+processes, one a core (a thread each) with a pipeline like the comparer's, when there are
 enough images to pay for their start (:func:`default_workers`): a photo's decode and detection,
 whose small networks and NumPy steps gain little from a second thread, then run beside another
 photo's embedding instead of taking turns with it (docs/performance.md measures both). A face's
@@ -175,17 +175,22 @@ MIN_IMAGES_PER_WORKER = 128
 
 
 def default_workers(comparer, count: int) -> int:
-    """Worker processes of the ``local`` backend for ``count`` images: one a core on a CPU (at
-    least :data:`MIN_IMAGES_PER_WORKER` images each), else 1, i.e. ``comparer``'s own process
-    (a GPU is shared by one process best). Also 1 in a program started as a script file
-    (``python my_script.py``): a spawned worker runs such a script's top level again, which
-    without ``if __name__ == "__main__":`` starts it over (Python's rule for ``spawn``); a script
-    with that guard may pass ``workers``. ``python -m ...``, pytest and notebooks are safe."""
+    """Worker processes of the ``local`` backend for ``count`` images: on a CPU, one for each of
+    the threads ``comparer`` computes on (its ``compute.threads``, else torch's thread count: the
+    cores, or what ``--threads`` set), with at least :data:`MIN_IMAGES_PER_WORKER` images each;
+    on a GPU 1, i.e. ``comparer``'s own process (one process shares a GPU best). Also 1 in a
+    program started as a script file (``python my_script.py``): a spawned worker runs such a
+    script's top level again, which without ``if __name__ == "__main__":`` starts it over
+    (Python's rule for ``spawn``); a script with that guard may pass ``workers``. ``python -m``,
+    pytest and notebooks are safe."""
+    import torch
+
     main = sys.modules["__main__"]
     script = getattr(main, "__spec__", None) is None and hasattr(main, "__file__")
     if script or not str(comparer.device).startswith("cpu"):
         return 1
-    return max(1, min(os.cpu_count() or 1, count // MIN_IMAGES_PER_WORKER))
+    threads = comparer.compute.threads or torch.get_num_threads()
+    return max(1, min(threads, count // MIN_IMAGES_PER_WORKER))
 
 
 def _embed_workers(comparer, mode, todo: list[tuple[str, Path]], *, batch_size: int, workers: int):
