@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_pipeline import load_average, model_gflop  # noqa: E402
+from bench.bench_pipeline import FacenetPytorchRecipe, load_average, matmul_gflops, model_gflop  # noqa: E402
 from eval.embeddings import EmbeddingCache, embed_images  # noqa: E402
 from facecmp import FaceComparer  # noqa: E402
 from facecmp.backends import ComputeOptions  # noqa: E402
@@ -44,25 +44,15 @@ from facecmp.settings import FacecmpSettings  # noqa: E402
 from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
 from facecmp.weights.pixel_scaling import prewhiten  # noqa: E402
 from facecmp.weights.registry import get_spec  # noqa: E402
-from facecmp.weights.store import load_state_dict  # noqa: E402
 
 BATCH = 32
 
 
-class BatchedRecipe:
-    """facenet-pytorch's dataset recipe: MTCNN on 32 PIL images at once, InceptionResnetV1 at batch 32."""
+class BatchedRecipe(FacenetPytorchRecipe):
+    """facenet-pytorch's dataset recipe: the README's models, MTCNN on 32 PIL images at once and
+    InceptionResnetV1 at batch 32."""
 
-    def __init__(self):
-        from facenet_pytorch import MTCNN
-        from PIL import Image
-
-        self._image = Image
-        self.mtcnn = MTCNN(image_size=160, margin=14)
-        self.resnet = build_inception_resnet_v1(128)
-        self.resnet.load_state_dict(load_state_dict("msceleb-128"))
-        self.resnet.eval()
-
-    def embed(self, paths: list[Path], timings: dict[str, float]) -> int:
+    def embed_all(self, paths: list[Path], timings: dict[str, float]) -> int:
         """Embeds the faces of ``paths``; returns how many it found."""
         found = 0
         for start in range(0, len(paths), BATCH):
@@ -99,7 +89,7 @@ def rounds(args, paths: list[Path]) -> None:
     for number in range(1, args.rounds + 1):
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        found = recipe.embed(paths, timings)
+        found = recipe.embed_all(paths, timings)
         base = len(paths) / (time.perf_counter() - start)
         split = ", ".join(f"{stage} {1000 * seconds / len(paths):.1f}" for stage, seconds in timings.items())
         print(f" round {number} (load {load_average()})\n  {'facenet-pytorch batched recipe':<34} {base:6.1f} images/s"
@@ -111,18 +101,6 @@ def rounds(args, paths: list[Path]) -> None:
             rate = len(paths) / (time.perf_counter() - start)
             print(f"  {label:<34} {rate:6.1f} images/s   x{rate / base:.2f} the recipe   [{int(result.ok.sum())} faces"
                   f"{', worker start included' if count > 1 else ''}; load {load_average()}]", flush=True)
-
-
-def cpu_matmul_gflops(dtype: torch.dtype, n: int = 1024, repeats: int = 20) -> float:
-    """``torch.mm``'s rate on this thread in ``dtype``, per CPU second (what the stages are timed in)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.process_time()
-        torch.mm(a, b)
-        best = min(best, time.process_time() - start)
-    return 2 * n**3 / best / 1e9
 
 
 class NetworkCounter:
@@ -158,7 +136,8 @@ def stage_shares(args, paths: list[Path]) -> None:
     torch.set_num_threads(1)
     settings = FacecmpSettings()
     compute = replace(ComputeOptions.from_settings(settings).resolved(), threads=1)
-    rates = {"f32": cpu_matmul_gflops(torch.float32), "bf16": cpu_matmul_gflops(torch.bfloat16)}
+    rates = {dtype: matmul_gflops(getattr(torch, name), 1024, 20, time.process_time)
+             for dtype, name in (("f32", "float32"), ("bf16", "bfloat16"))}
     print(f"\n== stages on one thread, CPU time a photo ({compute.backend} {compute.precision}; torch.mm on one "
           f"thread, per CPU second: f32 {rates['f32']:.0f}, bf16 {rates['bf16']:.0f} GFLOP/s; load {load_average()})")
     detector = FaceDetector(compute=compute, settings=settings)
