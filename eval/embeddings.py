@@ -7,15 +7,24 @@ service sees it (decode, detect, crop, embed). Results, including failures such 
 weights or preprocessing miss it. Each batch is committed as soon as it is computed, so an
 interrupted run resumes where it stopped.
 
-Backends: ``local`` (this process, batches, tqdm progress) and ``ray`` (Ray Data
+Backends: ``local`` (this machine, batches, tqdm progress) and ``ray`` (Ray Data
 ``map_batches`` over an actor pool, one :class:`~facecmp.FaceComparer` per actor; results
-come back to this process, which alone writes the cache).
+come back to this process, which alone writes the cache). ``local`` runs the batches in worker
+processes, one a core (a thread each) with a pipeline like the comparer's, when there are
+enough images to pay for their start (:func:`default_workers`): a photo's decode and detection,
+whose small networks and NumPy steps gain little from a second thread, then run beside another
+photo's embedding instead of taking turns with it (docs/performance.md measures both). A face's
+embedding does not depend on the process, thread count or batch that computes it
+(:data:`facecmp.embed.FACES_PER_PASS`), so the cache holds one answer whichever ran.
 """
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sqlite3
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -159,6 +168,67 @@ def _embed_local(comparer, mode, todo: list[tuple[str, Path]], *, batch_size: in
         yield [(key, ImageRecord.from_result(result)) for (key, _), result in zip(batch, results)]
 
 
+#: Images to compute per worker process, at least, before ``local`` starts workers: each loads
+#: the pipeline (a few seconds), which a smaller set would not win back.
+MIN_IMAGES_PER_WORKER = 128
+
+
+def default_workers(comparer, count: int) -> int:
+    """Worker processes of the ``local`` backend for ``count`` images: on a CPU, one for each of
+    the threads ``comparer`` computes on (its ``compute.threads``, else torch's thread count: the
+    cores, or what ``--threads`` set), with at least :data:`MIN_IMAGES_PER_WORKER` images each;
+    on a GPU 1, i.e. ``comparer``'s own process (one process shares a GPU best). Also 1 in a
+    program started as a script file (``python my_script.py``): a spawned worker runs such a
+    script's top level again, which without ``if __name__ == "__main__":`` starts it over
+    (Python's rule for ``spawn``); a script with that guard may pass ``workers``. ``python -m``,
+    pytest and notebooks are safe."""
+    import torch
+
+    main = sys.modules["__main__"]
+    script = getattr(main, "__spec__", None) is None and hasattr(main, "__file__")
+    if script or not str(comparer.device).startswith("cpu"):
+        return 1
+    threads = comparer.compute.threads or torch.get_num_threads()
+    return max(1, min(threads, count // MIN_IMAGES_PER_WORKER))
+
+
+def _embed_workers(comparer, mode, todo: list[tuple[str, Path]], *, batch_size: int, workers: int):
+    """The batches over ``workers`` processes, each with its own copy of ``comparer``'s pipeline
+    on one thread (``spawn``: a fork would copy OpenVINO's and OpenMP's thread pools)."""
+    compute = replace(comparer.compute, threads=1)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                               initargs=(comparer.mode, mode, comparer.settings, compute, comparer.detector.options()))
+    try:
+        batches = list(_batches(todo, batch_size))
+        for batch, records in zip(batches, pool.map(_represent_files, [[path for _, path in b] for b in batches])):
+            yield [(key, record) for (key, _), record in zip(batch, records)]
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+_worker: tuple | None = None   # in a worker process: (its FaceComparer, the mode it embeds in)
+
+
+def _start_worker(default_mode, mode, settings, compute, detector_options) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from facecmp import FaceComparer
+    from facecmp.detect import FaceDetector
+
+    global _worker
+    torch.set_num_threads(compute.threads)
+    threadpool_limits(compute.threads)  # BLAS (the cohort cosines of a batch) on this worker's core too
+    detector = FaceDetector(**detector_options, compute=compute, settings=settings)
+    _worker = FaceComparer(default_mode, settings=settings, compute=compute, detector=detector), mode
+
+
+def _represent_files(paths: list[Path]) -> list[ImageRecord]:
+    comparer, mode = _worker
+    return [ImageRecord.from_result(result)
+            for result in comparer.represent_batch([path.read_bytes() for path in paths], mode=mode)]
+
+
 class RayEmbedder:
     """Ray Data actor: holds one FaceComparer; maps a batch of image bytes to cache rows.
 
@@ -208,7 +278,7 @@ def _embed_ray(mode, todo: list[tuple[str, Path]], *, batch_size: int, actors: i
 
 def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None = None,
                  pipeline_id: str | None = None, cache: EmbeddingCache | None = None, batch_size: int = 32,
-                 backend: str = "local", limit: int | None = None, progress: bool = True,
+                 backend: str = "local", workers: int | None = None, limit: int | None = None, progress: bool = True,
                  ray_actors: int = 1, torch_threads: int | None = 1, ray_comparer_factory=None) -> EmbeddingResult:
     """Embed ``paths`` (through the cache), returning per-image records and an embedding matrix.
 
@@ -221,6 +291,7 @@ def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None
     cache : EmbeddingCache; default the one at :func:`default_cache_path`.
     batch_size : images per ``represent_batch`` call (and per cache commit).
     backend : "local" or "ray".
+    workers : processes of the local backend (1: this one; default :func:`default_workers`).
     limit : compute at most this many new images, then stop (``complete=False``).
     progress : show a tqdm bar.
     ray_actors : actor pool size of the ray backend.
@@ -244,7 +315,9 @@ def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None
     if todo:
         with tqdm(total=len(todo), unit="img", desc=f"embedding ({backend})", disable=not progress) as bar:
             if backend == "local":
-                batches = _embed_local(comparer, mode, todo, batch_size=batch_size)
+                workers = workers or default_workers(comparer, len(todo))
+                batches = (_embed_workers(comparer, mode, todo, batch_size=batch_size, workers=workers) if workers > 1
+                           else _embed_local(comparer, mode, todo, batch_size=batch_size))
             elif backend == "ray":
                 batches = _embed_ray(mode, todo, batch_size=batch_size, actors=ray_actors, torch_threads=torch_threads,
                                      comparer_factory=ray_comparer_factory)

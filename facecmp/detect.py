@@ -68,9 +68,15 @@ class FaceDetector:
             raise ValueError(f"unknown MTCNN cascade {cascade!r}; known: {', '.join(CASCADES)}")
         self.passes = tuple(sorted(DetectPass(*p) for p in passes))
         self.min_probability = min_probability
-        self.cascade = cascade
+        self.cascade, self.channels_last = cascade, channels_last
         self._vectorised = MtcnnCascade(MtcnnNetworks(device, compute, settings)) if cascade == "vectorised" else None
         self._mtcnn = {} if self._vectorised else _facenet_mtcnns(self.passes, device, channels_last)
+
+    def options(self) -> dict:
+        """The arguments this detector was made with, but ``device``, ``compute`` and ``settings``:
+        a worker process makes the same detector from them."""
+        return {"passes": self.passes, "min_probability": self.min_probability, "cascade": self.cascade,
+                "channels_last": self.channels_last}
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces with probability >= ``min_probability``, most prominent first: the faces

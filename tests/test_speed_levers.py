@@ -172,3 +172,19 @@ def test_photos_no_larger_than_the_coarse_pass_are_searched_once_at_full_size(lf
     default, full_size = FaceDetector(), FaceDetector(passes=[(640, 20)])
     for photo in photos:
         assert [f.box for f in default.detect(photo)] == [f.box for f in full_size.detect(photo)]
+
+
+def test_worker_processes_embed_a_dataset_as_this_process_does(fast_comparer, celebrity_photos, tmp_path):
+    """eval's local backend in worker processes (one thread each: what a large dataset gets) gives
+    this process's records bit for bit, in the input's order, failures included."""
+    from eval.embeddings import EmbeddingCache, embed_images
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    photos = [p for person in sorted(celebrity_photos) for p in celebrity_photos[person][:3]]
+    photos.insert(5, broken)
+    runs = {workers: embed_images(photos, fast_comparer, mode="fast", cache=EmbeddingCache(":memory:"), batch_size=4,
+                                  workers=workers, progress=False) for workers in (1, 2)}
+    assert runs[2].complete and runs[2].n_computed == len(photos) and runs[2].failures() == {"ImageDecodeError": 1}
+    np.testing.assert_array_equal(runs[2].embeddings, runs[1].embeddings)
+    assert [r.meta_json() for r in runs[2].records] == [r.meta_json() for r in runs[1].records]
