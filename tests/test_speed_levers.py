@@ -140,28 +140,28 @@ def test_an_unwritable_ir_cache_only_warns(tmp_path):
         assert np.abs(model(batch)[0] - module(torch.from_numpy(batch)).numpy()).max() < 1e-5
 
 
-def test_small_faces_are_found_at_the_finer_detection_size(celebrity_photos):
+def test_small_faces_are_found_at_the_finer_detection_size(celebrity_photos, detector):
     from PIL import Image
 
     from facecmp.decode import load_image
     from facecmp.detect import FaceDetector
 
     photo = load_image(celebrity_photos["ben_afflek"][0])
-    face = FaceDetector().detect(photo)[0]
+    face = detector.detect(photo)[0]
     width = face.box[2] - face.box[0]
     scale = 30 / width  # a 30 px face in a 1280x960 photo: 7.5 px at 320 (MTCNN finds ~12 px up), 15 px at 640
     small = np.asarray(Image.fromarray(photo).resize((round(photo.shape[1] * scale), round(photo.shape[0] * scale))))
     canvas = np.full((960, 1280, 3), 127, np.uint8)
     canvas[400:400 + small.shape[0], 600:600 + small.shape[1]] = small
     assert FaceDetector(passes=[(320, 40)]).detect(canvas) == []
-    found = FaceDetector().detect(canvas)
+    found = detector.detect(canvas)
     assert len(found) == 1
     x1, y1, x2, y2 = found[0].box
     assert 600 <= x1 and x2 <= 600 + small.shape[1] and 400 <= y1 and y2 <= 400 + small.shape[0]
     assert 20 < x2 - x1 < 45
 
 
-def test_photos_no_larger_than_the_coarse_pass_are_searched_once_at_full_size(lfw_dir):
+def test_photos_no_larger_than_the_coarse_pass_are_searched_once_at_full_size(lfw_dir, detector):
     """LFW's 250 px photos (what the calibrations were fitted on) skip the coarse pass: the
     default detector finds exactly what one full-size search from 20 px finds."""
     from facecmp.decode import load_image
@@ -169,9 +169,9 @@ def test_photos_no_larger_than_the_coarse_pass_are_searched_once_at_full_size(lf
 
     photos = [load_image(path) for path in sorted((lfw_dir / "images" / "Aaron_Peirsol").glob("*.jpg"))[:2]]
     assert all(max(photo.shape[:2]) <= 320 for photo in photos)
-    default, full_size = FaceDetector(), FaceDetector(passes=[(640, 20)])
+    full_size = FaceDetector(passes=[(640, 20)])
     for photo in photos:
-        assert [f.box for f in default.detect(photo)] == [f.box for f in full_size.detect(photo)]
+        assert [f.box for f in detector.detect(photo)] == [f.box for f in full_size.detect(photo)]
 
 
 def test_worker_processes_embed_a_dataset_as_this_process_does(fast_comparer, celebrity_photos, tmp_path):
