@@ -85,8 +85,7 @@ def fast_comparer():
 
 @pytest.fixture(scope="session")
 def detector(fast_comparer):
-    """The default detector (``fast_comparer``'s). The comparers do not request this fixture by
-    name, so a module that still defines its own ``detector`` does not clash with them."""
+    """The default detector (``fast_comparer``'s, which ``accurate_comparer`` shares)."""
     return fast_comparer.detector
 
 
