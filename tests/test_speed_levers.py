@@ -14,15 +14,13 @@ pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
 
 
 
-@pytest.mark.parametrize("mode", ["fast", "accurate"])
-def test_crops_of_several_images_embed_as_one_by_one(fast_comparer, celebrity_photos, mode):
-    """represent_batch's faces embed as they would one by one, in any batch."""
+def test_faces_of_several_images_embed_as_one_by_one_in_accurate_mode(fast_comparer, celebrity_photos):
+    """represent_batch's faces embed as represent's, bit for bit (one pass shape:
+    embed.FACES_PER_PASS); accurate's two embedders here, fast's in test_pipeline."""
     photos = [p for person in sorted(celebrity_photos) for p in celebrity_photos[person][:2]][:6]
-    crops = _crops(fast_comparer, photos, mode)
-    config = fast_comparer._prepare(mode)
-    together = fast_comparer._embed(config, crops)
-    one_by_one = np.concatenate([fast_comparer._embed(config, crops[i:i + 1]) for i in range(len(crops))])
-    np.testing.assert_array_equal(together, one_by_one)  # one pass shape (embed.FACES_PER_PASS): bit for bit
+    together = fast_comparer.represent_batch(photos, mode="accurate")
+    for photo, batched in zip(photos, together):
+        np.testing.assert_array_equal(batched.embedding, fast_comparer.represent(photo, mode="accurate").embedding)
 
 
 def test_embeddings_do_not_depend_on_threads_or_streams(face_crops, fast_comparer):
@@ -32,7 +30,7 @@ def test_embeddings_do_not_depend_on_threads_or_streams(face_crops, fast_compare
 
     from facecmp.embed import Embedder
 
-    default = fast_comparer._embedders["msceleb-128"].embed(face_crops)
+    default = Embedder("msceleb-128", compute=fast_comparer.compute).embed(face_crops)
     service = Embedder("msceleb-128", compute=replace(fast_comparer.compute, threads=1, streams=4))
     np.testing.assert_array_equal(service.embed(face_crops), default)
 
@@ -49,17 +47,14 @@ def test_channels_last_equals_plain_layout(celebrity_photos):
 
 
 @pytest.fixture(scope="module")
-def face_crops(fast_comparer, celebrity_photos):
-    """(6, 160, 160, 3) real aligned faces of three people."""
-    photos = [p for person in sorted(celebrity_photos)[:3] for p in celebrity_photos[person][:2]]
-    return _crops(fast_comparer, photos, "fast")[:, 0]
+def face_crops(detector, celebrity_photos):
+    """(6, 160, 160, 3) real aligned faces of three people, cut as fast's embedder wants them."""
+    from facecmp.align import crop_face
+    from facecmp.decode import load_image
+    from facecmp.modes import MODES
 
-
-def _crops(comparer, photos, mode) -> np.ndarray:
-    """(N, K, S, S, 3): the most prominent face of each photo as each embedder of ``mode`` cuts it."""
-    images = [comparer.load_image(photo) for photo in photos]
-    faces = [comparer.detector.detect(image)[0] for image in images]
-    return comparer._crops(comparer._prepare(mode), images, faces)
+    images = [load_image(p) for person in sorted(celebrity_photos)[:3] for p in celebrity_photos[person][:2]]
+    return np.stack([crop_face(image, detector.detect(image)[0], MODES["fast"].embedders[0].crop) for image in images])
 
 
 @pytest.mark.parametrize("weights", ["msceleb-128", "casia-webface"])
