@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_pipeline import FacenetPytorchRecipe, load_average, matmul_gflops, model_gflop  # noqa: E402
+from eval.devdata import LFW, dataset_dir  # noqa: E402
 from eval.embeddings import EmbeddingCache, embed_images  # noqa: E402
 from facecmp import FaceComparer  # noqa: E402
 from facecmp.backends import ComputeOptions  # noqa: E402
@@ -191,7 +192,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of every pipeline")
     parser.add_argument("--only", choices=("rounds", "stages"), help="run one section")
-    parser.add_argument("--lfw", type=Path, default=FacecmpSettings().shared_dir / "data" / "lfw")
+    parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
     args = parser.parse_args()
     paths = photos(args.lfw, args.photos)
     if args.only in (None, "rounds"):
