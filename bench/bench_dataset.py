@@ -51,6 +51,7 @@ from eval.embeddings import EmbeddingCache, EmbeddingWorkers, embed_images  # no
 from facecmp import FaceComparer  # noqa: E402
 from facecmp.backends import ComputeOptions  # noqa: E402
 from facecmp.detect import FaceDetector  # noqa: E402
+from facecmp.embed import FACES_PER_PASS  # noqa: E402
 from facecmp.mtcnn import load_networks  # noqa: E402
 from facecmp.settings import FacecmpSettings  # noqa: E402
 from facecmp.weights.inception import build_inception_resnet_v1  # noqa: E402
@@ -235,7 +236,24 @@ def stage_shares(paths: list[Path]) -> dict:
             note = (f"{flops / 1e6 / len(blobs):7.0f} MFLOP a photo, {100 * share:4.0f} % of the {precision} limit"
                     if flops else "")
             print(f"  {label:<38} {1000 * stage_seconds / len(blobs):6.2f} ms  {note}")
+    shares["pass_shape"] = pass_shape_cost(comparer._embedders["msceleb-128"])
     return shares
+
+
+def pass_shape_cost(embedder, largest: int = 16, repeats: int = 8) -> dict:
+    """FAST's embedder on one thread, images per CPU second, in passes of FACES_PER_PASS faces
+    (every path's one shape: part 1 of issue 25) and of ``largest`` (what a dataset alone could use)."""
+    crops = np.random.default_rng(0).integers(0, 256, (largest, 160, 160, 3), dtype=np.uint8).transpose(0, 3, 1, 2)
+    rates = {}
+    for batch in (FACES_PER_PASS, largest):
+        embedder._compiled(crops[:batch])
+        start = time.process_time()
+        for _ in range(repeats * largest // batch):
+            embedder._compiled(crops[:batch])
+        rates[batch] = repeats * largest / (time.process_time() - start)
+    print(f" FAST's embedder, one thread: {rates[FACES_PER_PASS]:.1f} images per CPU second in passes of "
+          f"{FACES_PER_PASS} faces (the pass shape), {rates[largest]:.1f} in passes of {largest}")
+    return {"faces_per_pass": FACES_PER_PASS, "largest": largest, "images_per_cpu_s": rates}
 
 
 def machine() -> dict:

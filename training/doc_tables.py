@@ -438,8 +438,9 @@ def bench_table(cals: dict, path: str, section: str) -> str:
     """A section of a bench's results file (``path`` from the repository root, as
     bench/bench_dataset.py writes it): ``run`` (command, machine, load), ``targets`` (each
     speed target against its ratios to the recipe, one a round), ``rounds`` (every pipeline's
-    images/s and compare p50 per round) or ``stages`` (CPU time a photo per stage on one thread
-    and its share of the FLOP limit, per mode)."""
+    images/s and compare p50 per round), ``stages`` (CPU time a photo per stage on one thread
+    and its share of the FLOP limit, per mode) or ``pass-shape`` (the embedder's rate in passes of
+    FACES_PER_PASS faces and of more)."""
     results = json.loads((REPO / path).read_text())
     rounds = results["rounds"]
 
@@ -484,7 +485,14 @@ def bench_table(cals: dict, path: str, section: str) -> str:
         rows.append(["total (one core: photos/s)", *(f"{stages[m]['ms_a_photo']:.1f} ms ({1000 / stages[m]['ms_a_photo']:.1f})"
                                                     for m in modes)])
         return table(["stage (CPU time a photo, one thread)", *(m.upper() for m in modes)], rows)
-    raise ValueError(f"unknown bench section {section!r} (run, targets, rounds, stages)")
+    if section == "pass-shape":
+        shape = results["stages"]["pass_shape"]
+        rates = {int(batch): rate for batch, rate in shape["images_per_cpu_s"].items()}
+        return table(["FAST's embedder, one thread", "images per CPU second", "x passes of the pass shape"],
+                     [[f"passes of {batch} faces" + (" (the pass shape, every path)" if batch == shape["faces_per_pass"]
+                                                     else ""), f"{rate:.1f}", f"{rate / rates[shape['faces_per_pass']]:.2f}x"]
+                      for batch, rate in rates.items()])
+    raise ValueError(f"unknown bench section {section!r} (run, targets, rounds, stages, pass-shape)")
 
 
 #: KIND: (function(calibrations, *args), the heldout keys it shows given its args)
