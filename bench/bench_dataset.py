@@ -272,7 +272,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON file the figures are written to")
     args = parser.parse_args()
     paths = photos(args.lfw, args.photos)
-    results = {"command": "python bench/bench_dataset.py " + " ".join(sys.argv[1:]),
+    results = {"command": " ".join(["python bench/bench_dataset.py", *sys.argv[1:]]),
                "date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": machine(), "photos": len(paths),
                "pairs": args.pairs, "load_before": os.getloadavg()[0]}
     results["rounds"] = rounds(args, paths, lfw_pairs(args.lfw, args.pairs))
