@@ -169,9 +169,10 @@ def _embed_local(comparer, mode, todo: list[tuple[str, Path]], *, batch_size: in
 
 
 #: Images to compute per worker process, at least, before ``local`` starts workers: each imports
-#: torch and loads the pipeline (7-9 s to the first batch on 2 cores, against ~1 s in this
-#: process), which ~750-1,200 images at the workers' faster rate win back (measured, FAST).
-MIN_IMAGES_PER_WORKER = 512
+#: torch and loads the pipeline (a pool of 2 gives its first batches after 6.5 s in FAST, 9.4 s in
+#: ACCURATE), which the workers' faster rate wins back from ~570 (FAST) and ~670 (ACCURATE)
+#: images on 2 cores (bench/bench_dataset.py's figures: docs/performance.md).
+MIN_IMAGES_PER_WORKER = 320
 
 
 def default_workers(comparer, count: int) -> int:
