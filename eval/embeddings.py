@@ -168,9 +168,11 @@ def _embed_local(comparer, mode, todo: list[tuple[str, Path]], *, batch_size: in
         yield [(key, ImageRecord.from_result(result)) for (key, _), result in zip(batch, results)]
 
 
-#: Images to compute per worker process, at least, before ``local`` starts workers: each loads
-#: the pipeline (a few seconds), which a smaller set would not win back.
-MIN_IMAGES_PER_WORKER = 128
+#: Images to compute per worker process, at least, before ``local`` starts workers: each imports
+#: torch and loads the pipeline (a pool of 2 gives its first batches after 6.5 s in FAST, 9.4 s in
+#: ACCURATE), which the workers' faster rate wins back from ~570 (FAST) and ~670 (ACCURATE)
+#: images on 2 cores (bench/bench_dataset.py's figures: docs/performance.md).
+MIN_IMAGES_PER_WORKER = 320
 
 
 def default_workers(comparer, count: int) -> int:
@@ -192,18 +194,39 @@ def default_workers(comparer, count: int) -> int:
     return max(1, min(threads, count // MIN_IMAGES_PER_WORKER))
 
 
-def _embed_workers(comparer, mode, todo: list[tuple[str, Path]], *, batch_size: int, workers: int):
-    """The batches over ``workers`` processes, each with its own copy of ``comparer``'s pipeline
-    on one thread (``spawn``: a fork would copy OpenVINO's and OpenMP's thread pools)."""
-    compute = replace(comparer.compute, threads=1)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                               initargs=(comparer.mode, mode, comparer.settings, compute, comparer.detector.options()))
-    try:
+class EmbeddingWorkers:
+    """``count`` worker processes for the ``local`` backend, each with a copy of ``comparer``'s
+    pipeline on one thread, embedding in ``mode`` (``spawn``: a fork would copy OpenVINO's and
+    OpenMP's thread pools). :func:`embed_images` starts its own for a call when given a number of
+    workers; a program that embeds several sets in one mode passes one of these instead, and pays
+    the start (each worker imports torch and loads the models: seconds) once. A context manager."""
+
+    def __init__(self, comparer, mode: str | None, count: int):
+        self.count, self.pipeline_id = count, comparer.pipeline_id(mode)
+        self._pool = ProcessPoolExecutor(
+            count, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+            initargs=(comparer.mode, mode, comparer.settings, replace(comparer.compute, threads=1),
+                      comparer.detector.options()))
+
+    def embed(self, todo: list[tuple[str, Path]], *, batch_size: int):
+        """The batches of ``todo`` ((key, path) pairs), each yielded as [(key, ImageRecord)]."""
         batches = list(_batches(todo, batch_size))
-        for batch, records in zip(batches, pool.map(_represent_files, [[path for _, path in b] for b in batches])):
+        for batch, records in zip(batches, self._pool.map(_represent_files, [[path for _, path in b] for b in batches])):
             yield [(key, record) for (key, _), record in zip(batch, records)]
-    finally:
-        pool.shutdown(cancel_futures=True)
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> EmbeddingWorkers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _embed_workers(comparer, mode, todo: list[tuple[str, Path]], *, batch_size: int, workers: int):
+    with EmbeddingWorkers(comparer, mode, workers) as pool:
+        yield from pool.embed(todo, batch_size=batch_size)
 
 
 _worker: tuple | None = None   # in a worker process: (its FaceComparer, the mode it embeds in)
@@ -278,7 +301,8 @@ def _embed_ray(mode, todo: list[tuple[str, Path]], *, batch_size: int, actors: i
 
 def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None = None,
                  pipeline_id: str | None = None, cache: EmbeddingCache | None = None, batch_size: int = 32,
-                 backend: str = "local", workers: int | None = None, limit: int | None = None, progress: bool = True,
+                 backend: str = "local", workers: int | EmbeddingWorkers | None = None, limit: int | None = None,
+                 progress: bool = True,
                  ray_actors: int = 1, torch_threads: int | None = 1, ray_comparer_factory=None) -> EmbeddingResult:
     """Embed ``paths`` (through the cache), returning per-image records and an embedding matrix.
 
@@ -291,7 +315,8 @@ def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None
     cache : EmbeddingCache; default the one at :func:`default_cache_path`.
     batch_size : images per ``represent_batch`` call (and per cache commit).
     backend : "local" or "ray".
-    workers : processes of the local backend (1: this one; default :func:`default_workers`).
+    workers : processes of the local backend (1: this one; default :func:`default_workers`), or
+        running :class:`EmbeddingWorkers` of this pipeline.
     limit : compute at most this many new images, then stop (``complete=False``).
     progress : show a tqdm bar.
     ray_actors : actor pool size of the ray backend.
@@ -316,8 +341,14 @@ def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None
         with tqdm(total=len(todo), unit="img", desc=f"embedding ({backend})", disable=not progress) as bar:
             if backend == "local":
                 workers = workers or default_workers(comparer, len(todo))
-                batches = (_embed_workers(comparer, mode, todo, batch_size=batch_size, workers=workers) if workers > 1
-                           else _embed_local(comparer, mode, todo, batch_size=batch_size))
+                if isinstance(workers, EmbeddingWorkers):
+                    if workers.pipeline_id != pipeline_id:
+                        raise ValueError(f"these workers embed for {workers.pipeline_id}, not {pipeline_id}")
+                    batches = workers.embed(todo, batch_size=batch_size)
+                elif workers > 1:
+                    batches = _embed_workers(comparer, mode, todo, batch_size=batch_size, workers=workers)
+                else:
+                    batches = _embed_local(comparer, mode, todo, batch_size=batch_size)
             elif backend == "ray":
                 batches = _embed_ray(mode, todo, batch_size=batch_size, actors=ray_actors, torch_threads=torch_threads,
                                      comparer_factory=ray_comparer_factory)

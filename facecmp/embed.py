@@ -12,8 +12,8 @@ AVX512-BF16 CPU batches of 16 or more gave embeddings up to 5e-3 per element fro
 smaller batches, i.e. scores up to 4e-3 apart), never on the other faces in it nor on the
 thread count (measured, and checked by tests/test_pipeline.py). With one shape, a face maps to
 the same embedding in a compare, a dataset, the service and a Ray actor, whatever else is in the
-batch. Two faces, a compare's pair, waste nothing in a compare; a dataset pays ~5 % in images/s
-against batches of 16 (docs/performance.md).
+batch. Two faces, a compare's pair, waste nothing in a compare; a dataset's embedder runs ~10 %
+below its rate in passes of 16 (docs/performance.md).
 
 How the forward pass runs (PyTorch eager or OpenVINO, float32 or bfloat16) is a
 :class:`~facecmp.backends.ComputeOptions`; by default OpenVINO on a CPU. With the torch

@@ -261,6 +261,23 @@ def test_a_table_whose_keys_a_refit_renamed_names_the_missing_key():
         doc_tables.render("cost | cacd-vs-dev", cals)
 
 
+def test_a_bench_table_reads_its_results_file_and_says_which_target_is_met(tmp_path):
+    """The bench kind's targets: the ratio to the recipe in each round, "yes" only when every round reaches it."""
+    results = json.loads((REPO / "bench" / "results" / "dataset.json").read_text())
+    rounds = results["rounds"][:1]
+    rounds[0]["images_per_s"].update({"recipe": 10.0, "fast, 2 worker processes": 40.0,
+                                      "accurate, 2 worker processes": 9.0})
+    rounds[0]["compare_p50_ms"].update({"recipe": 100.0, "fast": 10.0})
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps({**results, "rounds": rounds}))
+    text = doc_tables.render(f"bench | {path} | targets", {})
+    assert "| FAST, dataset embedding ≥ 4x | 4.00x | yes |" in text
+    assert "| ACCURATE, dataset embedding ≥ 1x | 0.90x | no |" in text
+    assert "| FAST compare of two 640x480 photos ≥ 8x | 10.00x | yes |" in text
+    with pytest.raises(ValueError, match="unknown bench section"):
+        doc_tables.render(f"bench | {path} | speed", {})
+
+
 def test_every_environment_variable_the_docs_name_is_read():
     """A FACECMP_* variable named in a document is a settings field (the library's, the liveness
     check's or the service's) or a name the notebooks or the bench read themselves."""

@@ -183,3 +183,21 @@ def test_worker_processes_embed_a_dataset_as_this_process_does(fast_comparer, ce
     assert runs[2].complete and runs[2].n_computed == len(photos) and runs[2].failures() == {"ImageDecodeError": 1}
     np.testing.assert_array_equal(runs[2].embeddings, runs[1].embeddings)
     assert [r.meta_json() for r in runs[2].records] == [r.meta_json() for r in runs[1].records]
+
+
+def test_running_workers_serve_several_sets_as_this_process_does(fast_comparer, celebrity_photos):
+    """One EmbeddingWorkers pool, started once, embeds two sets in turn: each as this process
+    does; a pool of another pipeline is refused."""
+    from eval.embeddings import EmbeddingCache, EmbeddingWorkers, embed_images
+
+    photos = [p for person in sorted(celebrity_photos) for p in celebrity_photos[person][:2]]
+    halves = photos[:5], photos[5:]
+    with EmbeddingWorkers(fast_comparer, "fast", 2) as workers:
+        for half in halves:
+            pooled, here = (embed_images(half, fast_comparer, mode="fast", cache=EmbeddingCache(":memory:"),
+                                         batch_size=2, workers=count, progress=False) for count in (workers, 1))
+            np.testing.assert_array_equal(pooled.embeddings, here.embeddings)
+            assert [r.meta_json() for r in pooled.records] == [r.meta_json() for r in here.records]
+        with pytest.raises(ValueError, match="these workers embed for fast-"):
+            embed_images(photos, fast_comparer, mode="accurate", cache=EmbeddingCache(":memory:"), workers=workers,
+                         progress=False)

@@ -10,8 +10,9 @@ show it through markers that this module fills in, so a refit is followed by one
 
 ``PATH`` names keys from the calibration's top, joined by ``/`` (``heldout/lfw/at/0.7/fmr``);
 ``FORMAT`` is one of FORMATS. The facecmp module table (``<!-- table: modules -->``) is read
-from the library's source. Figures that no stored file holds (the ``python -m eval run`` reports,
-pipeline selection, the level trade-off, timings) sit inside ``<!-- record: DATE · COMMAND -->``
+from the library's source; speed figures (``<!-- table: bench | FILE | SECTION -->``) from the
+results file a bench writes (bench/results/). Figures that no stored file holds (the
+``python -m eval run`` reports, pipeline selection, the level trade-off, one-off timings) sit inside ``<!-- record: DATE · COMMAND -->``
 ... ``<!-- /record -->``: a record of that run, never rewritten here; ``tests/test_docs.py``
 checks that each names its date and command and that no measured figure stands outside a
 table, a value or a record.
@@ -427,6 +428,73 @@ def flagged_faces_table(cals: dict) -> str:
                   "any reason"], rows)
 
 
+#: The speed targets of a ``bench`` table: (what, the pipeline whose ratio to the recipe is read, at least).
+SPEED_TARGETS = (("FAST, dataset embedding", "fast, 2 worker processes", 4.0),
+                 ("ACCURATE, dataset embedding", "accurate, 2 worker processes", 1.0),
+                 ("FAST compare of two 640x480 photos", "compare", 8.0))
+
+
+def bench_table(cals: dict, path: str, section: str) -> str:
+    """A section of a bench's results file (``path`` from the repository root, as
+    bench/bench_dataset.py writes it): ``run`` (command, machine, load), ``targets`` (each
+    speed target against its ratios to the recipe, one a round), ``rounds`` (every pipeline's
+    images/s and compare p50 per round), ``stages`` (CPU time a photo per stage on one thread
+    and its share of the FLOP limit, per mode) or ``pass-shape`` (the embedder's rate in passes of
+    FACES_PER_PASS faces and of more)."""
+    results = json.loads((REPO / path).read_text())
+    rounds = results["rounds"]
+
+    def ratios(pipeline: str) -> list[float]:
+        if pipeline == "compare":
+            return [r["compare_p50_ms"]["recipe"] / r["compare_p50_ms"]["fast"] for r in rounds]
+        return [r["images_per_s"][pipeline] / r["images_per_s"]["recipe"] for r in rounds]
+
+    def times(values: list[float]) -> str:
+        return span(values, lambda v: f"{v:.2f}") + "x"
+
+    if section == "run":
+        machine = results["machine"]
+        bf16 = "AMX" if machine["amx_bf16"] else "AVX-512 BF16" if machine["avx512_bf16"] else "no native bf16"
+        return table(["command", "date", "machine", "load average (1 min) before, per round"],
+                     [[f"`{results['command']}`", results["date"], f"{machine['cpu']}, {machine['cores']} cores, {bf16}",
+                       ", ".join(f"{v:.1f}" for v in [results["load_before"], *(r["load"] for r in rounds)])]])
+    if section == "targets":
+        return table(["target", "x the recipe, per round", "met"],
+                     [[f"{what} ≥ {least:g}x", ", ".join(times([v]) for v in ratios(pipeline)),
+                       "yes" if min(ratios(pipeline)) >= least else "no"] for what, pipeline, least in SPEED_TARGETS])
+    if section == "rounds":
+        rows = [[f"dataset: {name if name != 'recipe' else 'facenet-pytorch batched recipe'}",
+                 *(f"{r['images_per_s'][name]:.1f} images/s" for r in rounds),
+                 "—" if name == "recipe" else times(ratios(name))] for name in rounds[0]["images_per_s"]]
+        rows += [[f"compare, 640x480: {name if name != 'recipe' else 'facenet-pytorch README recipe'}",
+                  *(f"{r['compare_p50_ms'][name]:.0f} ms p50" for r in rounds),
+                  "—" if name == "recipe" else times(ratios("compare"))] for name in rounds[0]["compare_p50_ms"]]
+        rows += [[f"worker pool start ({name}: 2 processes, first 2 batches)", *(f"{r['worker_start_s'][name]:.1f} s"
+                                                                                 for r in rounds), "—"]
+                 for name in rounds[0]["worker_start_s"]]
+        return table(["pipeline", *(f"round {n}" for n in range(1, len(rounds) + 1)), "x the recipe"], rows)
+    if section == "stages":
+        stages = results["stages"]
+        modes = [m for m in ("fast", "accurate") if m in stages]
+        names = {"embed": "embed (passes a face: " + ", ".join(f"{m.upper()} {stages[m]['passes_a_face']}" for m in modes)
+                 + ")"}
+        rows = [[names.get(row["stage"], row["stage"]), *(f"{stages[m]['stages'][i]['ms_a_photo']:.2f} ms" + (
+                    f" ({100 * stages[m]['stages'][i]['limit_share']:.0f} % of the {row['precision']} limit)"
+                    if stages[m]['stages'][i]['limit_share'] else "") for m in modes)]
+                for i, row in enumerate(stages[modes[0]]["stages"])]
+        rows.append(["total (one core: photos/s)", *(f"{stages[m]['ms_a_photo']:.1f} ms ({1000 / stages[m]['ms_a_photo']:.1f})"
+                                                    for m in modes)])
+        return table(["stage (CPU time a photo, one thread)", *(m.upper() for m in modes)], rows)
+    if section == "pass-shape":
+        shape = results["stages"]["pass_shape"]
+        rates = {int(batch): rate for batch, rate in shape["images_per_cpu_s"].items()}
+        return table(["FAST's embedder, one thread", "images per CPU second", "x passes of the pass shape"],
+                     [[f"passes of {batch} faces" + (" (the pass shape, every path)" if batch == shape["faces_per_pass"]
+                                                     else ""), f"{rate:.1f}", f"{rate / rates[shape['faces_per_pass']]:.2f}x"]
+                      for batch, rate in rates.items()])
+    raise ValueError(f"unknown bench section {section!r} (run, targets, rounds, stages, pass-shape)")
+
+
 #: KIND: (function(calibrations, *args), the heldout keys it shows given its args)
 TABLES = {
     "promise": (promise_table, lambda: []),
@@ -443,6 +511,7 @@ TABLES = {
     "old-photos": (old_photos_table, lambda mode, key, half: [key]),
     "old-photos-same": (old_photos_same_table, lambda mode, key, half: [key]),
     "flagged-faces": (flagged_faces_table, lambda: ["flagged faces"]),
+    "bench": (bench_table, lambda path, section: []),
 }
 
 

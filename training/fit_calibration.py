@@ -192,8 +192,10 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
     fit_c, fit_l = both_c["ok"] & fit_faces[both_c["source"]], both_l["ok"] & lfw_fit[both_l["source"]]
     in_cohort = fit_c if degraded_in_cohort else fit_c & both_c["clean"]
     cohort = both_c["embeddings"][in_cohort]
+    cohort_identity = np.full(len(cohort), "", dtype=object)
     if old_photos is not None and old_photos_in_cohort:
         cohort = np.concatenate([cohort, old_photos["embeddings"][old_photos["fit"]]])
+        cohort_identity = np.concatenate([cohort_identity, old_photos["identity"][old_photos["fit"]].astype(object)])
     cohort = cohort.astype(np.float16).astype(np.float32)
     log_age = np.log1p(cohort_set["age"][fit_faces])
     age_model = Ridge(alpha=AGE_RIDGE_ALPHA).fit(emb_c[fit_faces], log_age)
@@ -256,7 +258,8 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
             normaliser, old_photos, both_c, stats_c, fit_c, both_l, stats_l, fit_l,
             reference=cutoff_at_fmr(np.concatenate(values) - aged.age_shift(np.concatenate(younger)), fmr=ANCHOR_FMR)[0],
             sampled=[(stats, a, b, v - normaliser.quality_shift(q))
-                     for (_, stats, a, b), v, q in zip(sampled, shifted, pair_quality)], shift=old_print_shift)
+                     for (_, stats, a, b), v, q in zip(sampled, shifted, pair_quality)],
+            cohort_identity=cohort_identity, shift=old_print_shift)
     # The rest of the fit reads the undegraded faces, as before.
     clean_c, clean_l = np.flatnonzero(both_c["clean"]), np.flatnonzero(both_l["clean"])
     stats_c_all, stats_l_all = stats_c, stats_l
