@@ -19,12 +19,14 @@ HERE = Path(__file__).resolve().parent
 TIMEOUT_S = 1800        # per cell
 
 
-def execute(path: Path, *, allow_errors: bool = False) -> nbformat.NotebookNode:
+def execute(path: Path, *, allow_errors: bool = False, env: dict[str, str] | None = None) -> nbformat.NotebookNode:
     """The notebook at ``path`` run top to bottom (not written back). With ``allow_errors`` a
-    failing cell leaves its error as an output and the run goes on; otherwise it raises."""
+    failing cell leaves its error as an output and the run goes on; otherwise it raises. ``env``:
+    the kernel's whole environment (default: this process's)."""
     notebook = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(notebook, timeout=TIMEOUT_S, kernel_name="python3", allow_errors=allow_errors,
-                            record_timing=False, resources={"metadata": {"path": str(path.parent)}}).execute()
+                            record_timing=False, resources={"metadata": {"path": str(path.parent)}}
+                            ).execute(**({"env": env} if env is not None else {}))
     return notebook
 
 

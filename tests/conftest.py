@@ -12,7 +12,8 @@ than building its own:
   process is the point (a broken pipe, a first run's warnings).
 - ``server``: the service as a real uvicorn server on loopback (``serve.testing.running_server``),
   one for the whole run, API key ``SERVER_KEY``; default mode accurate, fast loaded on first use;
-  liveness weights from ../shared (``minifasnet_dir()``) when present. For slow tests only.
+  liveness weights from ../shared (``minifasnet_dir()``) when present. For slow tests only; what
+  needs other service settings (one worker, no waiting place) runs the app in-process.
 - Ray: every test that needs a Ray cluster lives in ``test_serve_ray.py``, on its one cluster.
 
 Tiers: ``make test-quick`` (``-m "not slow"``) is the library, the in-process service and the CLI
@@ -85,8 +86,7 @@ def fast_comparer():
 
 @pytest.fixture(scope="session")
 def detector(fast_comparer):
-    """The default detector (``fast_comparer``'s). The comparers do not request this fixture by
-    name, so a module that still defines its own ``detector`` does not clash with them."""
+    """The default detector (``fast_comparer``'s, which ``accurate_comparer`` shares)."""
     return fast_comparer.detector
 
 

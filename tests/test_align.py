@@ -45,7 +45,7 @@ def test_aligned_crop_reads_only_the_face_region_yet_equals_a_whole_photo_warp()
     warping the whole photo, for faces anywhere, at any angle and size, partly or wholly outside."""
     from PIL import Image
 
-    from facecmp.align import _similarity_crop
+    from facecmp.faces import Face
 
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
@@ -58,4 +58,5 @@ def test_aligned_crop_reads_only_the_face_region_yet_equals_a_whole_photo_warp()
             inverse = np.linalg.inv(np.vstack([similarity_transform(landmarks, template), [0, 0, 1]]))
             whole = Image.fromarray(photo).transform((160, 160), Image.AFFINE, data=tuple(inverse[:2].ravel()),
                                                      resample=Image.BILINEAR)
-            assert np.array_equal(_similarity_crop(photo, landmarks, margin, 160), np.asarray(whole))
+            face = Face(box=(0.0, 0.0, 1.0, 1.0), probability=1.0, landmarks=landmarks)  # the box is not read
+            assert np.array_equal(crop_face(photo, face, CropConfig("similarity", margin)), np.asarray(whole))

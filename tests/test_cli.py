@@ -118,15 +118,16 @@ def test_human_output_says_what_the_score_and_the_notes_mean(run_cli, celebrity_
 
 def test_a_reader_that_goes_away_ends_the_command_quietly(celebrity_photos):
     a, b = celebrity_photos["elton_john"][:2]
+    # A reader gone before the first line is written: the write fails (EPIPE) every time. (It runs
+    # while the shell's pipeline below runs: two processes, two cores.)
+    process = subprocess.Popen([sys.executable, "-m", "facecmp.cli", "compare", str(a), str(b), "--mode", "fast"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
     # `| head -1` as a shell runs it: one line through, nothing on stderr.
     done = subprocess.run(f"{sys.executable} -m facecmp.cli compare '{a}' '{b}' --mode fast | head -1", shell=True,
                           capture_output=True, text=True, timeout=300)
     assert done.stdout.startswith(("MATCH", "NO MATCH")) and done.stdout.count("\n") == 1
     assert done.stderr == ""
-    # A reader gone before the first line is written: the write fails (EPIPE) every time.
-    process = subprocess.Popen([sys.executable, "-m", "facecmp.cli", "compare", str(a), str(b), "--mode", "fast"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    process.stdout.close()
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=300) == 141 and stderr == ""
 

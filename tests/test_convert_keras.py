@@ -17,7 +17,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from facenet_pytorch import MTCNN
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 from sklearn.metrics import roc_auc_score
@@ -76,10 +75,9 @@ def test_matches_direct_evaluation_of_the_keras_graph(h5_path, model):
     np.testing.assert_allclose(actual, expected, atol=1e-9)
 
 
-def test_separates_same_from_different_people(h5_path, model, celebrity_photos):
+def test_separates_same_from_different_people(h5_path, model, celebrity_photos, detector):
     faces_dir = next(iter(celebrity_photos.values()))[0].parents[1]
     people = sorted(p for p in faces_dir.glob("*") if p.is_dir())[:3]
-    detector = MTCNN(image_size=160, margin=0)
     crops, labels = [], []
     for person in people:
         for photo in sorted(person.glob("*.jpg"))[:3]:
@@ -111,11 +109,12 @@ def test_rejects_unmapped_or_missing_weights(h5_path, tmp_path, damage):
 
 
 def _face_crop(detector, photo: Path, margin: float = 0.1) -> torch.Tensor:
-    """(3, 160, 160) float RGB in [0, 255]: the most probable MTCNN box, widened by ``margin``."""
+    """(3, 160, 160) float RGB in [0, 255]: the most probable MTCNN box (conftest's detector, whose
+    boxes are facenet-pytorch's: test_mtcnn), widened by ``margin``."""
     image = Image.open(photo).convert("RGB")
-    boxes, probs = detector.detect(image)
-    assert boxes is not None, f"no face found in {photo}"
-    x1, y1, x2, y2 = boxes[int(np.argmax(probs))]
+    faces = detector.detect(np.asarray(image))
+    assert faces, f"no face found in {photo}"
+    x1, y1, x2, y2 = max(faces, key=lambda face: face.probability).box
     dx, dy = margin * (x2 - x1), margin * (y2 - y1)
     face = image.crop((round(x1 - dx), round(y1 - dy), round(x2 + dx), round(y2 + dy))).resize((160, 160), Image.BILINEAR)
     return torch.from_numpy(np.asarray(face, dtype=np.float32)).permute(2, 0, 1)

@@ -215,14 +215,13 @@ def test_a_set_without_genuine_pairs_has_tables_but_no_curves(tmp_path, labelled
         impostors.histogram()
 
 
-def test_a_breakdown_by_the_pipelines_own_quality(people_folder):
+def test_a_breakdown_by_the_pipelines_own_quality(people_folder, fast_comparer):
     """``group_by=["quality"]`` needs no label: each face's quality comes from the pipeline, banded
     at the calibration's quality floor and its undegraded faces' percentiles; ``old_print`` alike."""
     from eval import evaluate
     from eval.groups import band_names, old_print_bands, quality_bands
-    from facecmp import FaceComparer
 
-    comparer = FaceComparer("fast")
+    comparer = fast_comparer
     ev = evaluate(people_folder, mode="fast", comparer=comparer, group_by=["quality", "old_print"], bootstrap=10,
                   progress=False)
     table = ev.by_group("quality")

@@ -3,10 +3,7 @@ test_serve_ray.py, on the suite's one Ray cluster)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +15,6 @@ from eval.embeddings import EmbeddingCache, embed_images
 from summaries import without_timing
 
 pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
@@ -69,18 +64,12 @@ def test_embedding_resumes_after_an_interruption(tmp_path, photo_folder, fast_co
     assert resumed.complete and resumed.n_cached == 3 and resumed.n_computed == len(images) - 3
 
 
-def _run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "eval", "run", *args, "--threads", "1", "--no-progress"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-
-
 @pytest.mark.needs_shared
-def test_cli_on_40_lfw_images_writes_the_report_and_reuses_the_cache(tmp_path, lfw_dir):
-    common = [str(lfw_dir), "--max-pairs", "20", "--mode", "fast", "--cache", str(tmp_path / "cache.sqlite"),
-              "--bootstrap", "200"]
-    first = _run_cli(*common, "--out", str(tmp_path / "a"))
-    assert first.returncode == 0, first.stderr[-3000:]
+def test_cli_on_40_lfw_images_writes_the_report_and_reuses_the_cache(tmp_path, lfw_dir, capsys):
+    """``python -m eval run`` and ``compare`` in this process (``eval.cli.main``)."""
+    common = ["run", str(lfw_dir), "--max-pairs", "20", "--mode", "fast", "--cache", str(tmp_path / "cache.sqlite"),
+              "--bootstrap", "200", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
     for name in ("report.md", "metrics.json", "curves.npz", "det.png", "protocol_histogram.png",
                  "protocol_rates.png", "all_vs_all_histogram.png", "all_vs_all_rates.png"):
         assert (tmp_path / "a" / name).stat().st_size > 0, name
@@ -97,21 +86,19 @@ def test_cli_on_40_lfw_images_writes_the_report_and_reuses_the_cache(tmp_path, l
                  "10-fold best-threshold accuracy", "## Timing", "![det.png](det.png)"):
         assert text in report, text
 
-    second = _run_cli(*common, "--out", str(tmp_path / "b"))
-    assert second.returncode == 0, second.stderr[-3000:]
+    assert main([*common, "--out", str(tmp_path / "b")]) == 0
     again = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert again["timing"]["images_embedded"] == 0
     assert again["timing"]["images_from_cache"] == summary["dataset"]["n_images"]
     assert again["timing"]["embedding_s"] < summary["timing"]["embedding_s"] / 3
     assert without_timing(again) == without_timing(summary)
 
-    table = subprocess.run([sys.executable, "-m", "eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"),
-                            "--out", str(tmp_path / "compare.md")], cwd=REPO, capture_output=True, text=True,
-                           timeout=300)
-    assert table.returncode == 0, table.stderr
-    rows = [line for line in table.stdout.splitlines() if line.startswith("| a ") or line.startswith("| b ")]
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "compare.md")]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| a ") or line.startswith("| b ")]
     assert len(rows) == 4                          # 2 runs x (protocol, all-vs-all)
-    assert (tmp_path / "compare.md").read_text() == table.stdout.rstrip("\n") + "\n"
+    assert (tmp_path / "compare.md").read_text() == table.rstrip("\n") + "\n"
     assert (tmp_path / "det_compare.png").stat().st_size > 0
 
 

@@ -44,13 +44,7 @@ GREY = 128
 
 
 # ---------------------------------------------------------------- fixtures and image builders
-
-@pytest.fixture(scope="module")
-def detector():
-    from facecmp.detect import FaceDetector
-
-    return FaceDetector()
-
+# ``detector`` is conftest's: the run's one default detector.
 
 def with_limits(**limits) -> FacecmpSettings:
     return FacecmpSettings(liveness=LivenessSettings(**limits))
@@ -436,7 +430,7 @@ def test_the_docs_table_is_the_table_of_checks(monkeypatch):
 
 
 @needs_shared
-def test_checking_liveness_leaves_the_compare_as_it_is(fast_comparer, detector):
+def test_checking_liveness_leaves_the_compare_as_it_is(fast_comparer, detector, checker):
     """The probe's face for recognition is the same detection with liveness on or off (the one
     the calibration was fitted on); the liveness check gets its own, finest-pass detection. On the
     live sample T2 (1617x2160) the two detections' boxes differ, so a compare that used the
@@ -454,5 +448,4 @@ def test_checking_liveness_leaves_the_compare_as_it_is(fast_comparer, detector):
         assert checked.liveness.live and plain.liveness is None
         assert (checked.cosine, checked.similarity, checked.score) == (plain.cosine, plain.similarity, plain.score)
         assert checked.faces[0].face.box == plain.faces[0].face.box
-        assert checked.liveness.score == LivenessChecker(with_limits(weights_dir=WEIGHTS), detector=detector).check(
-            probe).score
+        assert checked.liveness.score == checker.check(probe).score

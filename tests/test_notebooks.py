@@ -3,7 +3,9 @@ on a small subset of the data without an error."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -41,19 +43,25 @@ def test_the_committed_copy_holds_its_outputs_and_figures(name):
     assert any("image/png" in o.get("data", {}) for o in _outputs(notebook)), "no figure in the committed copy"
 
 
-@pytest.mark.slow  # not in the quick tier (make test-quick)
-@pytest.mark.parametrize("name", sorted(SMALL))
-def test_notebook_runs_without_error(name, monkeypatch, celebrity_photos):
+@pytest.fixture(scope="module")
+def executed(celebrity_photos) -> dict[str, Future]:
+    """name -> the notebook run top to bottom in a kernel of its own (errors kept as outputs), on
+    small data, fast mode and one thread: two kernels at a time, one a core."""
     pytest.importorskip("nbclient")
     spec = importlib.util.spec_from_file_location("notebooks_execute", NOTEBOOKS / "execute.py")
     runner = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(runner)
-    # The kernel inherits this environment: small data, one thread, fast mode.
-    for key, value in {**SMALL[name], "FACECMP_NB_MODE": "fast", "FACECMP_NB_THREADS": "1",
-                       "OMP_NUM_THREADS": "1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("FACECMP_NB_MY_PHOTOS", raising=False)
-    notebook = runner.execute(NOTEBOOKS / name, allow_errors=True)   # every cell runs; errors stay as outputs
+    common = {key: value for key, value in os.environ.items() if key != "FACECMP_NB_MY_PHOTOS"}
+    common.update({"FACECMP_NB_MODE": "fast", "FACECMP_NB_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {name: pool.submit(runner.execute, NOTEBOOKS / name, allow_errors=True, env={**common, **small})
+               for name, small in sorted(SMALL.items())}
+
+
+@pytest.mark.slow  # not in the quick tier (make test-quick)
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_notebook_runs_without_error(name, executed):
+    notebook = executed[name].result()
     assert not _errors(notebook), _errors(notebook)
     outputs = _outputs(notebook)
     assert any("image/png" in o.get("data", {}) for o in outputs), "no figure was drawn"

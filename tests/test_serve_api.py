@@ -1,7 +1,8 @@
 """The REST service in-process (FastAPI TestClient): real weights, real photos, no mocks.
 
-Covers every documented error code, 422 naming the field, unknown paths, overload (503 +
-Retry-After), the access log, the OpenAPI document and the offline Swagger UI assets.
+Covers every documented error code (overload, 503 + Retry-After: test_serve_metrics, which counts
+it too), 422 naming the field, unknown paths, the access log, the OpenAPI document and the offline
+Swagger UI assets.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import json
 import logging
 import os
 import stat
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from conftest import minifasnet_dir
 from facecmp import __version__
 from facecmp.calibration import score_meaning
 from facecmp.settings import LivenessSettings
@@ -42,14 +43,6 @@ def png_b64(array: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def minifasnet_dir() -> Path | None:
-    from conftest import shared_dir  # the lead's helper: ../shared if present
-
-    shared = shared_dir()
-    path = shared / "models" / "minifasnet" if shared else None
-    return path if path and path.is_dir() else None
 
 
 def liveness_installed() -> bool:
@@ -431,7 +424,7 @@ def test_compare_live_face_endpoint(client, shared, photos):
     assert 0.9 < meta["score"] == meta["liveness_score"] < 1.0 and meta["value"] == pytest.approx(meta["score"], abs=1e-4)
 
 
-# -- body size, overload --------------------------------------------------------------------
+# -- body size (overload: test_serve_metrics) --------------------------------------------------------------------
 
 def test_body_size_limit():
     small = TestClient(create_app(Settings(api_keys=KEY, max_body_bytes=4096)))  # no start-up: checked first
@@ -446,34 +439,6 @@ def test_body_size_limit():
 
     response = small.post("/compare", content=chunks(), headers={**AUTH, "content-type": "application/json"})
     assert_error(response, 413, "ERR_PAYLOAD_IS_TOO_LARGE")
-
-
-def test_overload_answers_503_with_retry_after(photos):
-    settings = Settings(api_keys=KEY, max_concurrency=1, max_queue=0, retry_after_s=3, mode="fast")
-    with TestClient(create_app(settings), raise_server_exceptions=False) as busy:
-        wait_ready(busy)
-        body = {"gallery": [photos["same_a"], photos["same_b"], photos["other"]],
-                "probe": [photos["same_a"], photos["same_b"], photos["other"]]}
-        responses = []
-        lock = threading.Lock()
-
-        def call():
-            response = busy.post("/compare", json=body, headers=AUTH)
-            with lock:
-                responses.append(response)
-
-        threads = [threading.Thread(target=call) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
-    statuses = sorted(r.status_code for r in responses)
-    assert len(responses) == 6 and 200 in statuses and 503 in statuses, statuses
-    assert set(statuses) <= {200, 503}
-    for response in responses:
-        if response.status_code == 503:
-            assert_error(response, 503, "ERR_SERVICE_OVERLOADED")
-            assert response.headers["retry-after"] == "3"
 
 
 # -- keys: generated on first start, or explicitly disabled ---------------------------------

@@ -1,7 +1,8 @@
-"""``GET /metrics`` on a real uvicorn server on loopback, scraped without a key as Prometheus does:
-the text parses, and between two scrapes every counter and histogram moved by exactly what the
-test sent (compares in both modes, a bad request, one without a key, an unknown path, an
-overload burst); no key, path or image in it. And ``FACECMP_METRICS=false`` removes it.
+"""``GET /metrics``, scraped without a key as Prometheus does, on the run's real uvicorn server
+on loopback (conftest's ``server``): the text parses, and between two scrapes every counter and
+histogram moved by exactly what the test sent (compares in both modes, a bad request, one without
+a key, an unknown path); no key, path or image in it. In-process: an overload burst answered 503
++ Retry-After and counted, and ``FACECMP_METRICS=false`` removes the endpoint.
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ import requests
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import SERVER_KEY
 from serve.app import create_app
 from serve.settings import Settings
-from serve.testing import running_server
 
-KEY = "metrics-test-key-7"
+KEY = SERVER_KEY  # conftest's ``server`` accepts it
 AUTH = {"x-api-key": KEY}
 UNKNOWN_PATH = "/no-such-path/4242"
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{40,}")
@@ -32,21 +33,17 @@ def b64(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    # One worker and one waiting place: a burst of a few compares overflows the gate.
-    env = {"FACECMP_API_KEYS": KEY, "FACECMP_MAX_CONCURRENCY": "1", "FACECMP_MAX_QUEUE": "1"}
-    with running_server(env, log_dir=tmp_path_factory.mktemp("serve-log")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def pair(celebrity_photos) -> dict[str, str]:
     photos = celebrity_photos["ben_afflek"]
     return {"face_base_64": b64(photos[0]), "ref_face_base_64": b64(photos[1])}
 
 
-def scrape(server) -> tuple[str, Samples]:
-    response = requests.get(f"{server.url}/metrics", timeout=30)  # no key: scrapers send none
+def scrape(target) -> tuple[str, Samples]:
+    """``/metrics`` of a real server (``target.url``) or of an in-process ``TestClient``."""
+    if isinstance(target, TestClient):
+        response = target.get("/metrics")
+    else:
+        response = requests.get(f"{target.url}/metrics", timeout=30)  # no key: scrapers send none
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -97,19 +94,26 @@ def test_counters_and_histograms_move_by_what_was_sent(server, pair):
     assert not BASE64_RUN.search(text), BASE64_RUN.search(text)
 
 
-@pytest.mark.slow
-def test_overload_refusals_are_counted(server, pair):
-    _, before = scrape(server)
-    capacity = before[("facecmp_inference_max_concurrency", ())] + before[("facecmp_inference_max_queue", ())]
-    body = {**pair, "search_mode": "FAST"}
-
-    def send(_):
-        return requests.post(f"{server.url}/compare", json=body, headers=AUTH, timeout=300).status_code
-
-    with ThreadPoolExecutor(max_workers=int(capacity) + 3) as pool:
-        statuses = list(pool.map(send, range(int(capacity) + 3)))
-    _, after = scrape(server)
-    assert set(statuses) <= {200, 503} and statuses.count(503) >= 1, statuses
+def test_overload_answers_503_with_retry_after_and_is_counted(celebrity_photos):
+    """One worker and no waiting place (in-process, fast mode): of eight concurrent face-pair
+    compares some are refused at once with 503 + Retry-After, and /metrics counts each refusal and
+    each answer (a refused compare has no stages)."""
+    photos = celebrity_photos["ben_afflek"]
+    body = {"face_base_64": b64(photos[0]), "ref_face_base_64": b64(photos[1])}
+    settings = Settings(api_keys=KEY, max_concurrency=1, max_queue=0, retry_after_s=3, mode="fast",
+                        wait_for_models=True)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as busy:
+        _, before = scrape(busy)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            responses = list(pool.map(lambda _: busy.post("/compare", json=body, headers=AUTH), range(8)))
+        _, after = scrape(busy)
+    statuses = [response.status_code for response in responses]
+    assert 200 in statuses and 503 in statuses and set(statuses) <= {200, 503}, statuses
+    for response in responses:
+        if response.status_code == 503:
+            body = response.json()
+            assert body["code"] == "ERR_SERVICE_OVERLOADED" and set(body) <= {"code", "message", "metadata"}
+            assert response.headers["retry-after"] == "3" and "Traceback" not in response.text
     assert moved(before, after, "facecmp_inference_rejected_total") == statuses.count(503)
     assert requests_moved(before, after, "POST", "/compare", 503) == statuses.count(503)
     assert requests_moved(before, after, "POST", "/compare", 200) == statuses.count(200)

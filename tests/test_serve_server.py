@@ -165,8 +165,8 @@ def _documented_statuses(server) -> dict[str, set[int]]:
 
 def _load_round(server, people, documented) -> list[tuple[str, int, dict]]:
     photos = [b64(p) for p in people["ben"][:3] + people["madonna"][:2] + people["elton"][:2]]
-    good = [("/compare", {"face_base_64": photos[i % 7], "ref_face_base_64": photos[(i + 3) % 7]}, AUTH)
-            for i in range(40)]
+    good = [("/compare", {"face_base_64": photos[i % 7], "ref_face_base_64": photos[(i + 3) % 7],
+                          "search_mode": ("ACCURATE", "FAST")[i % 2]}, AUTH) for i in range(40)]  # both pipelines
     bad = [
         ("/compare", '{"face_base_64": ', AUTH),
         ("/compare", {"face_base_64": "@@@", "ref_face_base_64": photos[0]}, AUTH),

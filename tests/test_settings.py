@@ -103,10 +103,22 @@ def test_a_comparer_uses_the_cache_of_the_settings_it_is_given(tmp_path, celebri
     assert info.value.metadata["weights_dir"] == str(cache / "weights" / "minifasnet")
 
 
-@pytest.mark.slow  # converts MTCNN anew: the quick tier's costliest test (test_cli's first run does it too)
-def test_compiled_models_are_cached_where_the_settings_say(tmp_path):
+def test_compiled_models_are_read_from_the_cache_the_settings_name(tmp_path, monkeypatch, capfd, detector):
+    """A detector given settings whose cache holds the compiled MTCNN (links to the run's copies,
+    which ``detector`` made) converts nothing, while the environment names an empty cache: the
+    settings object, not the environment, says where compiled models live. (A first run converts
+    and writes them there: test_cli.)"""
     from facecmp.detect import FaceDetector
 
-    settings = FacecmpSettings(cache_dir=tmp_path)
-    FaceDetector(compute=ComputeOptions("openvino", "f32"), settings=settings)
-    assert sorted(p.name.split("-")[1] for p in (tmp_path / "openvino").iterdir()) == ["onet", "pnet", "rnet"]
+    installed = cache_dir() / "openvino"
+    cache = tmp_path / "settings-cache"
+    (cache / "openvino").mkdir(parents=True)
+    for entry in installed.iterdir():
+        if entry.name.startswith("mtcnn-"):
+            (cache / "openvino" / entry.name).symlink_to(entry, target_is_directory=True)
+    monkeypatch.setenv("FACECMP_CACHE_DIR", str(tmp_path / "environment-cache"))
+    capfd.readouterr()
+    FaceDetector(settings=FacecmpSettings(cache_dir=cache))
+    assert "compiling" not in capfd.readouterr().err
+    assert sorted(p.name.split("-")[1] for p in (cache / "openvino").iterdir()) == ["onet", "pnet", "rnet"]
+    assert not (tmp_path / "environment-cache").exists()

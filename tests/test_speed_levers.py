@@ -14,15 +14,13 @@ pytestmark = pytest.mark.slow  # not in the quick tier (make test-quick)
 
 
 
-@pytest.mark.parametrize("mode", ["fast", "accurate"])
-def test_crops_of_several_images_embed_as_one_by_one(fast_comparer, celebrity_photos, mode):
-    """represent_batch's faces embed as they would one by one, in any batch."""
+def test_faces_of_several_images_embed_as_one_by_one_in_accurate_mode(fast_comparer, celebrity_photos):
+    """represent_batch's faces embed as represent's, bit for bit (one pass shape:
+    embed.FACES_PER_PASS); accurate's two embedders here, fast's in test_pipeline."""
     photos = [p for person in sorted(celebrity_photos) for p in celebrity_photos[person][:2]][:6]
-    crops = _crops(fast_comparer, photos, mode)
-    config = fast_comparer._prepare(mode)
-    together = fast_comparer._embed(config, crops)
-    one_by_one = np.concatenate([fast_comparer._embed(config, crops[i:i + 1]) for i in range(len(crops))])
-    np.testing.assert_array_equal(together, one_by_one)  # one pass shape (embed.FACES_PER_PASS): bit for bit
+    together = fast_comparer.represent_batch(photos, mode="accurate")
+    for photo, batched in zip(photos, together):
+        np.testing.assert_array_equal(batched.embedding, fast_comparer.represent(photo, mode="accurate").embedding)
 
 
 def test_embeddings_do_not_depend_on_threads_or_streams(face_crops, fast_comparer):
@@ -32,7 +30,7 @@ def test_embeddings_do_not_depend_on_threads_or_streams(face_crops, fast_compare
 
     from facecmp.embed import Embedder
 
-    default = fast_comparer._embedders["msceleb-128"].embed(face_crops)
+    default = Embedder("msceleb-128", compute=fast_comparer.compute).embed(face_crops)
     service = Embedder("msceleb-128", compute=replace(fast_comparer.compute, threads=1, streams=4))
     np.testing.assert_array_equal(service.embed(face_crops), default)
 
@@ -49,17 +47,14 @@ def test_channels_last_equals_plain_layout(celebrity_photos):
 
 
 @pytest.fixture(scope="module")
-def face_crops(fast_comparer, celebrity_photos):
-    """(6, 160, 160, 3) real aligned faces of three people."""
-    photos = [p for person in sorted(celebrity_photos)[:3] for p in celebrity_photos[person][:2]]
-    return _crops(fast_comparer, photos, "fast")[:, 0]
+def face_crops(detector, celebrity_photos):
+    """(6, 160, 160, 3) real aligned faces of three people, cut as fast's embedder wants them."""
+    from facecmp.align import crop_face
+    from facecmp.decode import load_image
+    from facecmp.modes import MODES
 
-
-def _crops(comparer, photos, mode) -> np.ndarray:
-    """(N, K, S, S, 3): the most prominent face of each photo as each embedder of ``mode`` cuts it."""
-    images = [comparer.load_image(photo) for photo in photos]
-    faces = [comparer.detector.detect(image)[0] for image in images]
-    return comparer._crops(comparer._prepare(mode), images, faces)
+    images = [load_image(p) for person in sorted(celebrity_photos)[:3] for p in celebrity_photos[person][:2]]
+    return np.stack([crop_face(image, detector.detect(image)[0], MODES["fast"].embedders[0].crop) for image in images])
 
 
 @pytest.mark.parametrize("weights", ["msceleb-128", "casia-webface"])
@@ -140,28 +135,28 @@ def test_an_unwritable_ir_cache_only_warns(tmp_path):
         assert np.abs(model(batch)[0] - module(torch.from_numpy(batch)).numpy()).max() < 1e-5
 
 
-def test_small_faces_are_found_at_the_finer_detection_size(celebrity_photos):
+def test_small_faces_are_found_at_the_finer_detection_size(celebrity_photos, detector):
     from PIL import Image
 
     from facecmp.decode import load_image
     from facecmp.detect import FaceDetector
 
     photo = load_image(celebrity_photos["ben_afflek"][0])
-    face = FaceDetector().detect(photo)[0]
+    face = detector.detect(photo)[0]
     width = face.box[2] - face.box[0]
     scale = 30 / width  # a 30 px face in a 1280x960 photo: 7.5 px at 320 (MTCNN finds ~12 px up), 15 px at 640
     small = np.asarray(Image.fromarray(photo).resize((round(photo.shape[1] * scale), round(photo.shape[0] * scale))))
     canvas = np.full((960, 1280, 3), 127, np.uint8)
     canvas[400:400 + small.shape[0], 600:600 + small.shape[1]] = small
     assert FaceDetector(passes=[(320, 40)]).detect(canvas) == []
-    found = FaceDetector().detect(canvas)
+    found = detector.detect(canvas)
     assert len(found) == 1
     x1, y1, x2, y2 = found[0].box
     assert 600 <= x1 and x2 <= 600 + small.shape[1] and 400 <= y1 and y2 <= 400 + small.shape[0]
     assert 20 < x2 - x1 < 45
 
 
-def test_photos_no_larger_than_the_coarse_pass_are_searched_once_at_full_size(lfw_dir):
+def test_photos_no_larger_than_the_coarse_pass_are_searched_once_at_full_size(lfw_dir, detector):
     """LFW's 250 px photos (what the calibrations were fitted on) skip the coarse pass: the
     default detector finds exactly what one full-size search from 20 px finds."""
     from facecmp.decode import load_image
@@ -169,9 +164,9 @@ def test_photos_no_larger_than_the_coarse_pass_are_searched_once_at_full_size(lf
 
     photos = [load_image(path) for path in sorted((lfw_dir / "images" / "Aaron_Peirsol").glob("*.jpg"))[:2]]
     assert all(max(photo.shape[:2]) <= 320 for photo in photos)
-    default, full_size = FaceDetector(), FaceDetector(passes=[(640, 20)])
+    full_size = FaceDetector(passes=[(640, 20)])
     for photo in photos:
-        assert [f.box for f in default.detect(photo)] == [f.box for f in full_size.detect(photo)]
+        assert [f.box for f in detector.detect(photo)] == [f.box for f in full_size.detect(photo)]
 
 
 def test_worker_processes_embed_a_dataset_as_this_process_does(fast_comparer, celebrity_photos, tmp_path):
