@@ -53,11 +53,6 @@ def score_meaning(score: float) -> str:
     return f"about 1 in {one_in:,.0f} different people score this high"
 
 
-def score_for_fmr(fmr: float | np.ndarray) -> float | np.ndarray:
-    """Inverse of :func:`fmr_promised`."""
-    return ANCHOR_SCORE - SCORE_PER_DECADE * np.log10(np.asarray(fmr, float) / ANCHOR_FMR)
-
-
 def _figure(description: str, low: float | None = None, high: float | None = None) -> Any:
     """A field of :class:`FaceTrust`: None until measured; ``description`` documents it (the
     service's OpenAPI text too), ``low`` and ``high`` bound it."""
