@@ -36,7 +36,7 @@ class UsageError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         status = _run(args)
         sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's exit flush
@@ -60,7 +60,7 @@ def _run(args) -> int:
         return 1
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facecmp", description="1:1 face compare with calibrated scores")
     commands = parser.add_subparsers(dest="command", required=True)
 

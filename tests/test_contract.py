@@ -12,7 +12,7 @@ import pytest
 from eval import metrics
 from eval.cli import build_parser as eval_parser
 from eval.run import EvaluationOptions
-from facecmp.cli import _parser as cli_parser
+from facecmp.cli import build_parser as cli_parser
 from facecmp.contract import (
     ANCHOR_FMR, ANCHOR_SCORE, DEFAULT_SCORE_CUTOFF, SCORE_PER_DECADE,
 )
