@@ -302,6 +302,14 @@ def calibration_check(comparer, mode, comparison_sets: dict, reference_cutoff: f
     return {**check, "verdict": verdict, "reason": reason}
 
 
+def evaluated_versions(comparer, mode: str) -> dict:
+    """The comparer's versions with only the evaluated mode: a report says what produced its
+    figures, not which other modes its comparer happened to have loaded (the same run from the
+    CLI and from a comparer that also served ACCURATE wrote different reports)."""
+    versions = comparer.versions()
+    return {**versions, "modes": {mode: versions["modes"][mode]} if mode in versions["modes"] else {}}
+
+
 def measure(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode: str | None = None,
             settings: EvaluationOptions | None = None, groupings: list[Grouping] = ()) -> Measurements:
     """Score ``dataset`` from its embeddings and summarise; see the module docstring.
@@ -347,7 +355,7 @@ def measure(dataset: FaceDataset, comparer, embedding: EmbeddingResult, *, mode:
         "pipeline": {"mode": mode or comparer.mode, "pipeline_id": comparer.pipeline_id(mode),
                      "calibration": {"id": calibration.id, "dataset": calibration.dataset,
                                      "method": calibration.method},
-                     "versions": comparer.versions()},
+                     "versions": evaluated_versions(comparer, mode or comparer.mode)},
         "settings": {"cutoffs": list(settings.cutoffs), "fmr_targets": list(settings.fmr_targets),
                      "bootstrap": {"n_resamples": settings.n_resamples, "confidence": settings.confidence,
                                    "seed": settings.seed, "unit": "identity"},
