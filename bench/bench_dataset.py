@@ -96,15 +96,13 @@ def rounds(args, paths: list[Path], pairs) -> list[dict]:
     """Alternating rounds of every pipeline: per round its dataset images/s, worker start and compare p50."""
     recipe = BatchedRecipe()
     comparer = FaceComparer("fast")
-    one_process = FaceComparer("fast", settings=FacecmpSettings(detect_worker=False), detector=comparer.detector)
     workers = max(2, os.cpu_count() or 1)  # eval's default for a large set: one a core
     jpegs = jpeg_pairs(pairs, SIZES["640x480"])
     print(f"\n== dataset embedding, {len(paths)} LFW photos (250x250), batches of {BATCH}; "
           f"FAST compare, {len(pairs)} LFW pairs as 640x480 photos (load {load_average()})")
     results = []
     for number in range(1, args.rounds + 1):
-        row: dict = {"load": os.getloadavg()[0], "images_per_s": {}, "worker_start_s": {}, "compare_p50_ms": {},
-                     "compare_p95_ms": {}}
+        row: dict = {"load": os.getloadavg()[0], "images_per_s": {}, "worker_start_s": {}, "compare_p50_ms": {}}
         timings: dict[str, float] = {}
         start = time.perf_counter()
         found = recipe.embed_all(paths, timings)
@@ -119,22 +117,12 @@ def rounds(args, paths: list[Path], pairs) -> list[dict]:
                 start_note = f"; pool start and first {count} batches {row['worker_start_s'][mode]:.1f} s" if count > 1 else ""
                 print(f"  facecmp {label:<28} {rate:6.1f} images/s   x{rate / base:.2f} the recipe   "
                       f"[load {load_average()}{start_note}]", flush=True)
-        comparer.compare(*jpegs[0])   # starts the detect worker (facecmp/detect_worker.py) if it is wanted
-        worker = comparer._detect_worker
-        if worker is not None:
-            worker.wait_ready(120)
-        before = worker.photos_detected if worker else 0
-        for label, compare in (("recipe", recipe.compare), ("fast", ours(comparer, "fast")),
-                               ("fast, one process", ours(one_process, "fast"))):
-            totals = run_compares(compare, jpegs, args.compare_repeats)["total"]
-            row["compare_p50_ms"][label], row["compare_p95_ms"][label] = summary(totals)
-        compares, p95 = row["compare_p50_ms"], row["compare_p95_ms"]
-        used = (worker.photos_detected - before) if worker else 0
-        print(f"  FAST compare of two 640x480 photos: {compares['fast']:.0f} ms p50 ({p95['fast']:.0f} p95; reference "
-              f"photos detected by the detect worker: {used}) vs the recipe's {compares['recipe']:.0f} ms "
-              f"({p95['recipe']:.0f}; x{compares['recipe'] / compares['fast']:.2f}); in one process "
-              f"{compares['fast, one process']:.0f} ms ({p95['fast, one process']:.0f}; "
-              f"x{compares['recipe'] / compares['fast, one process']:.2f}) (load {load_average()})", flush=True)
+        for label, compare in (("recipe", recipe.compare), ("fast", ours(comparer, "fast"))):
+            row["compare_p50_ms"][label] = summary(run_compares(compare, jpegs, 1)["total"])[0]
+        compares = row["compare_p50_ms"]
+        print(f"  FAST compare of two 640x480 photos: {compares['fast']:.0f} ms p50 vs the recipe's "
+              f"{compares['recipe']:.0f} ms (x{compares['recipe'] / compares['fast']:.2f}; load {load_average()})",
+              flush=True)
         results.append(row)
     return results
 
@@ -279,7 +267,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=256)
     parser.add_argument("--pairs", type=int, default=10, help="LFW pairs for the compare (half genuine, half impostor)")
-    parser.add_argument("--compare-repeats", type=int, default=1, help="passes over the pairs in each round's compares")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of every pipeline")
     parser.add_argument("--lfw", type=Path, default=dataset_dir(LFW))
     parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON file the figures are written to")

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
-import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
-import torch
 
 from facecmp import __version__
 from facecmp.align import crop_face
@@ -29,7 +26,6 @@ from facecmp.centres import load_centres
 from facecmp.contract import DEFAULT_SCORE_CUTOFF
 from facecmp.decode import ImageSource, load_image
 from facecmp.detect import FaceDetector
-from facecmp.detect_worker import DetectWorker
 from facecmp.display import FacePictures, Thumbnail, compare_html, face_html
 from facecmp.embed import Embedder, centre_embeddings, fuse_embeddings
 from facecmp.errors import CalibrationError, FacecmpError, FaceNotDetectedError
@@ -159,7 +155,6 @@ class FaceComparer:
         self._prepare(self.mode)  # before the detector: missing weights are reported before it compiles
         self.detector = detector or FaceDetector(device=device, compute=self.compute, settings=self.settings)
         self.liveness_checker = LivenessChecker(self.settings, detector=self.detector)  # its models load on first use
-        self._detect_worker: DetectWorker | None = None   # started by the first compare that wants one
 
     # -- public API -------------------------------------------------------------------------
 
@@ -179,7 +174,7 @@ class FaceComparer:
         with _timed(timings, "decode"):
             images = [self.load_image(image_a), self.load_image(image_b)]
         with _timed(timings, "detect"):  # the same faces whether or not liveness is checked
-            detections = self._detect_pair(images)
+            detections = self.detector.detect_batch(images)
         for role, faces in zip(("probe", "reference"), detections):
             if not faces:
                 raise FaceNotDetectedError(metadata={"image": role})
@@ -293,51 +288,7 @@ class FaceComparer:
                       for name in MODES},
         }
 
-    def close(self) -> None:
-        """End the compare's detect worker, if one was started (also done when the comparer is
-        collected, and at exit); a later compare starts another."""
-        worker, self._detect_worker = self._detect_worker, None
-        if worker is not None:
-            worker.close()
-
-    def __enter__(self) -> FaceComparer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # -- internals ---------------------------------------------------------------------------
-
-    def _detect_pair(self, images: list[np.ndarray]) -> list[list]:
-        """The faces of a compare's two photos: the reference's in the detect worker
-        (:mod:`facecmp.detect_worker`) while this thread detects the probe's, when the worker is
-        wanted, up and free; else both here, in one batch. The same faces either way."""
-        worker = self._worker_for_pair()
-        if worker is None or not worker.claim():
-            return self.detector.detect_batch(images)
-        try:
-            worker.send(images[1])
-            probe = self.detector.detect(images[0])
-            reference = worker.receive()
-        finally:
-            worker.release()
-        return [probe, reference if reference is not None else self.detector.detect(images[1])]
-
-    def _worker_for_pair(self) -> DetectWorker | None:
-        """The detect worker, started on first call where it can run beside this process: a
-        CPU pipeline on 2 or more threads (a one-thread pipeline, like the service's workers or
-        eval's, has no core to spare), POSIX, and ``settings.detect_worker``."""
-        if self._detect_worker is None:
-            threads = self.compute.threads or torch.get_num_threads()
-            if not (self.settings.detect_worker and threads >= 2 and os.name == "posix"
-                    and torch.device(self.device).type == "cpu"):
-                return None
-            with self._lock:
-                if self._detect_worker is None:
-                    worker = DetectWorker((self.detector.options(), self.settings, replace(self.compute, threads=1)))
-                    weakref.finalize(self, worker.close)
-                    self._detect_worker = worker
-        return self._detect_worker
 
     def _config(self, mode: str | PipelineConfig | None) -> PipelineConfig:
         if isinstance(mode, PipelineConfig):

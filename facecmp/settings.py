@@ -106,9 +106,6 @@ class FacecmpSettings(BaseSettings):
     max_image_bytes: int = Field(DecodeLimits.max_bytes, gt=0, description="Largest image file decoded.")
     max_image_pixels: int = Field(DecodeLimits.max_pixels, gt=0,
                                   description="Largest image (width x height), checked before decoding.")
-    detect_worker: bool = Field(
-        True, description="Detect the second photo of a lone compare in a worker process on another core, where the "
-                          "pipeline computes on 2 or more CPU threads (POSIX); the result is the same either way.")
     liveness: LivenessSettings = Field(default_factory=LivenessSettings,
                                        description="FACECMP_LIVENESS_*: the liveness check.")
 
