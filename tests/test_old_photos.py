@@ -1,7 +1,8 @@
 """Real old photos: the old-print figure and shift act on pairs of two old prints only, the fit
 recovers a known shift, a pair is flagged only where the calibration measured the promise to fail
-(two poor photos, not one), and on real old prints (fgnet-dev, when ../shared is present) the
-figure tells old prints from ordinary photos."""
+(two poor photos, not one), held-out false matches are traced to the pairs of people behind
+them, and on real old prints (fgnet-dev, when ../shared is present) the figure tells old prints
+from ordinary photos."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +10,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from facecmp.calibration import POOR_PHOTO_REASONS
+from facecmp.calibration import POOR_PHOTO_REASONS, Calibration
 from facecmp.normalisation import FaceStats, ScoreNormaliser
+from training.heldout import GapBands, false_matches_by_people
 from training.old_photos import fit_old_print_shift, identity_pairs, split_by_person
 
 
@@ -60,8 +62,31 @@ def test_the_split_keeps_each_person_on_one_side_and_halves_the_people():
     for person in set(subjects):
         assert len(set(fit[subjects == person])) == 1
     assert len(set(subjects[fit])) == 20 and len(set(subjects[~fit])) == 21
+    np.testing.assert_array_equal(split_by_person(subjects, "second"), ~fit)   # the check the other way round
     a, b, same = identity_pairs(subjects[:6])
     assert same.sum() == 6 and len(a) == 15
+
+
+def test_false_matches_are_traced_to_the_pairs_of_people_behind_them():
+    # Four people, three photos each; A and B look alike (cosine 0.71: every A-B pair scores over
+    # 0.7 on this map), C and D look like nobody.
+    axes = np.eye(4, dtype=np.float32)
+    looks = {"A": axes[0], "B": (axes[0] + axes[1]) / np.sqrt(2), "C": axes[2], "D": axes[3]}
+    people = np.repeat(list(looks), 3)
+    embeddings = np.stack([looks[p] for p in people])
+    cosine_map = Calibration("test", {}, "", "", np.array([-1.0, 0.5, 1.0]), np.array([0.0, 0.7, 1.0]), {})
+    ages = np.tile([20.0, 30.0, 40.0], 4)
+    apart = GapBands(ages, (0, 1, np.inf), "age gap")   # band 0: photos of one age
+    found = false_matches_by_people(cosine_map, embeddings, FaceStats.neutral(12), people,
+                                    {"all": None, "same age": (apart, 0)})
+    everyone = found["all"]
+    assert everyone["false_match_people"] == 1 and everyone["top_people_share"] == 1.0
+    low, high = everyone["fmr_95_by_people"]
+    assert low == 0.0 < 9 / 54 < high   # draws without A or B have no false match; 9 of 54 pairs match
+    same_age = found["same age"]   # A-B pairs of one age: 3 of 18 pairs
+    assert same_age["false_match_people"] == 1 and same_age["fmr_95_by_people"][1] > 3 / 18
+    assert false_matches_by_people(cosine_map, embeddings[6:], FaceStats.neutral(6), people[6:], {"all": None})["all"] \
+        == {"false_match_people": 0, "top_people_share": None, "fmr_95_by_people": [0.0, 0.0]}
 
 
 def test_one_poor_photo_keeps_the_promise_two_do_not(fast_comparer):

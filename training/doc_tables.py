@@ -130,7 +130,8 @@ def summary_table(cals: dict, groups_key: str, pairs_key: str) -> str:
     def degraded(mode, kinds, pair="both degraded"):
         rates = [s[kind][pair][AT] for s in held[mode]["degraded"].values() for kind in kinds if kind in s]
         flagged = span([r["flagged_false_matches"] for r in rates], lambda v: f"{100 * v:.0f}")
-        return f"{span([r['fmr'] for r in rates])} ({flagged} % of the false matches flagged)"
+        return (f"{span([r['fmr'] for r in rates])} ({flagged} % of the false matches flagged; the pairs not "
+                f"flagged {span([r['fmr_unflagged'] for r in rates])})")
 
     kinds = sorted({kind for mode in modes for s in held[mode]["degraded"].values() for kind in s} - {"undegraded"})
     ordinary = [kind for kind in kinds if kind != "scan"]
@@ -149,7 +150,9 @@ def summary_table(cals: dict, groups_key: str, pairs_key: str) -> str:
 
     def old_photos(mode, group):
         at = held[mode][OLD_PHOTOS]["held-out people"]["normalised"][group][AT]
-        return f"{ratio(at['fmr'])} ({100 * (at['flagged_false_matches'] or 0):.0f} % of the false matches flagged)"
+        low, high = (ratio(v) for v in at["fmr_95_by_people"])
+        return (f"{ratio(at['fmr'])} ({low}–{high} with the people redrawn; {at['false_match_people']} pairs of people "
+                f"behind its false matches; {100 * (at['flagged_false_matches'] or 0):.0f} % of them flagged)")
     if old:
         rows += [[f"{OLD_PHOTOS} held-out people: real old photos, all pairs of two different people",
                   *(old_photos(m, "all") if m in old else "—" for m in modes)],
@@ -387,7 +390,8 @@ def modules_table(cals: dict) -> str:
 
 def old_photos_table(cals: dict, mode: str, key: str, half: str) -> str:
     """A set of real old photos with identities (heldout.<key>.<half>): per group of pairs, FMR at
-    0.7 ÷ 1e-3 (cosine-only → now), the share of the now false matches flagged, and FMR at 0.67."""
+    0.7 ÷ 1e-3 (cosine-only → now) with its interval over redrawn people, the false matches, how
+    many pairs of people they come from, the share of them flagged, and FMR at 0.67."""
     entry = cals[mode]["heldout"][key][half]
     rows = []
     for group, now in entry["normalised"].items():
@@ -395,11 +399,15 @@ def old_photos_table(cals: dict, mode: str, key: str, half: str) -> str:
             continue
         before, at, cross = entry["cosine-only"][group], now[AT], now[CROSS]
         flagged = at["flagged_false_matches"]
+        people = "—" if not at["false_matches"] else f"{at['false_match_people']} ({100 * at['top_people_share']:.0f} %)"
+        low, high = (ratio(v) for v in at["fmr_95_by_people"])
         rows.append([group, f"{now['impostor_pairs']:,}", before_after(ratio(before[AT]["fmr"]), ratio(at["fmr"])),
-                     f"{at['false_matches']:,}", "—" if flagged is None else f"{100 * flagged:.0f} %",
+                     f"{low}–{high}", f"{at['false_matches']:,}", people,
+                     "—" if flagged is None else f"{100 * flagged:.0f} %",
                      ratio(at["fmr_unflagged"]), before_after(ratio(before[CROSS]["fmr"]), ratio(cross["fmr"]))])
     return table(["different people (pairs by the younger face's labelled age)", "pairs",
-                  f"FMR at {AT} ÷ {power(ANCHOR_FMR)}: cosine-only → now", "false matches", "of them flagged",
+                  f"FMR at {AT} ÷ {power(ANCHOR_FMR)}: cosine-only → now", "95 % interval, people redrawn",
+                  "false matches", "pairs of people behind them (the largest's share)", "of them flagged",
                   "unflagged pairs: FMR ÷ 1e-3", f"FMR at {CROSS} ÷ 1e-3"], rows)
 
 

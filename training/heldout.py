@@ -42,6 +42,7 @@ TRADEOFF_CUTOFFS = tuple(np.round(np.arange(ANCHOR_SCORE, ANCHOR_SCORE + SCORE_P
 AGE_GAP_EDGES = (0, 5, 10, 20, math.inf)
 #: Age gaps between two photos of one person on real old photos: 0-5, 6-15 and 16 years or more.
 OLD_PHOTO_AGE_GAP_EDGES = (0, 6, 16, math.inf)
+PEOPLE_DRAWS = 1_000   # draws of the people of a small set for its FMR's interval
 
 
 def _key(cutoff: float) -> str:
@@ -351,7 +352,8 @@ def old_photo_rates(calibration: Calibration, data: dict, stats: FaceStats, rows
     (:func:`training.heldout.face_set_rates`, :func:`training.heldout.pair_rates`' layout): all
     pairs; adults (both 18+); by the younger face's age band; and by the age gap between the two
     photos (0-5, 6-15 and 16+ years; its different-person pairs mean little). ``flag``: also what
-    the answer flags ``within_calibration = False``."""
+    the answer flags ``within_calibration = False``. At 0.7 each also says who its false matches
+    come from (:func:`false_matches_by_people`)."""
     labels = {"age": data["label_age"][rows]}
     adults = make_grouping(GroupSpec("age", "min"), labels, {"age": (0, ADULT_AGE, math.inf)})
     younger = make_grouping(GroupSpec("age", "min"), labels, {"age": AGE_EDGES})
@@ -360,7 +362,42 @@ def old_photo_rates(calibration: Calibration, data: dict, stats: FaceStats, rows
               **named_groups(GapBands(data["age"][rows], OLD_PHOTO_AGE_GAP_EDGES, "age gap"))}
     overall, by_group = face_set_rates(calibration, data["embeddings"][rows], stats[rows], data["identity"][rows],
                                        groups, face_widths=data["face_width"][rows] if flag else None)
+    people = false_matches_by_people(calibration, data["embeddings"][rows], stats[rows], data["identity"][rows],
+                                     {"all": None, **groups})
+    for name, rates in (("all", overall), *by_group.items()):
+        rates[_key(ANCHOR_SCORE)].update(people[name])
     return {"photos": len(rows), "people": len(set(data["identity"][rows].tolist())), "all": overall, **by_group}
+
+
+def false_matches_by_people(calibration: Calibration, embeddings: np.ndarray, stats: FaceStats,
+                            identities: np.ndarray, groups: dict[str, tuple[object, int] | None], *,
+                            draws: int = PEOPLE_DRAWS, seed: int = 0) -> dict[str, dict]:
+    """Who the false matches at 0.7 of a small set come from, per group (None: every pair): how
+    many pairs of people (``false_match_people``), the share of the false matches from the pair
+    of people with most (``top_people_share``), and the FMR's 95 % interval over draws of the
+    people with replacement (``fmr_95_by_people``: a pair weighs the product of its two people's
+    counts). With a few dozen people one pair of lookalikes can make most of a group's false
+    matches; the exact interval of ``pair_rates`` treats every pair of photos as independent and
+    is far too narrow then."""
+    a, b = np.triu_indices(len(embeddings), 1)
+    person, codes = np.unique(identities, return_inverse=True)
+    a, b = a[codes[a] != codes[b]], b[codes[a] != codes[b]]
+    matched = calibration.score_pairs(np.einsum("ij,ij->i", embeddings[a], embeddings[b]), stats[a], stats[b]) >= ANCHOR_SCORE
+    counts = np.random.default_rng(seed).multinomial(len(person), np.full(len(person), 1 / len(person)), draws)
+    out = {}
+    for name, group in groups.items():
+        inside = np.ones(len(a), bool) if group is None else group[0].of_pairs(a, b) == group[1]
+        pa, pb = codes[a[inside]], codes[b[inside]]
+        weights = (counts[:, pa] * counts[:, pb]).astype(np.float32)
+        total = weights.sum(axis=1)
+        rates = (weights @ matched[inside].astype(np.float32))[total > 0] / total[total > 0]
+        hits = np.sort(np.stack([pa, pb])[:, matched[inside]], axis=0)
+        _, per_people = np.unique(hits, axis=1, return_counts=True) if hits.size else (None, np.zeros(0, int))
+        out[name] = {"false_match_people": int(len(per_people)),
+                     "top_people_share": float(per_people.max() / per_people.sum()) if len(per_people) else None,
+                     "fmr_95_by_people": [float(f"{v:.3g}") for v in np.quantile(rates, [0.025, 0.975])]
+                     if len(rates) else None}
+    return out
 
 
 def flagged_faces(calibration: Calibration, stats: FaceStats, widths: np.ndarray) -> dict:

@@ -4,7 +4,8 @@ Input: an ``embed_images`` file of a set of real old photos with a labels CSV ho
 ``subject`` (the person) and ``age`` (years, at the photo) — by default fgnet-dev (FG-NET: 41
 people photographed across their lives, most photos scanned prints). It is split **by person**
 (:func:`split_by_person`): the fit half fits the old-print model and shift, the held-out half
-only measures.
+only measures (``fit_calibration --old-photo-fit-half second`` swaps the halves, to check the
+method the other way round).
 
 - :func:`fit_old_print_model`: a logistic regression on the embedding, old photos of the fit
   people against the ordinary fit faces (LFW folds 1-5 and the cohort set's fit half, undegraded);
@@ -46,18 +47,20 @@ OLD_PRINT = 0.5
 
 
 
-def split_by_person(subjects: np.ndarray) -> np.ndarray:
+def split_by_person(subjects: np.ndarray, fit_half: str = "first") -> np.ndarray:
     """Fit (True) or held out: half the people (sorted by a hash of the subject name, so the
-    split is the same on every machine and balanced in people), all photos of a person together."""
+    split is the same on every machine and balanced in people), all photos of a person together.
+    ``fit_half``: which half fits, "first" (the shipped calibrations) or "second" (the same
+    method checked the other way round)."""
     order = sorted(set(subjects.tolist()), key=lambda s: hashlib.sha256(s.encode()).hexdigest())
-    fit_people = set(order[: len(order) // 2])
+    fit_people = set({"first": order[: len(order) // 2], "second": order[len(order) // 2:]}[fit_half])
     return np.array([s in fit_people for s in subjects.tolist()])
 
 
-def attach_identities(data: dict, labels_csv: Path) -> dict:
+def attach_identities(data: dict, labels_csv: Path, fit_half: str = "first") -> dict:
     """``data`` (an ``embed_images`` file with ``ok``) restricted to embedded photos listed in
     ``labels_csv`` (``path`` relative to it, ``subject``, ``age``), with ``identity``, ``age``
-    and ``fit`` (:func:`split_by_person`)."""
+    and ``fit`` (:func:`split_by_person` of ``fit_half``)."""
     root = Path(str(data["root"]))
     with open(labels_csv, newline="") as handle:
         rows = {str((labels_csv.parent / row["path"]).resolve()): row for row in csv.DictReader(handle)}
@@ -67,7 +70,7 @@ def attach_identities(data: dict, labels_csv: Path) -> dict:
     out["identity"] = np.array([row["subject"] for row, k in zip(found, keep) if k])
     out["label_age"] = np.array([row["age"] for row, k in zip(found, keep) if k])
     out["age"] = out["label_age"].astype(float)
-    out["fit"] = split_by_person(out["identity"])
+    out["fit"] = split_by_person(out["identity"], fit_half)
     return out
 
 
