@@ -25,7 +25,7 @@ import numpy as np
 
 from eval import datasets, groups, metrics, plots, report
 from eval.datasets import FaceDataset
-from eval.embeddings import EmbeddingCache, EmbeddingResult, embed_images
+from eval.embeddings import EmbeddingCache, EmbeddingResult, check_backend, embed_images
 from eval.run import EvaluationOptions, measure
 from facecmp.calibration import ANCHOR_SCORE
 from facecmp.errors import FacecmpError
@@ -83,7 +83,7 @@ def evaluate(dataset: str | Path | FaceDataset, *, mode: str | None = None, grou
     **dataset_options : how a path is read, as :func:`eval.datasets.load` (``format``, ``labels``,
         ``impostors_all_pairs``, ``max_images``, ``max_pairs``, ``folds``, ``col_a`` ...).
 
-    Raises InputError for a dataset, spec or band that cannot be used.
+    Raises InputError for a dataset, spec, band or backend that cannot be used.
     """
     started = time.perf_counter()
     if threads:
@@ -97,6 +97,7 @@ def evaluate(dataset: str | Path | FaceDataset, *, mode: str | None = None, grou
                                 "dataset already loaded")
         else:
             dataset = datasets.load(dataset, seed=seed, all_pairs=all_pairs, **dataset_options)
+        check_backend(backend)
         # Columns the pipeline gives each image (quality, estimated age) are known only after
         # embedding: checked now with empty values, filled in below.
         pending = {column: np.full(dataset.n_images, "") for column in groups.PIPELINE_COLUMNS

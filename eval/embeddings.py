@@ -168,6 +168,8 @@ def _embed_local(comparer, mode, todo: list[tuple[str, Path]], *, batch_size: in
         yield [(key, ImageRecord.from_result(result)) for (key, _), result in zip(batch, results)]
 
 
+BACKENDS = ("local", "ray")   # where embed_images computes: this machine's processes, or a Ray cluster
+
 #: Images to compute per worker process, at least, before ``local`` starts workers: each imports
 #: torch and loads the pipeline (a pool of 2 gives its first batches after 6.5 s in FAST, 9.4 s in
 #: ACCURATE), which the workers' faster rate wins back from ~570 (FAST) and ~670 (ACCURATE)
@@ -299,6 +301,12 @@ def _embed_ray(mode, todo: list[tuple[str, Path]], *, batch_size: int, actors: i
         yield items
 
 
+def check_backend(backend: str) -> None:
+    """Raises ValueError unless ``backend`` is one that :func:`embed_images` runs."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; use {' or '.join(map(repr, BACKENDS))}")
+
+
 def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None = None,
                  pipeline_id: str | None = None, cache: EmbeddingCache | None = None, batch_size: int = 32,
                  backend: str = "local", workers: int | EmbeddingWorkers | None = None, limit: int | None = None,
@@ -323,9 +331,12 @@ def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None
     torch_threads : ``torch.set_num_threads`` in each Ray actor (None: leave as is).
     ray_comparer_factory : picklable ``mode -> FaceComparer`` for the Ray actors.
     """
+    check_backend(backend)
     start = time.perf_counter()
     cache = cache or EmbeddingCache()
     pipeline_id = pipeline_id or comparer.pipeline_id(mode)
+    if isinstance(workers, EmbeddingWorkers) and workers.pipeline_id != pipeline_id:
+        raise ValueError(f"these workers embed for {workers.pipeline_id}, not {pipeline_id}")
     paths = [Path(p) for p in paths]
     keys = [file_sha256(p) for p in paths]
     known = cache.get_many(pipeline_id, keys)
@@ -342,18 +353,14 @@ def embed_images(paths: Sequence[str | Path], comparer=None, *, mode: str | None
             if backend == "local":
                 workers = workers or default_workers(comparer, len(todo))
                 if isinstance(workers, EmbeddingWorkers):
-                    if workers.pipeline_id != pipeline_id:
-                        raise ValueError(f"these workers embed for {workers.pipeline_id}, not {pipeline_id}")
                     batches = workers.embed(todo, batch_size=batch_size)
                 elif workers > 1:
                     batches = _embed_workers(comparer, mode, todo, batch_size=batch_size, workers=workers)
                 else:
                     batches = _embed_local(comparer, mode, todo, batch_size=batch_size)
-            elif backend == "ray":
+            else:
                 batches = _embed_ray(mode, todo, batch_size=batch_size, actors=ray_actors, torch_threads=torch_threads,
                                      comparer_factory=ray_comparer_factory)
-            else:
-                raise ValueError(f"unknown backend {backend!r}; use 'local' or 'ray'")
             for items in batches:
                 cache.put_many(pipeline_id, items)
                 known.update(items)

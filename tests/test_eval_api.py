@@ -179,6 +179,8 @@ def test_bad_input_is_refused_before_anything_is_embedded(tmp_path, labelled):
         eval.evaluate(flat, progress=False)
     with pytest.raises(InputError, match="needs col_a, col_b and col_same"):
         eval.evaluate(root / "labels.csv", progress=False)
+    with pytest.raises(InputError, match="unknown backend 'gpu'; use 'local' or 'ray'"):
+        eval.evaluate(root, backend="gpu", progress=False)
     with pytest.raises(TypeError, match="max_images"):
         eval.evaluate(datasets.load(root), max_images=3, progress=False)
 
