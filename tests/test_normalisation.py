@@ -8,7 +8,7 @@ import pytest
 from facecmp.calibration import Calibration, fmr_promised, load_calibration
 from facecmp.modes import MODES
 from facecmp.normalisation import FaceStats, ScoreNormaliser
-from training.fit_calibration import fit_age_shift, fit_knots, fit_quality_shift
+from training.fit_calibration import failing_below, fit_age_shift, fit_knots, fit_quality_shift
 from training.fit_data import group_masks, labelled_groups
 from facecmp.contract import PROMISE_TOLERANCE
 from training.heldout import (AGE_GAP_EDGES, GapBands, face_set_rates, named_groups, pair_rates,
@@ -87,6 +87,20 @@ def test_fit_quality_shift_recovers_a_known_shift_and_never_loosens():
     assert np.all(shift >= 0) and np.all(np.diff(shift) <= 0)
     assert np.interp(0.25, qualities, shift) == pytest.approx(0.875, abs=0.2)
     assert np.interp(0.9, qualities, shift) == pytest.approx(0.0, abs=0.1)
+
+
+def test_a_flag_limit_stands_where_the_promise_was_measured_to_fail():
+    rng = np.random.default_rng(6)
+    quality = rng.uniform(0.0, 1.0, 1_200_000)
+    cut = float(np.quantile(rng.normal(size=1_000_000), 1 - 1e-3))   # FMR 1e-3 for pairs of ordinary photos
+    values = rng.normal(size=quality.size) + np.where(quality < 0.3, 1.5, 0.0)   # poor pairs match ~20x as often
+    assert failing_below(quality, values, cut, lowest=0.0) == pytest.approx(0.3, abs=1 / 24)
+    # A failing bin in the middle of the range is not a limit: the walk stops at the first bin that keeps it.
+    middle = values + np.where((quality > 0.6) & (quality < 0.65), 1.5, 0.0)
+    assert failing_below(quality, middle, cut, lowest=0.0) == pytest.approx(0.3, abs=1 / 24)
+    # Where even the lowest bin keeps the promise, the limit is the lowest value measured.
+    kept = rng.normal(size=quality.size)
+    assert failing_below(quality, kept, cut, lowest=0.05) == 0.05
 
 
 def test_fit_knots_reaches_the_promised_false_match_rates_on_the_data_it_was_fitted_on():

@@ -430,7 +430,7 @@ def old_photos_same_table(cals: dict, mode: str, key: str, half: str) -> str:
 def flagged_faces_table(cals: dict) -> str:
     """Share of faces each reason marks (heldout."flagged faces"), per mode and held-out set."""
     reasons = ["quality", "face_width", "old_print", "cohort_similarity", "any"]
-    rows = [[mode, name, f"{entry['faces']:,}", *(pct(entry[r]) + " %" for r in reasons)]
+    rows = [[mode, name, f"{entry['faces']:,}", *(pct(entry[r]) for r in reasons)]
             for mode, cal in cals.items() for name, entry in cal["heldout"]["flagged faces"].items()]
     return table(["mode", "held-out faces", "faces", "low quality", "small face", "old print", "unusual neighbourhood",
                   "any reason"], rows)

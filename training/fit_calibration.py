@@ -20,7 +20,7 @@ Method (every fitted number comes from the *fit* parts; the rest is held out):
    alpha by 5-fold cross-validation by person; fit faces get cross-fitted values); the quality
    shift is the per-bin FMR-1e-3 quantile of the age-shifted AS-norm of impostor pairs among
    faces and copies, binned by the pair's higher quality, above that of undegraded pairs
-   (never negative). The quality floor of ``coverage``: see :func:`measured_limits`.
+   (never negative). The limits of the flags in ``coverage``: see :func:`heldout_limits`.
 3. Knots: the normalised similarities of all different-person pairs among the images of
    LFW folds 1-5; for scores s = 0.50, 0.51, ... the knot is the empirical cutoff at the
    promised FMR ``10 ** -(3 + (s - 0.7) / 0.1)`` while at least ``MIN_TAIL_COUNT`` pairs lie
@@ -159,23 +159,38 @@ def failing_below(key: np.ndarray, values: np.ndarray, cut: float, lowest: float
     return round(float(limit), 4)
 
 
-def measured_limits(normaliser: ScoreNormaliser, sampled: list, shifted: list, pair_quality: list, cut: float) -> dict:
-    """Where the promise was measured to fail, on the sampled impostor pairs of fit faces and
-    their degraded copies after every shift (:func:`failing_below`): ``quality`` by the pair's
-    higher quality and ``face_width`` by its larger face width (both faces small); where none
-    fails, the lowest quality the shift was fitted at and the smallest width measured. The cohort
-    similarity limits stay the range of every calibration face: measured by crowding, the most
-    crowded fit pairs (babies) missed the promise in ``accurate`` while the held-out age bands kept
-    it (docs/score.md), so a limit there would flag a quarter of ordinary faces on noise."""
+def heldout_limits(calibration: Calibration, fitted: dict, lfw: dict, cohort_set: dict, old_photos: dict | None,
+                   *, seed: int = 1) -> Calibration:
+    """``calibration`` with the limits of its flags, each where the promise was measured to fail
+    on *held-out* data after every shift (:func:`failing_below`), so that a flag stands where
+    people the fit never saw still miss the promise, not where the fit's own pairs (which the
+    shifts were fitted to) do: ``quality`` by the pair's higher quality and ``face_width`` by its
+    larger face width, on sampled impostor pairs of the held-out faces and their degraded copies
+    (LFW folds 6-10, the cohort set's held-out half; where no bin fails, the lowest quality the
+    shift was fitted at and the smallest width measured); ``old_print`` on the held-out people's
+    old photos (:func:`training.old_photos.old_print_limit`). The cohort similarity limits stay
+    the range of every calibration face: measured by crowding, the most crowded fit pairs (babies)
+    missed the promise in ``accurate`` while the held-out age bands kept it (docs/score.md), so a
+    limit there would flag a quarter of ordinary faces on noise."""
+    rng = np.random.default_rng(seed)
+    cut = calibration.similarity_at(ANCHOR_SCORE)
     values, quality, width = [], [], []
-    for (both, stats, a, b), v, q in zip(sampled, shifted, pair_quality):
-        values.append(v - normaliser.quality_shift(q)
-                      - normaliser.old_print_shift(np.minimum(stats.old_print[a], stats.old_print[b])))
-        quality.append(q)
+    for (both, stats), held in ((fitted["cohort_both"], cohort_set["ok"] & ~cohort_set["fit"]),
+                                (fitted["lfw_both"], lfw["ok"] & (lfw["fold"] >= 6))):
+        rows = np.flatnonzero(both["ok"] & held[both["source"]])
+        a, b = sample_pairs(len(rows), 2 * SHIFT_PAIRS, rng, both["identity"][rows])
+        a, b = rows[a], rows[b]
+        values.append(calibration.similarity(pair_cosines(both["embeddings"], a, b), stats[a], stats[b]))
+        quality.append(np.maximum(stats.quality[a], stats.quality[b]))
         width.append(np.maximum(both["face_width"][a], both["face_width"][b]))
     values, quality, width = (np.concatenate(x) for x in (values, quality, width))
-    return {"quality": failing_below(quality, values, cut, float(normaliser.shift_qualities[0])),
-            "face_width": round(failing_below(width, values, cut, float(width.min())), 1)}
+    limits = {"quality": failing_below(quality, values, cut, float(calibration.normaliser.shift_qualities[0])),
+              "face_width": round(failing_below(width, values, cut, float(width.min())), 1)}
+    if old_photos is not None:
+        limit = old_print_limit(calibration, old_photos, fitted["stats_old_photos"], np.flatnonzero(~old_photos["fit"]))
+        if limit is not None:
+            limits["old_print"] = limit
+    return dataclasses.replace(calibration, coverage={**calibration.coverage, **limits})
 
 
 def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float, seed: int = 0,
@@ -246,7 +261,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
             cos = pair_cosines(both["embeddings"], a, b)
             shifted.append(aged.normalise(cos, stats[a], stats[b]))
             pair_quality.append(np.maximum(stats.quality[a], stats.quality[b]))
-            sampled.append((both, stats, a, b))
+            sampled.append((stats, a, b))
         shift_qualities, shift_quality_values = fit_quality_shift(np.concatenate(shifted), np.concatenate(pair_quality),
                                                                   reference)
     normaliser = ScoreNormaliser(cohort, top_k, normaliser.age_weights, normaliser.age_bias, age_clamp,
@@ -258,7 +273,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
             normaliser, old_photos, both_c, stats_c, fit_c, both_l, stats_l, fit_l,
             reference=cutoff_at_fmr(np.concatenate(values) - aged.age_shift(np.concatenate(younger)), fmr=ANCHOR_FMR)[0],
             sampled=[(stats, a, b, v - normaliser.quality_shift(q))
-                     for (_, stats, a, b), v, q in zip(sampled, shifted, pair_quality)],
+                     for (stats, a, b), v, q in zip(sampled, shifted, pair_quality)],
             cohort_identity=cohort_identity, shift=old_print_shift)
     # The rest of the fit reads the undegraded faces, as before.
     clean_c, clean_l = np.flatnonzero(both_c["clean"]), np.flatnonzero(both_l["clean"])
@@ -279,9 +294,6 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
     ages = cohort_set["age"][fit_faces]
     coverage.update({"quality_percentiles": [round(float(v), 4) for v in np.quantile(qualities, percentiles)],
                      "age_range": [float(ages.min()), float(ages.max())]})
-    cut = float(np.interp(ANCHOR_SCORE, score, similarity))
-    if sampled:
-        coverage.update(measured_limits(normaliser, sampled, shifted, pair_quality, cut))
     calibration = Calibration(
         id="", pipeline=MODES[mode].fingerprint(), dataset="", method="", similarity_knots=similarity,
         score_knots=score, info={"tail": tail, "level": level, "quality_model": quality_info,
@@ -405,11 +417,7 @@ def main() -> None:
     calibration, fitted = fit(args.mode, lfw, cohort_set, top_k=args.top_k, age_clamp=args.age_clamp,
                               lfw_degraded=degraded["lfw"], cohort_degraded=degraded["cohort"],
                               degraded_in_cohort=args.degraded_cohort, old_photos=old_photos)
-    if old_photos is not None:
-        # Where two old prints still miss the promise after the shift: measured on held-out people.
-        limit = old_print_limit(calibration, old_photos, fitted["stats_old_photos"], np.flatnonzero(~old_photos["fit"]))
-        if limit is not None:
-            calibration = dataclasses.replace(calibration, coverage={**calibration.coverage, "old_print": limit})
+    calibration = heldout_limits(calibration, fitted, lfw, cohort_set, old_photos)
     pairs_embeddings = args.pairs_embeddings or embeddings_file(args.pairs.parent.name, args.mode)
     heldout, unkept = heldout_figures(
         calibration, {"lfw": fitted["stats_lfw"], "cohort": fitted["stats_cohort_set"]}, {"cosine-only": cosine_only(lfw)},

@@ -9,8 +9,8 @@ Each candidate is a full fit (:func:`training.fit_calibration.fit`) on the same 
 - ``old-print shift``: the model and its shift;
 - ``cohort + shift`` (the chosen one): both.
 
-Every candidate with the model also flags pairs of two old prints where its held-out people still
-miss the promise (:func:`training.old_photos.old_print_limit`), as the fit does.
+Every candidate's flags stand where held-out data still miss the promise, as the fit's do
+(:func:`training.fit_calibration.heldout_limits`; the old-print limit only with the model).
 
 Printed per candidate, held out: fgnet-dev's held-out people (FMR at 0.7 over all different-person
 pairs, adults, younger face 6+, the share of false matches flagged, same-person acceptance by age
@@ -24,7 +24,6 @@ figure, quality or cohort similarity, on fgnet-dev's held-out people together wi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +31,10 @@ import numpy as np
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE
 from eval.devdata import FGNET, LFW, UTKFACE, dataset_dir
 from training.embed_images import embeddings_file
-from training.fit_calibration import fit
+from training.fit_calibration import fit, heldout_limits
 from training.fit_data import attach_labels, load_degraded, load_embeddings, load_lfw_embeddings
 from training.heldout import flagged_faces, heldout_groups, old_photo_rates
-from training.old_photos import attach_identities, old_print_limit
+from training.old_photos import attach_identities
 from training.pair_walks import all_pairs
 
 CANDIDATES = {
@@ -55,10 +54,9 @@ def measure(name: str, options: dict, data: dict, mode: str) -> dict:
                               **{k: v for k, v in options.items() if k != "old_photos"})
     stats_old = calibration.face_stats(old["embeddings"])
     held_old = np.flatnonzero(~old["fit"])
-    if calibration.normaliser.old_print_weights is not None:   # the flag's limit, as the fit sets it
-        limit = old_print_limit(calibration, old, stats_old, held_old)
-        if limit is not None:
-            calibration = dataclasses.replace(calibration, coverage={**calibration.coverage, "old_print": limit})
+    # The flags' limits, as the fit sets them (the old-print limit only for candidates with the model).
+    calibration = heldout_limits(calibration, fitted, lfw, cohort_set,
+                                 old if calibration.normaliser.old_print_weights is not None else None)
     rates = old_photo_rates(calibration, old, stats_old, held_old)
     fit_rates = old_photo_rates(calibration, old, stats_old, np.flatnonzero(old["fit"]))
     held_lfw = np.flatnonzero(lfw["ok"] & (lfw["fold"] >= 6))
