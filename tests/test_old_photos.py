@@ -13,7 +13,8 @@ import pytest
 from facecmp.calibration import POOR_PHOTO_REASONS, Calibration
 from facecmp.normalisation import FaceStats, ScoreNormaliser
 from training.heldout import GapBands, false_matches_by_people
-from training.old_photos import fit_old_print_shift, identity_pairs, split_by_person
+from training.old_photos import fit_old_print_shift, split_by_person
+from training.pair_walks import identity_pairs
 
 
 def _stats(old_print: float, quality: float = 1.0, cohort_mean: float = 0.0) -> FaceStats:

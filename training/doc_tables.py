@@ -112,6 +112,12 @@ def promise_table(cals: dict) -> str:
                                         for s, f in zip(scores, fmr))]]))
 
 
+def people_interval(at: dict) -> str:
+    """"low–high" of a held-out rate's 95 % interval with the people redrawn, as multiples of the promise."""
+    low, high = at["fmr_95_by_people"]
+    return f"{ratio(low)}–{ratio(high)}"
+
+
 def span(values: list[float], number=ratio) -> str:
     """"low–high" of ``values`` as ``number`` writes them; one figure where both read the same."""
     low, high = number(min(values)), number(max(values))
@@ -150,8 +156,7 @@ def summary_table(cals: dict, groups_key: str, pairs_key: str) -> str:
 
     def old_photos(mode, group):
         at = held[mode][OLD_PHOTOS]["held-out people"]["normalised"][group][AT]
-        low, high = (ratio(v) for v in at["fmr_95_by_people"])
-        return (f"{ratio(at['fmr'])} ({low}–{high} with the people redrawn; {at['false_match_people']} pairs of people "
+        return (f"{ratio(at['fmr'])} ({people_interval(at)} with the people redrawn; {at['false_match_people']} pairs of people "
                 f"behind its false matches; {100 * (at['flagged_false_matches'] or 0):.0f} % of them flagged)")
     if old:
         rows += [[f"{OLD_PHOTOS} held-out people: real old photos, all pairs of two different people",
@@ -400,9 +405,8 @@ def old_photos_table(cals: dict, mode: str, key: str, half: str) -> str:
         before, at, cross = entry["cosine-only"][group], now[AT], now[CROSS]
         flagged = at["flagged_false_matches"]
         people = "—" if not at["false_matches"] else f"{at['false_match_people']} ({100 * at['top_people_share']:.0f} %)"
-        low, high = (ratio(v) for v in at["fmr_95_by_people"])
         rows.append([group, f"{now['impostor_pairs']:,}", before_after(ratio(before[AT]["fmr"]), ratio(at["fmr"])),
-                     f"{low}–{high}", f"{at['false_matches']:,}", people,
+                     people_interval(at), f"{at['false_matches']:,}", people,
                      "—" if flagged is None else f"{100 * flagged:.0f} %",
                      ratio(at["fmr_unflagged"]), before_after(ratio(before[CROSS]["fmr"]), ratio(cross["fmr"]))])
     return table(["different people (pairs by the younger face's labelled age)", "pairs",

@@ -61,7 +61,7 @@ from training.fit_data import (attach_labels, group_masks, labelled_groups, load
 from training.embed_images import embeddings_file
 from training.heldout import heldout_figures
 from training.old_photos import attach_identities, fit_old_prints, old_print_limit
-from training.pair_walks import all_pairs, pair_cosines, sample_pairs
+from training.pair_walks import all_pairs, sampled_impostor_cosines
 
 MIN_TAIL_COUNT = 50
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "facecmp" / "calibrations"
@@ -178,9 +178,8 @@ def heldout_limits(calibration: Calibration, fitted: dict, lfw: dict, cohort_set
     for (both, stats), held in ((fitted["cohort_both"], cohort_set["ok"] & ~cohort_set["fit"]),
                                 (fitted["lfw_both"], lfw["ok"] & (lfw["fold"] >= 6))):
         rows = np.flatnonzero(both["ok"] & held[both["source"]])
-        a, b = sample_pairs(len(rows), 2 * SHIFT_PAIRS, rng, both["identity"][rows])
-        a, b = rows[a], rows[b]
-        values.append(calibration.similarity(pair_cosines(both["embeddings"], a, b), stats[a], stats[b]))
+        a, b, cos = sampled_impostor_cosines(both["embeddings"], both["identity"], rows, 2 * SHIFT_PAIRS, rng)
+        values.append(calibration.similarity(cos, stats[a], stats[b]))
         quality.append(np.maximum(stats.quality[a], stats.quality[b]))
         width.append(np.maximum(both["face_width"][a], both["face_width"][b]))
     values, quality, width = (np.concatenate(x) for x in (values, quality, width))
@@ -241,9 +240,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
     younger, values = [], []
     for both, stats, chosen in ((both_c, stats_c, np.flatnonzero(fit_c & both_c["clean"])),
                                 (both_l, stats_l, np.flatnonzero(fit_l & both_l["clean"]))):
-        a, b = sample_pairs(len(chosen), SHIFT_PAIRS, rng, both["identity"][chosen])
-        a, b = chosen[a], chosen[b]
-        cos = pair_cosines(both["embeddings"], a, b)
+        a, b, cos = sampled_impostor_cosines(both["embeddings"], both["identity"], chosen, SHIFT_PAIRS, rng)
         values.append(asnorm(cos, stats[a], stats[b]))
         younger.append(np.minimum(stats.estimated_age[a], stats.estimated_age[b]))
     shift_ages, shift_values = fit_age_shift(np.concatenate(values), np.concatenate(younger), age_clamp)
@@ -256,9 +253,7 @@ def fit(mode: str, lfw: dict, cohort_set: dict, *, top_k: int, age_clamp: float,
         # Quality shift on sampled impostor pairs of faces and copies, relative to undegraded pairs.
         reference = cutoff_at_fmr(np.concatenate(values) - aged.age_shift(np.concatenate(younger)), fmr=ANCHOR_FMR)[0]
         for both, stats, chosen in ((both_c, stats_c, np.flatnonzero(fit_c)), (both_l, stats_l, np.flatnonzero(fit_l))):
-            a, b = sample_pairs(len(chosen), 2 * SHIFT_PAIRS, rng, both["identity"][chosen])
-            a, b = chosen[a], chosen[b]
-            cos = pair_cosines(both["embeddings"], a, b)
+            a, b, cos = sampled_impostor_cosines(both["embeddings"], both["identity"], chosen, 2 * SHIFT_PAIRS, rng)
             shifted.append(aged.normalise(cos, stats[a], stats[b]))
             pair_quality.append(np.maximum(stats.quality[a], stats.quality[b]))
             sampled.append((stats, a, b))

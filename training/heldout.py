@@ -32,7 +32,7 @@ from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF, P
 from facecmp.normalisation import FaceStats
 from training.fit_data import ADULT_AGE, folder_identities, labelled_groups, pairs_file_rows
 from training.lfw_protocol import view2_pairs
-from training.pair_walks import pair_blocks
+from training.pair_walks import identity_pairs, pair_blocks
 
 #: One decade looser than the anchor, the cross-age cutoff, the anchor, one decade stricter.
 CUTOFFS = (round(ANCHOR_SCORE - SCORE_PER_DECADE, 2), CROSS_AGE_SCORE_CUTOFF, ANCHOR_SCORE,
@@ -379,9 +379,9 @@ def false_matches_by_people(calibration: Calibration, embeddings: np.ndarray, st
     counts). With a few dozen people one pair of lookalikes can make most of a group's false
     matches; the exact interval of ``pair_rates`` treats every pair of photos as independent and
     is far too narrow then."""
-    a, b = np.triu_indices(len(embeddings), 1)
+    a, b, same = identity_pairs(identities)
+    a, b = a[~same], b[~same]
     person, codes = np.unique(identities, return_inverse=True)
-    a, b = a[codes[a] != codes[b]], b[codes[a] != codes[b]]
     matched = calibration.score_pairs(np.einsum("ij,ij->i", embeddings[a], embeddings[b]), stats[a], stats[b]) >= ANCHOR_SCORE
     counts = np.random.default_rng(seed).multinomial(len(person), np.full(len(person), 1 / len(person)), draws)
     out = {}

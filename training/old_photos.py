@@ -38,6 +38,7 @@ from eval.metrics import cutoff_at_fmr
 from facecmp.calibration import Calibration
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, PROMISE_TOLERANCE
 from facecmp.normalisation import FaceStats, ScoreNormaliser
+from training.pair_walks import identity_pairs
 
 OLD_PRINT_CS = (0.03, 0.1, 0.3, 1.0, 3.0)   # logistic regression strengths, chosen by CV by person
 SHIFT_MIN_PAIRS = 2_000    # per bin of the old-print shift: 2 pairs above its FMR-1e-3 quantile
@@ -129,12 +130,6 @@ def cohort_stats_without_own_person(normaliser: ScoreNormaliser, embeddings: np.
         alone = apart.face_stats(embeddings[own])
         mean[own], std[own] = alone.cohort_mean, alone.cohort_std
     return mean, std
-
-
-def identity_pairs(identity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pair i < j of a small set: rows ``a``, ``b`` and whether they are one person."""
-    a, b = np.triu_indices(len(identity), 1)
-    return a, b, identity[a] == identity[b]
 
 
 def fit_old_prints(normaliser: ScoreNormaliser, old_photos: dict, both_c: dict, stats_c: FaceStats, fit_c: np.ndarray,

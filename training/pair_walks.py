@@ -38,6 +38,21 @@ def sample_pairs(n: int, count: int, rng, identities: np.ndarray | None = None) 
     return a[keep][:count], b[keep][:count]
 
 
+def identity_pairs(identity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair i < j of a small set: rows ``a``, ``b`` and whether they are one person."""
+    a, b = np.triu_indices(len(identity), 1)
+    return a, b, identity[a] == identity[b]
+
+
+def sampled_impostor_cosines(emb: np.ndarray, identity: np.ndarray, rows: np.ndarray, count: int,
+                             rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` random pairs of different people among ``rows`` (:func:`sample_pairs`): their rows
+    ``a``, ``b`` (indices into ``emb``) and cosines."""
+    a, b = sample_pairs(len(rows), count, rng, identity[rows])
+    a, b = rows[a], rows[b]
+    return a, b, pair_cosines(emb, a, b)
+
+
 def pair_cosines(emb: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 262_144) -> np.ndarray:
     """Cosines of the pairs (a[i], b[i]) of unit-norm rows, a chunk of pairs at a time: gathering
     3 M pairs of 768-d rows at once took 18 GB (the accurate fit was killed for memory)."""
