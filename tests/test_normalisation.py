@@ -13,7 +13,8 @@ from training.fit_data import group_masks, labelled_groups
 from facecmp.contract import PROMISE_TOLERANCE
 from training.heldout import (AGE_GAP_EDGES, GapBands, face_set_rates, named_groups, pair_rates,
                               unkept_age_bands)
-from training.level_tradeoff import tradeoff_rows
+from training.level_tradeoff import old_photo_similarities, tradeoff_rows
+from training.old_photos import split_by_person
 from training.pair_walks import pair_cosines
 
 
@@ -259,3 +260,30 @@ def test_compare_reports_how_far_its_score_can_be_trusted(fast_comparer, celebri
     assert any(note.startswith("probe: a small face") for note in notes)
     assert any(note.startswith("reference: a small face") for note in notes)
     assert calibration.coverage_notes(stats, [limit - 1, ordinary]) == [] and not result.calibration_notes
+
+
+def test_the_level_tradeoff_reads_old_photos_of_the_held_out_people_only(tmp_path):
+    # Real files as embed_images writes them: 12 people, 3 photos each at ages 7, 15 and 40, one
+    # image had no face. A cosine-only map, so each similarity is the pair's cosine.
+    people = [f"{i:03d}" for i in range(12)]
+    rows = [(f"{p}/{p}A{age:02d}.JPG", p, age) for p in people for age in (7, 15, 40)]
+    rng = np.random.default_rng(3)
+    embeddings = _unit(rng.normal(size=(len(rows) + 1, 8)))
+    embeddings[-1] = np.nan
+    paths = [path for path, _, _ in rows] + ["nobody.JPG"]
+    np.savez(tmp_path / "old.npz", paths=np.array(paths), embeddings=embeddings, root=str(tmp_path))
+    (tmp_path / "labels.csv").write_text("path,subject,age\n" + "".join(f"{r[0]},{r[1]},{r[2]}\n" for r in rows))
+    calibration = Calibration("linear", {}, "", "", np.array([-1.0, 1.0]), np.array([0.0, 1.0]), {})
+    impostors, genuine = old_photo_similarities(calibration, tmp_path / "old.npz", tmp_path / "labels.csv")
+    held = [i for i, (_, person, _) in enumerate(rows) if not split_by_person(np.array(people))[people.index(person)]]
+    n = len(held) // 3   # held-out people, 3 photos each
+    name = "fgnet-dev held-out people"
+    assert len(impostors[f"{name}, all"]) == 9 * n * (n - 1) // 2
+    assert len(impostors[f"{name}, adults (both 18+)"]) == n * (n - 1) // 2            # the two 40-year-olds
+    assert len(impostors[f"{name}, younger face 13-17"]) == 3 * n * (n - 1) // 2       # 15 with 15 or 40
+    assert len(impostors[f"{name}, younger face 6-12"]) == 5 * n * (n - 1) // 2
+    assert f"{name}, younger face 0-2" not in impostors                                # the issue judges from 6
+    assert [len(genuine[f"{name}, same person {gap} years apart"]) for gap in ("0-5", "6-15", "16+")] == [0, n, 2 * n]
+    first, second = held[0], held[1]   # one person at 7 and 15: 8 years apart
+    assert genuine[f"{name}, same person 6-15 years apart"][0] == pytest.approx(
+        float(embeddings[first] @ embeddings[second]), abs=1e-6)
