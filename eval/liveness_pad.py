@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecmp.decode import load_image
-from facecmp.liveness import LivenessChecker
 from eval.devdata import shared_root
 from eval.metrics import fmr_fnmr
-from facecmp.settings import LivenessSettings
+from facecmp.decode import load_image
+from facecmp.liveness import LivenessChecker
+from facecmp.settings import FacecmpSettings, LivenessSettings
 
 BLOCK = 50
 

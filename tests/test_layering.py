@@ -1,7 +1,9 @@
 """The house's import rules, read from the source: facecmp/ imports nothing from serve/, eval/
 or training/; training/ may import eval/ (its metrics and dataset adapters), and no other of
 the three imports another; `facecmp serve` reaches the service
-only through the `facecmp.commands` entry point that pyproject.toml declares."""
+only through the `facecmp.commands` entry point that pyproject.toml declares; and no source,
+script or notebook uses a name it never defined or imports what it never uses (pyflakes' rules,
+run by ruff: a script no test runs broke on an undefined name once)."""
 from __future__ import annotations
 
 import ast
@@ -37,6 +39,19 @@ def test_packages_import_only_the_library(package):
     offenders = {str(path.relative_to(REPO)): sorted((imported_packages(path) & set(PACKAGES)) - allowed)
                  for path in sorted((REPO / package).rglob("*.py"))}
     assert {path: bad for path, bad in offenders.items() if bad} == {}
+
+
+def test_no_source_uses_an_undefined_name_or_imports_in_vain(tmp_path):
+    # ruff's F rules (pyflakes) over every Python file and notebook of the repository.
+    found = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "F", "--no-cache",
+                            "--output-format", "concise", "--exclude", ".venv", str(REPO)],
+                           capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stdout + found.stderr
+    broken = tmp_path / "broken.py"
+    broken.write_text("import json\nprint(Undefined)\n")
+    caught = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "F", "--no-cache",
+                             "--output-format", "concise", str(broken)], capture_output=True, text=True, timeout=120)
+    assert "F401" in caught.stdout and "F821" in caught.stdout   # the check itself sees both
 
 
 def test_the_checker_sees_each_kind_of_import(tmp_path):

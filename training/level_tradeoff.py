@@ -31,8 +31,8 @@ from facecmp.calibration import Calibration, load_calibration
 from facecmp.contract import ANCHOR_FMR, ANCHOR_SCORE, CROSS_AGE_SCORE_CUTOFF
 from facecmp.modes import MODES
 from training.embed_images import embeddings_file
-from training.fit_data import (ADULT_AGE, attach_labels, group_masks, labelled_groups, load_embeddings, load_lfw_embeddings,
-                               pairs_file_rows)
+from training.fit_data import (ADULT_AGE, attach_labels, group_masks, labelled_groups, load_embeddings,
+                               load_lfw_embeddings, pairs_file_rows)
 from training.heldout import OLD_PHOTO_AGE_GAP_EDGES
 from training.old_photos import attach_identities
 from training.pair_walks import all_pairs, identity_pairs, pairs_across_folders
