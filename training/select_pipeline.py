@@ -86,8 +86,8 @@ def measure(comparer: FaceComparer, lfw: Path, config: PipelineConfig, *, folds:
     genuine = cos[keep & same]
     for fmr in (1e-3, 1e-4):
         row[f"tar@{fmr:g}"] = float(np.mean(genuine >= cutoff_at_fmr(impostor, fmr=fmr)[0]))
-    if config.mode in MODES:   # the shipped calibration on the folds it was not fitted on
-        held = np.flatnonzero(~np.isnan(emb).any(axis=1) & (image_folds >= 6))
+    held = np.flatnonzero(~np.isnan(emb).any(axis=1) & (image_folds >= 6))
+    if config.mode in MODES and held.size:   # the shipped calibration on the folds it was not fitted on
         calibration = load_calibration(config.mode, config.fingerprint())
         rates, _ = face_set_rates(calibration, emb[held], calibration.face_stats(emb[held]),
                                   np.array(identities)[held], cutoffs=DEFAULT_CUTOFFS)
