@@ -83,11 +83,12 @@ def old_photo_similarities(calibration: Calibration, npz: Path, labels_csv: Path
     similarity = calibration.similarity(np.einsum("ij,ij->i", emb[a], emb[b]), stats[a], stats[b])
     younger, gap = np.minimum(age[a], age[b]), np.abs(age[a] - age[b])
     name = f"{FGNET} held-out people"
+    bands = {f"{name}, younger face {band}": ~same & (low <= younger) & (younger < high)
+             for band, low, high in zip(band_names(AGE_EDGES), AGE_EDGES[:-1], AGE_EDGES[1:])
+             if low >= OLD_PHOTO_BANDS_FROM}
     impostors = {f"{name}, all": similarity[~same],
                  f"{name}, adults (both {ADULT_AGE}+)": similarity[~same & (younger >= ADULT_AGE)],
-                 **{f"{name}, younger face {band}": similarity[~same & (low <= younger) & (younger < high)]
-                    for band, low, high in zip(band_names(AGE_EDGES), AGE_EDGES[:-1], AGE_EDGES[1:])
-                    if low >= OLD_PHOTO_BANDS_FROM and np.any(~same & (low <= younger) & (younger < high))}}
+                 **{band: similarity[inside] for band, inside in bands.items() if inside.any()}}
     edges = OLD_PHOTO_AGE_GAP_EDGES
     genuine = {f"{name}, same person {band} years apart": similarity[same & (low <= gap) & (gap < high)]
                for band, low, high in zip(band_names(edges), edges[:-1], edges[1:])}
